@@ -1,0 +1,40 @@
+"""ASE calculator for a trained hqc-qiskit model (exact engine): energy, free_energy, forces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .checkpoint import load_model
+from .data.graph import atoms_to_graph, collate, to_device
+
+
+class HQCCalculator(Calculator):
+    """ASE Calculator from a run directory or checkpoint. Energies eV, forces eV/Å.
+
+    >>> calc = HQCCalculator("runs/quick")          # doctest: +SKIP
+    >>> atoms.calc = calc; atoms.get_potential_energy()  # doctest: +SKIP
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, model_path: str | Path | None = None, model=None, device: str = "cpu", which: str = "best", **kwargs):
+        super().__init__(**kwargs)
+        if model is None:
+            if model_path is None:
+                raise ValueError("give model_path (run directory or checkpoint) or model")
+            model = load_model(model_path, which=which)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.dtype = next(self.model.parameters()).dtype
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        cfg = self.model.config
+        graph = collate([atoms_to_graph(self.atoms, cfg.cutoff, cfg.species)])
+        out = self.model(to_device(graph, self.device, self.dtype), compute_forces=True)
+        energy = float(out["energy"].detach().cpu().double()[0])
+        self.results = {"energy": energy, "free_energy": energy,
+                        "forces": out["forces"].detach().cpu().double().numpy()}

@@ -1,0 +1,54 @@
+"""Atomic checkpoint files and rebuilding a model from a checkpoint or run directory alone."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import HQCError
+from .model.potential import HQCPotential, build_model
+
+CHECKPOINT = "checkpoint.pt"   # latest state (resume)
+BEST = "best_model.pt"         # EMA weights with the best validation loss
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def model_payload(model: HQCPotential) -> dict:
+    """What rebuilds a model: its config (hyperparameters) and weights."""
+    return {"model_config": model.config.model_dump(mode="json"), "model_state": model.state_dict()}
+
+
+def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
+    """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last')."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / BEST, path / CHECKPOINT] if which == "best" else [path / CHECKPOINT]
+        found = [p for p in candidates if p.exists()]
+        if not found:
+            raise HQCError(f"{path}: no {' or '.join(c.name for c in candidates)} in this run directory")
+        path = found[0]
+    if not path.exists():
+        raise HQCError(f"{path}: checkpoint does not exist")
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if "model_config" not in payload:
+        raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")
+    model = build_model(payload["model_config"])
+    state = payload.get("ema_state") or payload["model_state"]
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,173 @@
+"""Command-line interface: ``hqc-qiskit data|train|evaluate ...`` (Typer + Rich)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import HQCError
+
+app = typer.Typer(
+    help="Hybrid quantum-classical ML interatomic potentials with Qiskit variational-circuit readouts.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+data_app = typer.Typer(help="Import, split and inspect labelled structure data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@data_app.command("import-cp2k")
+def import_cp2k_cmd(
+    pos: Path = typer.Argument(..., help="CP2K positions trajectory (*-pos-*.xyz, plain or .gz), Å, E in Hartree"),
+    frc: Path = typer.Argument(..., help="CP2K forces trajectory (*-frc-*.xyz, plain or .gz), same frames"),
+    out: Path = typer.Option(..., "--out", "-o", help="output extxyz file (.gz to compress)"),
+    cell: Optional[str] = typer.Option(None, help="cell lengths in Å: one (cubic) or three, e.g. 10.862 or 10,11,12"),
+    cp2k_input: Optional[Path] = typer.Option(None, "--cp2k-input", help="read the cell from this CP2K input's &CELL"),
+    force_unit: str = typer.Option("hartree/bohr", help="unit of the forces file: hartree/bohr (CP2K default), hartree/angstrom, ev/angstrom"),
+    energy_unit: str = typer.Option("hartree", help="unit of the E = ... comment value: hartree or ev"),
+):
+    """Convert CP2K trajectory output to extxyz in eV and eV/Å, positions wrapped into the cell."""
+    from .data.cp2k import import_cp2k, parse_cell_lengths, read_cp2k_cell
+    from .data.dataset import write_structures
+
+    try:
+        if (cell is None) == (cp2k_input is None):
+            raise HQCError("give exactly one of --cell or --cp2k-input")
+        box = parse_cell_lengths(cell) if cell is not None else read_cp2k_cell(cp2k_input)
+        frames = import_cp2k(pos, frc, box, force_unit=force_unit, energy_unit=energy_unit)
+        write_structures(out, frames)
+    except HQCError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(frames)} frames ({len(frames[0])} atoms each) to {out}")
+
+
+@data_app.command("split")
+def split_cmd(
+    file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),
+    sizes: str = typer.Option("900,50,50", help="frames per part: train,val[,test]"),
+    seed: int = typer.Option(0, help="random seed of the split"),
+):
+    """Write seeded train/val/test files next to FILE (<stem>.train.extxyz[.gz], ...)."""
+    from .data.dataset import split_file
+
+    try:
+        parts = [int(s) for s in sizes.split(",")]
+    except ValueError:
+        _fail(HQCError(f"--sizes {sizes!r}: expected comma-separated integers"))
+    try:
+        for path in split_file(file, parts, seed):
+            console.print(f"wrote {path}")
+    except HQCError as exc:
+        _fail(exc)
+
+
+@data_app.command("info")
+def info_cmd(
+    file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),
+    energy_key: str = typer.Option("energy", help="name of the energy label"),
+    forces_key: str = typer.Option("forces", help="name of the forces label"),
+):
+    """Validate a labelled file and print a summary (frames, elements, energy and force ranges)."""
+    import numpy as np
+
+    from .data.dataset import load_labelled
+
+    try:
+        frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key)
+    except HQCError as exc:
+        _fail(exc)
+    e = np.array([a.get_potential_energy() / len(a) for a in frames])
+    f = np.concatenate([a.get_forces().ravel() for a in frames])
+    table = Table(title=str(file))
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_row("frames", str(len(frames)))
+    table.add_row("elements", ", ".join(sorted({s for a in frames for s in a.get_chemical_symbols()})))
+    table.add_row("atoms per frame", f"{min(map(len, frames))}-{max(map(len, frames))}")
+    table.add_row("E per atom (eV)", f"mean {e.mean():.4f}, std {e.std() * 1000:.2f} meV")
+    table.add_row("force component (eV/Å)", f"rms {np.sqrt(np.mean(f**2)):.3f}, max |F| {np.abs(f).max():.3f}")
+    console.print(table)
+
+
+def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    table = Table(title=title)
+    for col in ("set", "E RMSE (meV/atom)", "E RMSE offset-free (meV/atom)", "E MAE (meV/atom)", "F RMSE (eV/Å)", "F MAE (eV/Å)"):
+        table.add_column(col, justify="right")
+    for name, m in rows.items():
+        table.add_row(name, f"{m['rmse_e_mev_atom']:.3f}", f"{m['rmse_e_offset_free_mev_atom']:.3f}",
+                      f"{m['mae_e_mev_atom']:.3f}", f"{m.get('rmse_f_ev_a', float('nan')):.4f}", f"{m.get('mae_f_ev_a', float('nan')):.4f}")
+    return table
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="run configuration YAML (see docs/configuration.md)"),
+    override: List[str] = typer.Option([], "--override", "-o", help="key.sub=value, YAML value; repeatable"),
+    resume: bool = typer.Option(False, help="continue from <run_dir>/checkpoint.pt exactly where it stopped"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+):
+    """Train a potential; writes the run directory (config, metrics.csv, checkpoints, plots, summary)."""
+    from .config import load_config
+    from .train import Trainer
+
+    try:
+        cfg = load_config(config, override)
+        trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty())
+        if trainer.dist.is_main:
+            console.print(f"run directory: {trainer.run_dir}  (train {len(trainer.graphs.train)}, val "
+                          f"{len(trainer.graphs.val)}, test {len(trainer.graphs.test)} structures; device {trainer.device})")
+        summary = trainer.fit()
+    except HQCError as exc:
+        _fail(exc)
+    if trainer.dist.is_main:
+        console.print(f"stopped after {summary['epochs']} epochs ({summary['stop_reason']}), "
+                      f"{summary['train_seconds'] / 60:.1f} min")
+        if "test" in summary:
+            console.print(_metrics_table(f"{cfg.name}: test set (best EMA model)", {"test": summary["test"]}))
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="run directory or checkpoint file"),
+    data: Path = typer.Option(..., "--data", "-d", help="labelled structures to evaluate on"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics to this JSON file"),
+    plot: Optional[Path] = typer.Option(None, help="parity plot PNG (default: <run>/parity_<data stem>.png for a run dir)"),
+    energy_key: str = typer.Option("energy", help="name of the energy label"),
+    forces_key: str = typer.Option("forces", help="name of the forces label"),
+    which: str = typer.Option("best", help="best (EMA, best validation) or last checkpoint"),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+):
+    """RMSE and MAE of E (meV/atom) and F (eV/Å) on a labelled file, with parity plots."""
+    from .evaluate import evaluate as run_eval
+    from .evaluate import write_json
+
+    if plot is None and run.is_dir():
+        plot = run / f"parity_{data.name.split('.')[0]}_{'.'.join(data.name.split('.')[1:2])}.png"
+    try:
+        metrics = run_eval(run, data, energy_key, forces_key, device=device, plot=plot, which=which)
+    except HQCError as exc:
+        _fail(exc)
+    console.print(_metrics_table(f"{run} on {data}", {data.name: metrics}))
+    if plot is not None:
+        console.print(f"parity plot: {plot}")
+    if json_out is not None:
+        write_json(metrics, json_out)
+        console.print(f"metrics: {json_out}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,190 @@
+"""Typed run configuration: YAML in, validated with pydantic, saved resolved next to the results.
+
+Relative paths in a YAML file are relative to that file's folder; paths given with ``--override``
+are relative to the current directory. Unknown keys are errors (a typo must not be ignored).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+PAPER_HIDDEN_IRREPS = "64x0e + 64x0o + 64x1o + 64x1e + 8x2o + 8x2e"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Either ``train``/``val``/``test`` files, or one ``file`` split with ``split`` sizes and ``split_seed``."""
+
+    file: Optional[Path] = None
+    split: Optional[list[int]] = None
+    split_seed: int = 0
+    train: Optional[Path] = None
+    val: Optional[Path] = None
+    test: Optional[Path] = None
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    max_train: Optional[int] = Field(None, description="use only the first N training frames (quick runs)")
+    max_val: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.file is None and self.train is None:
+            raise ValueError("give either data.file (with data.split) or data.train/data.val")
+        if self.file is not None and self.train is not None:
+            raise ValueError("give data.file or data.train, not both")
+        if self.file is not None and (self.split is None or len(self.split) not in (2, 3)):
+            raise ValueError("data.file needs data.split: [n_train, n_val] or [n_train, n_val, n_test]")
+        return self
+
+
+class ClassicalReadoutConfig(_Strict):
+    kind: Literal["classical"] = "classical"
+    hidden: int = 32
+
+
+class QuantumReadoutConfig(_Strict):
+    kind: Literal["quantum"] = "quantum"
+    ansatz: str = "cz"
+    engine: Literal["exact", "qnn"] = "exact"
+    n_qubits: int = 8
+    n_layers: int = 3
+
+    @field_validator("ansatz")
+    @classmethod
+    def _known(cls, v):
+        from .quantum.circuits import ansatz_names
+
+        if v not in ansatz_names():
+            raise ValueError(f"unknown ansatz {v!r}; choose one of {ansatz_names()}")
+        return v
+
+
+class ModelConfig(_Strict):
+    species: list[str] = ["Si"]
+    cutoff: float = Field(4.5, gt=0, description="Å")
+    n_radial: int = 8
+    envelope_p: int = 2
+    lmax: int = 3
+    embedding_dim: int = 64
+    hidden_irreps: str = PAPER_HIDDEN_IRREPS
+    n_layers: int = Field(5, ge=1)
+    radial_mlp: list[int] = [64, 64]
+    avg_num_neighbors: float = 25.0
+    reference_energies: Union[dict[str, float], Literal["fit"]] = Field(
+        "fit", description="eV per atom of each element, or 'fit' (least squares on the training set)"
+    )
+    readout: Union[ClassicalReadoutConfig, QuantumReadoutConfig] = Field(default_factory=ClassicalReadoutConfig, discriminator="kind")
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @field_validator("hidden_irreps")
+    @classmethod
+    def _irreps(cls, v):
+        from e3nn import o3
+
+        try:
+            irreps = o3.Irreps(v)
+        except Exception as exc:
+            raise ValueError(f"cannot parse irreps {v!r}: {exc}") from None
+        if not any(ir == o3.Irrep("0e") for _, ir in irreps):
+            raise ValueError("hidden_irreps needs scalars (0e) for the readouts")
+        return v
+
+
+class SchedulerConfig(_Strict):
+    factor: float = 0.9
+    patience: int = 50
+
+
+class TrainConfig(_Strict):
+    batch_size: int = Field(20, ge=1)
+    max_epochs: int = Field(100, ge=1)
+    lr: float = 0.01
+    amsgrad: bool = True
+    weight_decay: float = 0.005
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    ema_decay: Optional[float] = Field(0.99, description="null disables the EMA")
+    early_stopping_patience: Optional[int] = Field(None, description="epochs without val improvement")
+    max_minutes: Optional[float] = Field(None, description="stop (checkpointed, resumable) after this wall time")
+    device: str = "auto"
+    eval_every: int = 1
+    num_threads: Optional[int] = None
+
+
+class RunConfig(_Strict):
+    name: str
+    seed: int = 0
+    output_dir: Optional[Path] = None
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def run_dir(self) -> Path:
+        return self.output_dir if self.output_dir is not None else Path("runs") / self.name
+
+
+_PATH_KEYS = (("data", "file"), ("data", "train"), ("data", "val"), ("data", "test"), ("output_dir",))
+
+
+def _set_dotted(tree: dict, dotted: str, value) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``key.sub=value`` with the value read as YAML (``3``, ``0.1``, ``[1, 2]``, ``null``, ``cz``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: cannot read value ({exc})") from None
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> RunConfig:
+    """Read, resolve paths, apply overrides, validate. Errors name the file and the bad key."""
+    if raw is None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        base = path.parent
+        raw.setdefault("output_dir", str(Path(raw.get("name", path.stem))))
+        for keys in _PATH_KEYS:
+            node = raw
+            for k in keys[:-1]:
+                node = node.get(k) or {}
+            if node.get(keys[-1]) is not None:
+                node[keys[-1]] = str((base / node[keys[-1]]))
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(raw, key, value)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path or 'config'}: invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,141 @@
+"""Load labelled structures from any ASE-readable file, validate them, split them, write them.
+
+Labels are read from configurable keys (``energy_key``, ``forces_key``): ASE's calculator results
+for the standard ``energy``/``forces`` names, otherwise ``atoms.info`` / ``atoms.arrays``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from ..errors import DataError
+
+
+def _label(atoms: Atoms, key: str, per_atom: bool):
+    calc_results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+    if key in calc_results:
+        return calc_results[key]
+    store = atoms.arrays if per_atom else atoms.info
+    return store.get(key)
+
+
+def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
+    """Read frames with ASE, turning ASE's parse errors into a :class:`DataError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file does not exist")
+    try:
+        if path.suffixes[-2:] in ([".extxyz", ".gz"], [".xyz", ".gz"]):
+            # ASE's extxyz reader seeks backwards, which re-decompresses a .gz file from the start each
+            # time (quadratic in the number of frames): decompress once into memory instead
+            with gzip.open(path, "rt") as fh:
+                frames = ase.io.read(io.StringIO(fh.read()), index=index, format="extxyz")
+        else:
+            frames = ase.io.read(path, index=index)
+    except Exception as exc:  # ASE raises many different types for malformed files
+        raise DataError(path, f"ASE could not read it ({type(exc).__name__}: {exc})") from exc
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise DataError(path, "no frames found")
+    return frames
+
+
+def load_labelled(
+    path: str | Path,
+    energy_key: str = "energy",
+    forces_key: str = "forces",
+    species: list[str] | None = None,
+    require_forces: bool = True,
+    index: str = ":",
+) -> list[Atoms]:
+    """Frames with validated labels, stored as a SinglePointCalculator (energy eV, forces eV/Å).
+
+    Checks, each reported with file, frame and field: energy present and finite, forces present with
+    shape (n_atoms, 3) and finite, positions finite, elements in ``species`` (if given), and a
+    non-singular cell for every periodic direction.
+    """
+    path = Path(path)
+    frames = read_structures(path, index)
+    allowed = set(species) if species is not None else None
+    out = []
+    for k, atoms in enumerate(frames):
+        n = len(atoms)
+        if n == 0:
+            raise DataError(path, "frame has no atoms", k, "n_atoms")
+        energy = _label(atoms, energy_key, per_atom=False)
+        if energy is None:
+            raise DataError(path, f"no energy label (looked for key '{energy_key}')", k, energy_key)
+        try:
+            energy = float(energy)
+        except (TypeError, ValueError):
+            raise DataError(path, f"energy {energy!r} is not a number", k, energy_key) from None
+        if not math.isfinite(energy):
+            raise DataError(path, f"energy is {energy}", k, energy_key)
+        forces = _label(atoms, forces_key, per_atom=True)
+        if forces is None and require_forces:
+            raise DataError(path, f"no forces label (looked for key '{forces_key}')", k, forces_key)
+        if forces is not None:
+            forces = np.asarray(forces, dtype=float)
+            if forces.shape != (n, 3):
+                raise DataError(path, f"forces have shape {forces.shape}, expected ({n}, 3)", k, forces_key)
+            bad = np.argwhere(~np.isfinite(forces))
+            if len(bad):
+                raise DataError(path, f"non-finite force on atom {bad[0][0]}", k, forces_key)
+        if not np.all(np.isfinite(atoms.positions)):
+            raise DataError(path, "non-finite position", k, "positions")
+        if allowed is not None:
+            unknown = sorted(set(atoms.get_chemical_symbols()) - allowed)
+            if unknown:
+                raise DataError(path, f"element(s) {unknown} not in the model's species {sorted(allowed)}", k, "symbols")
+        if atoms.pbc.any():
+            cell = np.asarray(atoms.cell)
+            if np.any(np.linalg.norm(cell[atoms.pbc], axis=1) < 1e-8) or abs(np.linalg.det(cell)) < 1e-8:
+                raise DataError(path, "periodic frame without a valid cell", k, "cell")
+        clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        clean.info.update({key: v for key, v in atoms.info.items() if key != energy_key})
+        clean.calc = SinglePointCalculator(clean, energy=energy, forces=forces)
+        out.append(clean)
+    return out
+
+
+def write_structures(path: str | Path, frames: list[Atoms]) -> None:
+    """Write extxyz (gzip when the name ends in .gz) atomically: a killed write leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp" + ("".join(path.suffixes[-1:]) if path.suffix == ".gz" else ""))
+    ase.io.write(tmp, frames, format="extxyz")
+    tmp.replace(path)
+
+
+def split_indices(n_frames: int, sizes: list[int], seed: int) -> list[np.ndarray]:
+    """Seeded random split of ``range(n_frames)`` into consecutive parts of the given sizes."""
+    if any(s < 0 for s in sizes) or sum(sizes) > n_frames:
+        raise DataError("--sizes", f"sizes {sizes} need {sum(sizes)} frames, the file has {n_frames}")
+    order = np.random.default_rng(seed).permutation(n_frames)
+    bounds = np.cumsum([0, *sizes])
+    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def split_file(path: str | Path, sizes: list[int], seed: int, names=("train", "val", "test")) -> list[Path]:
+    """Write ``<stem>.<name>.extxyz[.gz]`` next to ``path`` for each part; return their paths."""
+    path = Path(path)
+    frames = read_structures(path)
+    parts = split_indices(len(frames), sizes, seed)
+    if len(parts) > len(names):
+        names = tuple(f"part{k}" for k in range(len(parts)))
+    stem = path.name.split(".")[0]
+    gz = ".gz" if path.suffix == ".gz" else ""
+    written = []
+    for name, idx in zip(names, parts):
+        out = path.with_name(f"{stem}.{name}.extxyz{gz}")
+        write_structures(out, [frames[i] for i in idx])
+        written.append(out)
+    return written

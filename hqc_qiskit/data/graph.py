@@ -1,0 +1,85 @@
+"""Periodic neighbour lists (vesin) and batching of structures into one graph dictionary.
+
+Neighbour lists are built once per structure (training positions never move) and reused;
+MD/MC rebuild them per step through :func:`atoms_to_graph`. Keys and shapes: :mod:`.keys`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase import Atoms
+from vesin import NeighborList
+
+from . import keys as K
+
+
+def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full (both directions) neighbour list within ``cutoff`` Å.
+
+    Returns (senders j, receivers i, shifts S) with r_ij = r_j - r_i + S @ cell.
+    Non-periodic structures get a box large enough to hold them and no shifts.
+    """
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.all():
+        box, periodic = np.asarray(atoms.cell, dtype=float), True
+    elif not pbc.any():
+        box, periodic = np.zeros((3, 3)), False
+    else:
+        raise ValueError("mixed periodic boundary conditions are not supported; use pbc=True or pbc=False")
+    i, j, shifts = NeighborList(cutoff=cutoff, full_list=True).compute(
+        points=np.asarray(atoms.positions, dtype=float), box=box, periodic=periodic, quantities="ijS"
+    )
+    return j.astype(np.int64), i.astype(np.int64), shifts.astype(np.float64)
+
+
+def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels: bool = False) -> dict:
+    """One structure -> graph dictionary (CPU tensors, float64 geometry; cast by :func:`to_device`)."""
+    index = {s: k for k, s in enumerate(species)}
+    symbols = atoms.get_chemical_symbols()
+    try:
+        species_idx = torch.tensor([index[s] for s in symbols], dtype=torch.long)
+    except KeyError as exc:
+        raise ValueError(f"element {exc.args[0]} is not in the model's species {species}") from None
+    senders, receivers, shifts = neighbour_list(atoms, cutoff)
+    graph = {
+        K.POSITIONS: torch.tensor(atoms.positions, dtype=torch.float64),
+        K.SPECIES: species_idx,
+        K.EDGE_INDEX: torch.from_numpy(np.stack([senders, receivers])),
+        K.SHIFTS: torch.from_numpy(shifts),
+        K.CELL: torch.tensor(np.asarray(atoms.cell), dtype=torch.float64).reshape(1, 3, 3),
+    }
+    if with_labels:
+        graph[K.ENERGY] = torch.tensor([atoms.get_potential_energy()], dtype=torch.float64)
+        graph[K.FORCES] = torch.tensor(atoms.get_forces(), dtype=torch.float64)
+    return graph
+
+
+def collate(graphs: list[dict]) -> dict:
+    """Concatenate graphs into one batch, offsetting edge indices; adds ``batch`` and ``n_atoms``."""
+    n_atoms = torch.tensor([len(g[K.SPECIES]) for g in graphs], dtype=torch.long)
+    offsets = torch.cumsum(n_atoms, 0) - n_atoms
+    out = {
+        K.POSITIONS: torch.cat([g[K.POSITIONS] for g in graphs]),
+        K.SPECIES: torch.cat([g[K.SPECIES] for g in graphs]),
+        K.EDGE_INDEX: torch.cat([g[K.EDGE_INDEX] + o for g, o in zip(graphs, offsets)], dim=1),
+        K.SHIFTS: torch.cat([g[K.SHIFTS] for g in graphs]),
+        K.CELL: torch.cat([g[K.CELL] for g in graphs]),
+        K.BATCH: torch.repeat_interleave(torch.arange(len(graphs)), n_atoms),
+        K.N_ATOMS: n_atoms,
+        K.N_STRUCTURES: len(graphs),
+    }
+    if all(K.ENERGY in g for g in graphs):
+        out[K.ENERGY] = torch.cat([g[K.ENERGY] for g in graphs])
+        out[K.FORCES] = torch.cat([g[K.FORCES] for g in graphs])
+    return out
+
+
+def to_device(batch: dict, device: torch.device | str, dtype: torch.dtype) -> dict:
+    """Move a batch to ``device``, casting floating tensors to ``dtype``."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+        out[key] = value
+    return out

@@ -1,0 +1,15 @@
+"""Keys of the graph dictionaries passed through the model, with their shapes and units.
+
+N = atoms in the batch, M = edges (directed neighbour pairs), B = structures in the batch.
+"""
+
+POSITIONS = "positions"      # (N, 3)   float  | Å, Cartesian
+SPECIES = "species"          # (N,)     long   | index into the model's species list
+BATCH = "batch"              # (N,)     long   | structure index of each atom
+EDGE_INDEX = "edge_index"    # (2, M)   long   | [sender j, receiver i]; edge vector r_ij = r_j - r_i + shift
+SHIFTS = "shifts"            # (M, 3)   float  | integer lattice shifts S (edge vector adds S @ cell)
+CELL = "cell"                # (B, 3, 3) float | Å, rows are lattice vectors
+N_STRUCTURES = "n_structures"  # int
+ENERGY = "energy"            # (B,)     float  | eV, reference total energy
+FORCES = "forces"            # (N, 3)   float  | eV/Å, reference forces
+N_ATOMS = "n_atoms"          # (B,)     long   | atoms per structure

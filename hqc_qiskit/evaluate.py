@@ -1,0 +1,41 @@
+"""Evaluate a trained model on any labelled file: metrics (JSON) and parity plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_model
+from .data.dataset import load_labelled
+from .data.graph import atoms_to_graph
+from .metrics import energy_force_metrics
+from .plots import plot_parity
+from .train import predict, resolve_device
+
+
+def evaluate(run: str | Path, data: str | Path, energy_key: str = "energy", forces_key: str = "forces",
+             batch_size: int = 10, device: str = "auto", plot: str | Path | None = None, which: str = "best") -> dict:
+    """RMSE/MAE of E (meV/atom) and F (eV/Å) of the model in ``run`` (run dir or checkpoint) on ``data``."""
+    dev = resolve_device(device)
+    model = load_model(run, which=which).to(dev)
+    cfg = model.config
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    frames = load_labelled(data, energy_key=energy_key, forces_key=forces_key, species=cfg.species)
+    graphs = [atoms_to_graph(a, cfg.cutoff, cfg.species, with_labels=True) for a in frames]
+    pred = predict(model, graphs, batch_size, dev, dtype)
+    metrics = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
+    metrics["data"] = str(data)
+    metrics["model"] = str(run)
+    if plot is not None:
+        plot_parity(pred, plot, title=f"{Path(run).name} on {Path(data).name}")
+    return metrics
+
+
+def write_json(obj: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""Model: radial basis, interaction block, readouts (classical | quantum), the potential."""

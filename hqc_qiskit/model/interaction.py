@@ -1,0 +1,95 @@
+"""One message-passing interaction layer of the paper's backbone (DESIGN section 1).
+
+skip = species-indexed linear of h;  x = linear_up(h);
+m_ij = [w0(r_ij) * scalars(x_j),  TP_uvu(x_j, Y(r_ij); w(r_ij))]   (radial MLP gives all weights)
+a_i = sum_j m_ij / sqrt(avg_num_neighbors);  h' = linear_down(a_i) / sqrt(avg_num_neighbors)
+h' = linear(TP_uvu(h', h0)) + skip,   h0 = layer-0 (species embedding) features.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet
+from torch import nn
+
+
+def scalar_channels(irreps: o3.Irreps) -> torch.Tensor:
+    """Indices (long) of the 0e channels of a feature vector with ``irreps`` (readouts consume them)."""
+    idx = [torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir == o3.Irrep("0e")]
+    return torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
+
+
+def uvu_instructions(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_target: o3.Irreps):
+    """'uvu' paths in1 x in2 -> every irrep of ``irreps_target`` allowed by selection rules.
+
+    Returns (irreps_mid, instructions) with irreps_mid sorted as e3nn expects.
+    """
+    targets = {ir for _, ir in irreps_target}
+    irreps_mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in1):
+        for j, (_, ir_edge) in enumerate(irreps_in2):
+            for ir_out in ir_in * ir_edge:
+                if ir_out in targets:
+                    k = len(irreps_mid)
+                    irreps_mid.append((mul, ir_out))
+                    instructions.append((i, j, k, "uvu", True))
+    irreps_mid = o3.Irreps(irreps_mid)
+    irreps_sorted, perm, _ = irreps_mid.sort()
+    instructions = [(i1, i2, perm[k], mode, w) for i1, i2, k, mode, w in instructions]
+    return irreps_sorted, instructions
+
+
+class InteractionBlock(nn.Module):
+    """Input h: (N, irreps_in); returns (N, irreps_hidden). Edge inputs: Y (M, sh), radial (M, n_basis)."""
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_hidden: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        irreps_h0: o3.Irreps,
+        n_species: int,
+        n_radial: int,
+        radial_mlp: list[int],
+        avg_num_neighbors: float,
+    ):
+        super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_hidden)
+        self.norm = 1.0 / math.sqrt(avg_num_neighbors)
+        species_irreps = o3.Irreps(f"{n_species}x0e")
+        self.skip = o3.FullyConnectedTensorProduct(self.irreps_in, species_irreps, self.irreps_out)
+        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        self.register_buffer("scalar_idx", scalar_channels(self.irreps_in), persistent=False)
+        self.n_scalars = len(self.scalar_idx)
+        irreps_mid, instructions = uvu_instructions(self.irreps_in, irreps_sh, self.irreps_out)
+        self.conv_tp = o3.TensorProduct(
+            self.irreps_in, irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
+        )
+        # radial MLP without biases: zero radial basis (at the cutoff) gives zero messages
+        self.radial = FullyConnectedNet(
+            [n_radial, *radial_mlp, self.conv_tp.weight_numel + self.n_scalars], torch.nn.functional.silu
+        )
+        self.irreps_msg = o3.Irreps(f"{self.n_scalars}x0e") + irreps_mid if self.n_scalars else irreps_mid
+        self.linear_down = o3.Linear(self.irreps_msg, self.irreps_out)
+        h0_irreps_mid, h0_instructions = uvu_instructions(self.irreps_out, o3.Irreps(irreps_h0), self.irreps_out)
+        self.h0_tp = o3.TensorProduct(self.irreps_out, irreps_h0, h0_irreps_mid, h0_instructions, internal_weights=True)
+        self.linear = o3.Linear(h0_irreps_mid, self.irreps_out)
+
+    def forward(self, h, h0, species_onehot, sh, radial, senders, receivers):
+        skip = self.skip(h, species_onehot)                      # (N, hidden)
+        x = self.linear_up(h)                                    # (N, in)
+        weights = self.radial(radial)                            # (M, n_tp_weights + n_scalars)
+        x_j = x[senders]                                         # (M, in)
+        tp = self.conv_tp(x_j, sh, weights[:, self.n_scalars:])  # (M, mid)
+        if self.n_scalars:
+            msg = torch.cat([x_j[:, self.scalar_idx] * weights[:, : self.n_scalars], tp], dim=-1)
+        else:
+            msg = tp
+        agg = torch.zeros(h.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
+        agg = agg.index_add(0, receivers, msg) * self.norm       # (N, msg)
+        out = self.linear_down(agg) * self.norm                  # (N, hidden)
+        out = self.linear(self.h0_tp(out, h0))                   # (N, hidden)
+        return out + skip

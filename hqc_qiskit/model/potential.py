@@ -1,0 +1,105 @@
+"""The potential: species embedding -> interaction layers -> per-layer readouts -> E, F = -dE/dr.
+
+E = sum_i sum_t E_i^(t) + sum_i E0[species_i]   (eV);   forces by autograd (eV/Å).
+The model keeps its :class:`~hqc_qiskit.config.ModelConfig` so a checkpoint alone rebuilds it.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from ..config import ModelConfig
+from ..data import keys as K
+from ..errors import EngineError
+from .interaction import InteractionBlock, scalar_channels
+from .radial import BesselBasis
+from .readouts import make_readout
+
+
+class HQCPotential(nn.Module):
+    """Equivariant message-passing potential with classical or quantum per-layer readouts."""
+
+    def __init__(self, config: ModelConfig | dict):
+        super().__init__()
+        config = ModelConfig.model_validate(config) if isinstance(config, dict) else config
+        self.config = config
+        n_species = len(config.species)
+        self.cutoff = config.cutoff
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax)
+        self.irreps_h0 = o3.Irreps(f"{config.embedding_dim}x0e")
+        irreps_hidden = o3.Irreps(config.hidden_irreps)
+        self.embedding = nn.Linear(n_species, config.embedding_dim, bias=False)
+        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.radial = BesselBasis(config.cutoff, config.n_radial, config.envelope_p)
+        self.layers = nn.ModuleList()
+        self.readouts = nn.ModuleList()
+        irreps_in = self.irreps_h0
+        readout_options = config.readout.model_dump(exclude={"kind"})
+        for _ in range(config.n_layers):
+            block = InteractionBlock(
+                irreps_in, irreps_hidden, self.irreps_sh, self.irreps_h0, n_species,
+                config.n_radial, config.radial_mlp, config.avg_num_neighbors,
+            )
+            self.layers.append(block)
+            irreps_in = block.irreps_out
+            self.readouts.append(make_readout(config.readout.kind, len(scalar_channels(irreps_in)), **readout_options))
+        self.register_buffer("hidden_scalar_idx", scalar_channels(irreps_hidden), persistent=False)
+        e0 = config.reference_energies
+        values = [e0[s] for s in config.species] if isinstance(e0, dict) else [0.0] * n_species
+        self.register_buffer("reference_energies", torch.tensor(values, dtype=torch.get_default_dtype()))
+
+    @property
+    def supports_double_backward(self) -> bool:
+        return all(getattr(r, "supports_double_backward", True) for r in self.readouts)
+
+    def forward(self, batch: dict, compute_forces: bool = True, create_graph: bool = False) -> dict:
+        """batch: graph dict (see data/keys.py). Returns energy (B,), forces (N, 3), node_energy (N,),
+        layer_energy (N, n_layers)."""
+        if create_graph and not self.supports_double_backward:
+            raise EngineError(
+                "a readout engine of this model ('qnn': Qiskit EstimatorQNN + TorchConnector) cannot give "
+                "second derivatives, which force training needs; use 'readout.engine: exact' "
+                "(numerically identical), or train on energies only (train.forces_weight: 0)"
+            )
+        positions = batch[K.POSITIONS]
+        if compute_forces:
+            positions = positions.detach().requires_grad_(True)
+        senders, receivers = batch[K.EDGE_INDEX]
+        species = batch[K.SPECIES]
+        cell = batch[K.CELL][batch[K.BATCH][receivers]]                              # (M, 3, 3)
+        shift = torch.einsum("mi,mij->mj", batch[K.SHIFTS], cell)                    # (M, 3) Å
+        edge_vec = positions[senders] - positions[receivers] + shift                 # (M, 3) Å
+        edge_len = torch.linalg.norm(edge_vec, dim=-1)                               # (M,)
+        sh = self.spherical_harmonics(edge_vec)                                      # (M, sh)
+        radial = self.radial(edge_len)                                               # (M, n_radial)
+        onehot = nn.functional.one_hot(species, len(self.config.species)).to(positions.dtype)  # (N, S)
+        h0 = self.embedding(onehot)                                                  # (N, embedding_dim)
+        h = h0
+        layer_energies = []
+        for layer, readout in zip(self.layers, self.readouts):
+            h = layer(h, h0, onehot, sh, radial, senders, receivers)                 # (N, hidden)
+            layer_energies.append(readout(h[:, self.hidden_scalar_idx]))             # (N,)
+        layer_energy = torch.stack(layer_energies, dim=-1)                           # (N, n_layers)
+        node_energy = layer_energy.sum(-1) + self.reference_energies[species]        # (N,) eV
+        n_structures = batch[K.N_STRUCTURES]
+        energy = torch.zeros(n_structures, dtype=node_energy.dtype, device=node_energy.device)
+        energy = energy.index_add(0, batch[K.BATCH], node_energy)                    # (B,) eV
+        out = {"energy": energy, "node_energy": node_energy, "layer_energy": layer_energy}
+        if compute_forces:
+            (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)
+            out["forces"] = -grad                                                    # (N, 3) eV/Å
+        return out
+
+
+def build_model(config: ModelConfig | dict) -> HQCPotential:
+    """Build the potential in the configured dtype."""
+    config = ModelConfig.model_validate(config) if isinstance(config, dict) else config
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return HQCPotential(config)
+    finally:
+        torch.set_default_dtype(previous)

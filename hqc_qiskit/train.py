@@ -1,0 +1,365 @@
+"""Trainer: loss MSE(E) + w_F MSE(F), AMSGrad, ReduceLROnPlateau, EMA, atomic checkpoints, resume, DDP.
+
+Run directory: config.yaml (resolved), metrics.csv (one row per epoch), learning_curve.png,
+checkpoint.pt (latest, for --resume), best_model.pt (EMA weights, best validation loss),
+summary.json. Same config + seed gives the same numbers; a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .checkpoint import BEST, CHECKPOINT, atomic_save, model_payload
+from .config import RunConfig, save_config
+from .data import keys as K
+from .data.dataset import load_labelled, split_indices
+from .data.graph import atoms_to_graph, collate, to_device
+from .errors import ConfigError, EngineError
+from .metrics import energy_force_metrics
+from .model.potential import HQCPotential, build_model
+
+METRIC_FIELDS = [
+    "epoch", "lr", "train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a",
+    "val_loss", "val_rmse_e_mev_atom", "val_rmse_e_offset_free_mev_atom", "val_rmse_f_ev_a",
+    "epoch_seconds", "wall_seconds",
+]
+
+
+@dataclass
+class Splits:
+    """Labelled frames of each split (ASE Atoms lists) and their precomputed graphs."""
+
+    train: list
+    val: list
+    test: list
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_splits(config: RunConfig) -> tuple[list, list, list]:
+    """Train/val/test ASE frames from the config (files or one file split with a seed)."""
+    d, species = config.data, config.model.species
+    kw = dict(energy_key=d.energy_key, forces_key=d.forces_key, species=species)
+    if d.file is not None:
+        frames = load_labelled(d.file, **kw)
+        parts = split_indices(len(frames), list(d.split), d.split_seed)
+        train, val, *rest = [[frames[i] for i in idx] for idx in parts]
+        test = rest[0] if rest else []
+    else:
+        train = load_labelled(d.train, **kw)
+        val = load_labelled(d.val, **kw) if d.val else []
+        test = load_labelled(d.test, **kw) if d.test else []
+    if d.max_train:
+        train = train[: d.max_train]
+    if d.max_val:
+        val = val[: d.max_val]
+    if not train:
+        raise ConfigError("the training set is empty")
+    return train, val, test
+
+
+def fit_reference_energies(frames, species: list[str]) -> torch.Tensor:
+    """Least-squares per-element energies (eV/atom) from composition -> total energy."""
+    counts = np.array([[a.get_chemical_symbols().count(s) for s in species] for a in frames], dtype=float)
+    energies = np.array([a.get_potential_energy() for a in frames])
+    solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return torch.tensor(solution)
+
+
+def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dtype, forces: bool = True) -> dict:
+    """Energies (B,) and forces (N, 3) for a list of graphs, with the references, as numpy arrays."""
+    e_pred, e_ref, n_atoms, f_pred, f_ref = [], [], [], [], []
+    for start in range(0, len(graphs), batch_size):
+        batch = to_device(collate(graphs[start : start + batch_size]), device, dtype)
+        with torch.set_grad_enabled(forces):
+            out = model(batch, compute_forces=forces)
+        e_pred.append(out["energy"].detach().cpu().double().numpy())
+        e_ref.append(batch[K.ENERGY].cpu().double().numpy())
+        n_atoms.append(batch[K.N_ATOMS].cpu().numpy())
+        if forces:
+            f_pred.append(out["forces"].detach().cpu().double().numpy())
+            f_ref.append(batch[K.FORCES].cpu().double().numpy())
+    result = {"e_pred": np.concatenate(e_pred), "e_ref": np.concatenate(e_ref), "n_atoms": np.concatenate(n_atoms)}
+    if forces:
+        result["f_pred"], result["f_ref"] = np.concatenate(f_pred), np.concatenate(f_ref)
+    return result
+
+
+def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float) -> torch.Tensor:
+    """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)."""
+    loss = energy_weight * torch.mean((out["energy"] - batch[K.ENERGY]) ** 2)
+    if forces_weight:
+        loss = loss + forces_weight * torch.mean((out["forces"] - batch[K.FORCES]) ** 2)
+    return loss
+
+
+class _Distributed:
+    """rank/world size from torchrun's environment; gloo on CPU, nccl on CUDA."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def shard(self, indices: list[int]) -> list[int]:
+        return indices[self.rank :: self.world] if self.enabled else indices
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        if not self.enabled:
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class Trainer:
+    """Train ``config``; ``resume=True`` continues from ``<run_dir>/checkpoint.pt`` exactly."""
+
+    def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True, splits: tuple | None = None):
+        self.config = config
+        self.run_dir = Path(config.run_dir())
+        self.device = resolve_device(config.train.device)
+        self.dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
+        self.dist = _Distributed(self.device)
+        self.progress = progress and self.dist.is_main
+        if config.train.num_threads:
+            torch.set_num_threads(config.train.num_threads)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+
+        train, val, test = splits if splits is not None else load_splits(config)
+        self.frames = Splits(train, val, test)
+        cutoff, species = config.model.cutoff, config.model.species
+        self.graphs = Splits(*[[atoms_to_graph(a, cutoff, species, with_labels=True) for a in part] for part in (train, val, test)])
+
+        self.model = build_model(config.model).to(self.device)
+        if config.model.reference_energies == "fit":
+            self.model.reference_energies.copy_(fit_reference_energies(train, species))
+        if config.train.forces_weight and not self.model.supports_double_backward:
+            raise EngineError(
+                f"readout engine '{config.model.readout.engine}' cannot give the second derivatives that "
+                "force training needs; use 'model.readout.engine: exact' (numerically identical), or set "
+                "'train.forces_weight: 0' to train on energies only"
+            )
+        self.ddp_model = (
+            torch.nn.parallel.DistributedDataParallel(self.model) if self.dist.enabled else self.model
+        )
+        t = config.train
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=t.scheduler.factor, patience=t.scheduler.patience
+        )
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+            if t.ema_decay else None
+        )
+        self.epoch = 0
+        self.best_val = math.inf
+        self.epochs_since_best = 0
+        self.wall_offset = 0.0
+        if resume:
+            self._load_checkpoint()
+        elif self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+            with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
+                csv.writer(fh).writerow(METRIC_FIELDS)
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict:
+        state = {
+            **model_payload(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "best_val": self.best_val,
+            "epochs_since_best": self.epochs_since_best,
+            "wall_seconds": self.wall_offset,
+            "torch_rng": torch.get_rng_state(),
+            "run_config": self.config.model_dump(mode="json"),
+        }
+        if self.ema is not None:
+            state["ema_averaged"] = self.ema.state_dict()
+        return state
+
+    def _load_checkpoint(self) -> None:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            raise ConfigError(f"{path}: nothing to resume (no checkpoint in the run directory)")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and "ema_averaged" in state:
+            self.ema.load_state_dict(state["ema_averaged"])
+        self.epoch, self.best_val = state["epoch"], state["best_val"]
+        self.epochs_since_best, self.wall_offset = state["epochs_since_best"], state["wall_seconds"]
+        torch.set_rng_state(state["torch_rng"])
+        if self.dist.is_main:
+            self._truncate_metrics(self.epoch)
+
+    def _truncate_metrics(self, last_epoch: int) -> None:
+        """Drop metric rows written after the checkpoint (a run killed mid-epoch repeats that epoch)."""
+        path = self.run_dir / "metrics.csv"
+        if not path.exists():
+            return
+        with open(path) as fh:
+            rows = list(csv.reader(fh))
+        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(keep)
+        tmp.replace(path)
+
+    # ------------------------------------------------------------------ loop
+    def eval_model(self) -> HQCPotential:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _epoch_order(self) -> list[int]:
+        # a generator seeded by (seed, epoch): resuming at any epoch gives the same order
+        gen = torch.Generator().manual_seed(self.config.seed * 100003 + self.epoch)
+        return torch.randperm(len(self.graphs.train), generator=gen).tolist()
+
+    def train_epoch(self, progress=None, task=None) -> dict:
+        t = self.config.train
+        self.model.train()
+        order = self._epoch_order()
+        sums = [0.0, 0.0, 0.0, 0.0, 0.0]  # loss*B, sq err E/atom, sq err F, n structures, n force components
+        for start in range(0, len(order), t.batch_size):
+            idx = self.dist.shard(order[start : start + t.batch_size])
+            batch = to_device(collate([self.graphs.train[i] for i in idx]), self.device, self.dtype)
+            out = self.ddp_model(batch, compute_forces=t.forces_weight > 0, create_graph=t.forces_weight > 0)
+            loss = loss_fn(out, batch, t.energy_weight, t.forces_weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            with torch.no_grad():
+                n = batch[K.N_STRUCTURES]
+                sums[0] += loss.item() * n
+                sums[1] += (((out["energy"] - batch[K.ENERGY]) / batch[K.N_ATOMS]) ** 2).sum().item()
+                sums[3] += n
+                if "forces" in out:
+                    sums[2] += ((out["forces"] - batch[K.FORCES]) ** 2).sum().item()
+                    sums[4] += batch[K.FORCES].numel()
+            if progress is not None:
+                progress.advance(task, len(idx) * self.dist.world)
+        sums = self.dist.all_sum(sums)
+        return {
+            "train_loss": sums[0] / sums[3],
+            "train_rmse_e_mev_atom": math.sqrt(sums[1] / sums[3]) * 1000,
+            "train_rmse_f_ev_a": math.sqrt(sums[2] / sums[4]) if sums[4] else float("nan"),
+        }
+
+    def validate(self) -> dict:
+        t = self.config.train
+        if not self.graphs.val:
+            return {}
+        model = self.eval_model()
+        model.eval()
+        pred = predict(model, self.graphs.val, t.batch_size, self.device, self.dtype, forces=True)
+        m = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
+        e_mse = np.mean((pred["e_pred"] - pred["e_ref"]) ** 2)
+        f_mse = np.mean((pred["f_pred"] - pred["f_ref"]) ** 2)
+        loss = t.energy_weight * e_mse + t.forces_weight * f_mse
+        return {"val_loss": float(loss), "val_rmse_e_mev_atom": m["rmse_e_mev_atom"],
+                "val_rmse_e_offset_free_mev_atom": m["rmse_e_offset_free_mev_atom"], "val_rmse_f_ev_a": m["rmse_f_ev_a"]}
+
+    def fit(self) -> dict:
+        """Train until max_epochs, early stopping or max_minutes; returns the summary dict."""
+        t = self.config.train
+        start_wall = time.time() - self.wall_offset
+        session_start = time.time()
+        stop_reason = "max_epochs"
+        progress = None
+        if self.progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            progress.start()
+            epochs_task = progress.add_task("epochs", total=t.max_epochs, completed=self.epoch, info="")
+            batch_task = progress.add_task("batch", total=len(self.graphs.train), info="")
+        try:
+            while self.epoch < t.max_epochs:
+                epoch_start = time.time()
+                if progress is not None:
+                    progress.reset(batch_task, total=len(self.graphs.train))
+                row = self.train_epoch(progress, batch_task if progress else None)
+                self.epoch += 1
+                val = self.validate() if (self.epoch % t.eval_every == 0 or self.epoch == t.max_epochs) else {}
+                row.update(val)
+                monitor = val.get("val_loss", row["train_loss"]) if val or not self.graphs.val else None
+                if monitor is not None:
+                    self.scheduler.step(monitor)
+                    if monitor < self.best_val:
+                        self.best_val, self.epochs_since_best = monitor, 0
+                        if self.dist.is_main:
+                            atomic_save({**model_payload(self.eval_model()), "epoch": self.epoch, "val_loss": monitor}, self.run_dir / BEST)
+                    else:
+                        self.epochs_since_best += t.eval_every
+                self.wall_offset = time.time() - start_wall
+                row.update(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"],
+                           epoch_seconds=time.time() - epoch_start, wall_seconds=self.wall_offset)
+                if self.dist.is_main:
+                    with open(self.run_dir / "metrics.csv", "a", newline="") as fh:
+                        csv.writer(fh).writerow([row.get(k, "") for k in METRIC_FIELDS])
+                    atomic_save(self._state(), self.run_dir / CHECKPOINT)
+                if progress is not None:
+                    progress.update(epochs_task, completed=self.epoch,
+                                    info=f"val E {row.get('val_rmse_e_mev_atom', float('nan')):.2f} meV/atom  F {row.get('val_rmse_f_ev_a', float('nan')):.3f} eV/Å")
+                if t.early_stopping_patience is not None and self.epochs_since_best >= t.early_stopping_patience:
+                    stop_reason = "early_stopping"
+                    break
+                if t.max_minutes is not None and (time.time() - session_start) / 60 >= t.max_minutes:
+                    stop_reason = "max_minutes"
+                    break
+        finally:
+            if progress is not None:
+                progress.stop()
+        summary = {"stop_reason": stop_reason, "epochs": self.epoch, "best_val_loss": self.best_val,
+                   "train_seconds": self.wall_offset, "device": str(self.device),
+                   "n_parameters": sum(p.numel() for p in self.model.parameters())}
+        if self.dist.is_main:
+            self.finish(summary)
+        return summary
+
+    def finish(self, summary: dict) -> None:
+        """Test metrics of the best model, learning-curve plot, summary.json."""
+        from .checkpoint import load_model
+        from .plots import plot_learning_curve
+
+        if self.graphs.test and (self.run_dir / BEST).exists():
+            model = load_model(self.run_dir / BEST).to(self.device)
+            pred = predict(model, self.graphs.test, self.config.train.batch_size, self.device, self.dtype)
+            summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
+        plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png")
+        tmp = self.run_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(self.run_dir / "summary.json")
+
+
+def train(config: RunConfig, resume: bool = False, progress: bool = True) -> dict:
+    return Trainer(config, resume=resume, progress=progress).fit()

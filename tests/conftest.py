@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny models and a few frames of the shipped data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "si_liquid_3000K"
+
+TINY_MODEL = dict(
+    species=["Si"], cutoff=4.5, lmax=2, embedding_dim=8, hidden_irreps="8x0e + 4x1o + 2x2e",
+    n_layers=2, radial_mlp=[16], readout={"kind": "classical", "hidden": 8},
+)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def val_frames():
+    from hqc_qiskit.data.dataset import load_labelled
+
+    return load_labelled(DATA / "si_liquid_3000K.val.extxyz.gz")
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A RunConfig on 8 train / 4 val / 4 test frames of the shipped data, writing to tmp_path."""
+    from hqc_qiskit.config import load_config
+
+    raw = {
+        "name": "tiny", "seed": 1, "output_dir": str(tmp_path / "run"),
+        "data": {"train": str(DATA / "si_liquid_3000K.val.extxyz.gz"), "val": str(DATA / "si_liquid_3000K.test.extxyz.gz"),
+                 "test": str(DATA / "si_liquid_3000K.test.extxyz.gz"), "max_train": 8, "max_val": 4},
+        "model": dict(TINY_MODEL),
+        "train": {"batch_size": 4, "max_epochs": 3, "lr": 0.01, "ema_decay": 0.9},
+    }
+    return lambda **over: load_config(raw=_merge(raw, over))
+
+
+def _merge(base: dict, over: dict) -> dict:
+    import copy
+
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        node = out
+        parts = key.split("__")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
