@@ -1,0 +1,107 @@
+"""Physics invariants of the potential (classical and quantum readouts), float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from hqc_qiskit.config import ModelConfig
+from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device
+from hqc_qiskit.model.potential import build_model
+from tests.conftest import TINY_MODEL
+
+READOUTS = {
+    "classical": {"kind": "classical", "hidden": 8},
+    "quantum_cz": {"kind": "quantum", "ansatz": "cz", "engine": "exact"},
+    "quantum_qft_cx": {"kind": "quantum", "ansatz": "qft_cx", "engine": "exact", "n_qubits": 4, "n_layers": 2},
+}
+
+
+def _model(readout):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY_MODEL, "readout": readout, "dtype": "float64", "reference_energies": {"Si": 0.0}})
+    return build_model(cfg)
+
+
+def _ef(model, atoms):
+    out = model(to_device(collate([atoms_to_graph(atoms, model.config.cutoff, model.config.species)]), "cpu", torch.float64))
+    return out["energy"].item(), out["forces"].detach().numpy()
+
+
+@pytest.fixture(scope="module")
+def atoms(val_frames):
+    return val_frames[0].copy()
+
+
+@pytest.mark.parametrize("readout", list(READOUTS))
+def test_rotation_translation_permutation_lattice(readout, atoms):
+    model = _model(READOUTS[readout])
+    e, f = _ef(model, atoms)
+    assert np.abs(f).max() > 1e-4  # a model with zero forces would pass every check below
+    # rotation of everything (cell included): E invariant, F rotates
+    rot = Rotation.random(random_state=7).as_matrix()
+    rotated = atoms.copy()
+    rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
+    e_r, f_r = _ef(model, rotated)
+    assert e_r == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(f_r, f @ rot.T, atol=1e-9)
+    # translation
+    moved = atoms.copy()
+    moved.positions += np.array([0.37, -1.2, 2.9])
+    e_t, f_t = _ef(model, moved)
+    assert e_t == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(f_t, f, atol=1e-9)
+    # permutation of atoms
+    perm = np.random.default_rng(3).permutation(len(atoms))
+    permuted = atoms[perm]
+    e_p, f_p = _ef(model, permuted)
+    assert e_p == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(f_p, f[perm], atol=1e-9)
+    # shifting atoms by lattice vectors
+    shifted = atoms.copy()
+    n = np.random.default_rng(4).integers(-2, 3, size=(len(atoms), 3))
+    shifted.positions += n @ atoms.cell[:]
+    e_s, f_s = _ef(model, shifted)
+    assert e_s == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(f_s, f, atol=1e-9)
+    # a non-rigid change does change E (the checks above can fail)
+    strained = atoms.copy()
+    strained.set_cell(atoms.cell[:] * 1.02, scale_atoms=True)
+    assert abs(_ef(model, strained)[0] - e) > 1e-6
+
+
+@pytest.mark.parametrize("readout", list(READOUTS))
+def test_forces_are_minus_energy_gradient(readout, atoms):
+    model = _model(READOUTS[readout])
+    _, f = _ef(model, atoms)
+    rng = np.random.default_rng(5)
+    h = 1e-5
+    for atom, axis in zip(rng.integers(0, len(atoms), 4), rng.integers(0, 3, 4)):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        fd = -(_ef(model, plus)[0] - _ef(model, minus)[0]) / (2 * h)
+        assert fd == pytest.approx(f[atom, axis], abs=1e-7, rel=1e-5)
+
+
+def test_energy_smooth_at_cutoff(atoms):
+    """Energy is continuous when a neighbour crosses the cutoff (envelope + bias-free radial MLP)."""
+    from ase import Atoms
+
+    model = _model(READOUTS["classical"])
+    rc = model.config.cutoff
+    es = []
+    for d in (rc - 1e-6, rc + 1e-6):
+        dimer = Atoms("Si2", positions=[[0, 0, 0], [d, 0, 0]], pbc=False)
+        es.append(_ef(model, dimer)[0])
+    assert es[0] == pytest.approx(es[1], abs=1e-9)
+
+
+def test_float32_default_dtype(atoms):
+    cfg = ModelConfig(**TINY_MODEL)
+    model = build_model(cfg)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    out = model(to_device(collate([atoms_to_graph(atoms, 4.5, ["Si"])]), "cpu", torch.float32))
+    assert out["energy"].dtype == torch.float32 and out["forces"].dtype == torch.float32

@@ -1,0 +1,145 @@
+"""Every engine agrees with the Qiskit reference (EstimatorQNN on the exact StatevectorEstimator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from qiskit.quantum_info import Statevector
+
+from hqc_qiskit.errors import EngineError
+from hqc_qiskit.quantum.circuits import ansatz, ansatz_names, z_observables
+from hqc_qiskit.quantum.exact import ExactCircuit, compile_circuit, z_expectations
+from hqc_qiskit.quantum.qnn import QNNCircuit, build_estimator_qnn
+
+B = 3
+
+
+def _random(name, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-np.pi, np.pi, (B, 8)), rng.uniform(0, 2 * np.pi, (3, 8))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """EstimatorQNN values, input and weight Jacobians for each ansatz (computed once: slow)."""
+    out = {}
+    for k, name in enumerate(ansatz_names()):
+        x, w = _random(name, k)
+        qnn = build_estimator_qnn(name)
+        values = qnn.forward(x, w.reshape(-1))
+        d_in, d_w = qnn.backward(x, w.reshape(-1))
+        out[name] = (x, w, values, d_in, d_w)
+    return out
+
+
+@pytest.mark.parametrize("name", ansatz_names())
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-6)])
+def test_exact_matches_estimator_qnn(reference, name, dtype, tol):
+    x, w, values, d_in, d_w = reference[name]
+    xt, wt = torch.tensor(x, dtype=dtype), torch.tensor(w, dtype=dtype)
+    z = z_expectations(name, xt, wt)
+    assert z.dtype == dtype
+    np.testing.assert_allclose(z.double().numpy(), values, atol=tol)
+    # Jacobians d<Z_q>/dx (B, 8, 8) and d<Z_q>/dw (B, 8, 24), against qiskit-machine-learning's gradients
+    jac_x = torch.autograd.functional.jacobian(lambda xx: z_expectations(name, xx, wt), xt)  # (B, 8, B, 8)
+    jac_x = torch.stack([jac_x[b, :, b, :] for b in range(B)])
+    np.testing.assert_allclose(jac_x.double().numpy(), d_in, atol=tol)
+    jac_w = torch.autograd.functional.jacobian(lambda ww: z_expectations(name, xt, ww.reshape(3, 8)), wt.reshape(-1))
+    np.testing.assert_allclose(jac_w.double().numpy(), d_w, atol=tol)
+
+
+def test_weight_binding_order_is_layer_then_qubit():
+    """w[l*8+q] drives RX on qubit q in layer l, independent of Qiskit's name-sorted parameter order."""
+    qc, x, w = ansatz("cz", 8, 3)
+    rx = [(inst.operation.params[0], qc.find_bit(inst.qubits[0]).index) for inst in qc.data if inst.operation.name == "rx"]
+    assert [p for p, _ in rx] == list(w)
+    assert [q for _, q in rx] == list(range(8)) * 3
+    # w[10] > w[1] in index but "w[10]" < "w[1]"... by name: binding by circuit.parameters order would scramble
+    assert [p.name for p in qc.parameters][:3] == ["w[0]", "w[1]", "w[2]"]
+    assert [p.name for p in qc.parameters].index("w[10]") == 10  # ParameterVector sorts by index, check it stays so
+    rng = np.random.default_rng(1)
+    xv, wv = rng.uniform(-3, 3, 8), rng.uniform(0, 6, 24)
+    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
+    ref = [sv.expectation_value(o).real for o in z_observables(8)]
+    got = z_expectations("cz", torch.tensor(xv[None]), torch.tensor(wv.reshape(3, 8)))[0].numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    # and a scrambled binding really gives a different answer (the test can fail)
+    wrong = z_expectations("cz", torch.tensor(xv[None]), torch.tensor(wv.reshape(8, 3).T.copy()))[0].numpy()
+    assert np.abs(wrong - ref).max() > 1e-3
+
+
+def test_circuit_shapes():
+    for name in ansatz_names():
+        qc, x, w = ansatz(name)
+        assert len(x) == 8 and len(w) == 24
+        assert qc.num_qubits == (11 if name.startswith("qft") else 8)
+        ops = qc.count_ops()
+        two_q = ops.get("cx", 0) + ops.get("cz", 0)
+        assert two_q == {"basic": 0, "cx": 24, "cz": 24, "qft_cx": 30, "qft_cz": 30}[name]
+    qc, x, w = ansatz("cx", n_qubits=4, n_layers=2)
+    assert qc.num_qubits == 4 and len(w) == 8
+
+
+def test_new_ansatz_needs_only_a_registry_entry(monkeypatch):
+    """The exact engine is compiled from instructions: a new ansatz in circuits.py just works."""
+    from hqc_qiskit.quantum import circuits, exact
+
+    def entangle(qc, n):
+        for q in range(0, n - 1, 2):
+            qc.cx(q, q + 1)
+            qc.h(q)
+            qc.rz(0.3, q + 1)
+
+    monkeypatch.setitem(circuits.ANSAETZE, "pairs", circuits.AnsatzSpec(entangle))
+    exact.compiled_ansatz.cache_clear()
+    exact._engine.cache_clear()
+    qc, x, w = ansatz("pairs", 6, 2)
+    rng = np.random.default_rng(2)
+    xv, wv = rng.uniform(-3, 3, 6), rng.uniform(0, 6, 12)
+    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
+    ref = [sv.expectation_value(o).real for o in z_observables(6)]
+    got = z_expectations("pairs", torch.tensor(xv[None]), torch.tensor(wv.reshape(2, 6)))[0].numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_compile_rejects_unsupported_circuits():
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
+    x, w = ParameterVector("x", 2), ParameterVector("w", 1)
+    qc = QuantumCircuit(2)
+    qc.rx(x[0], 0)
+    with pytest.raises(ValueError, match="RY"):
+        compile_circuit(qc, x, w, 2)
+    qc = QuantumCircuit(2)
+    qc.ry(x[0], 0)
+    qc.ry(x[1], 1)
+    qc.crx(w[0], 0, 1)
+    with pytest.raises(ValueError, match="crx.*not supported"):
+        compile_circuit(qc, x, w, 2)
+
+
+def test_exact_twice_differentiable():
+    circ = ExactCircuit("cz").double()
+    x = torch.rand(5, 8, dtype=torch.float64, requires_grad=True)
+    z = circ(x).sum()
+    (gx,) = torch.autograd.grad(z, x, create_graph=True)
+    gx.sum().backward()
+    assert circ.weight.grad is not None and circ.weight.grad.abs().sum() > 0
+
+
+def test_qnn_circuit_module_matches_exact_and_refuses_double_backward():
+    init = torch.rand(3, 8, dtype=torch.float64) * 6
+    exact, qnn = ExactCircuit("cx", initial_weights=init).double(), QNNCircuit("cx", initial_weights=init)
+    x = torch.rand(2, 8, dtype=torch.float64, requires_grad=True)
+    np.testing.assert_allclose(qnn(x).detach().numpy(), exact(x).detach().numpy(), atol=1e-10)
+    # first derivatives are fine
+    (g_qnn,) = torch.autograd.grad(qnn(x).sum(), x)
+    (g_exact,) = torch.autograd.grad(exact(x).sum(), x)
+    np.testing.assert_allclose(g_qnn.numpy(), g_exact.numpy(), atol=1e-8)
+    # second derivatives raise a clear error naming the exact engine
+    lin = torch.nn.Linear(8, 1).double()
+    e = lin(qnn(x)).sum()
+    with pytest.raises(EngineError, match="engine: exact"):
+        torch.autograd.grad(e, x, create_graph=True)

@@ -1,0 +1,121 @@
+"""Trainer: loss decreases, resume continues identically, engine errors, config errors, evaluate, ASE."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hqc_qiskit.config import load_config
+from hqc_qiskit.errors import ConfigError, EngineError
+from hqc_qiskit.train import Trainer
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_loss_decreases(tiny_config):
+    cfg = tiny_config(train__max_epochs=6, train__lr=0.02)
+    summary = Trainer(cfg, progress=False).fit()
+    rows = _rows(cfg.run_dir())
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 6 and summary["epochs"] == 6
+    assert losses[-1] < 0.7 * losses[0]
+    for name in ("config.yaml", "checkpoint.pt", "best_model.pt", "summary.json", "learning_curve.png"):
+        assert (cfg.run_dir() / name).exists(), name
+    assert "rmse_f_ev_a" in json.loads((cfg.run_dir() / "summary.json").read_text())["test"]
+
+
+def test_same_seed_same_numbers_and_resume_identical(tiny_config, tmp_path):
+    full = tiny_config(output_dir=str(tmp_path / "full"), train__max_epochs=4)
+    Trainer(full, progress=False).fit()
+    # "killed" after 2 epochs: the checkpoint of epoch 2 is all that survives, plus a metrics row of a lost epoch 3
+    part = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=2)
+    Trainer(part, progress=False).fit()
+    with open(part.run_dir() / "metrics.csv", "a") as fh:
+        fh.write("3,0.01,999,999,999,999,999,999,999,1,1\n")
+    resumed = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=4)
+    Trainer(resumed, resume=True, progress=False).fit()
+    a = torch.load(full.run_dir() / "checkpoint.pt", weights_only=False)
+    b = torch.load(part.run_dir() / "checkpoint.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 4
+    for key in a["model_state"]:
+        torch.testing.assert_close(a["model_state"][key], b["model_state"][key], rtol=0, atol=0)
+    rows_a, rows_b = _rows(full.run_dir()), _rows(part.run_dir())
+    assert [r["epoch"] for r in rows_b] == ["1", "2", "3", "4"]
+    for ra, rb in zip(rows_a, rows_b):
+        assert ra["train_loss"] == rb["train_loss"] and ra["val_rmse_f_ev_a"] == rb["val_rmse_f_ev_a"]
+
+
+def test_resume_without_checkpoint_is_clear(tiny_config):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Trainer(tiny_config(), resume=True, progress=False)
+
+
+def test_quantum_readout_trains_with_forces(tiny_config):
+    cfg = tiny_config(model__readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_qubits": 4, "n_layers": 2},
+                      train__max_epochs=4, train__lr=0.02)
+    Trainer(cfg, progress=False).fit()
+    losses = [float(r["train_loss"]) for r in _rows(cfg.run_dir())]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_qnn_engine_refuses_force_training_but_trains_on_energies(tiny_config):
+    readout = {"kind": "quantum", "ansatz": "cz", "engine": "qnn", "n_qubits": 2, "n_layers": 1}
+    with pytest.raises(EngineError, match="engine: exact"):
+        Trainer(tiny_config(model__readout=readout), progress=False)
+    cfg = tiny_config(model__readout=readout, model__n_layers=1, train__forces_weight=0.0, train__max_epochs=2,
+                      train__ema_decay=None, data__max_train=4, data__max_val=2)
+    trainer = Trainer(cfg, progress=False)
+    before = [p.detach().clone() for p in trainer.model.readouts[0].circuit.parameters()]
+    trainer.fit()
+    after = list(trainer.model.readouts[0].circuit.parameters())
+    assert any((a - b).abs().max() > 0 for a, b in zip(after, before))
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {train: a.xyz}\nmodel: {hiden_irreps: 8x0e}\n")
+    with pytest.raises(ConfigError, match="model.hiden_irreps"):
+        load_config(bad)
+    bad.write_text("name: x\ndata: {train: a.xyz}\nmodel: {readout: {kind: quantum, ansatz: nope}}\n")
+    with pytest.raises(ConfigError, match="unknown ansatz 'nope'"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text("name: x\ndata: {train: a.xyz}\n")
+    cfg = load_config(good, ["train.lr=0.5", "model.readout={kind: quantum, ansatz: qft_cz}"])
+    assert cfg.train.lr == 0.5 and cfg.model.readout.ansatz == "qft_cz"
+    assert cfg.data.train == tmp_path / "a.xyz"  # relative to the YAML file
+
+
+def test_evaluate_and_calculator_md(tiny_config, val_frames):
+    from ase.md.verlet import VelocityVerlet
+    from ase.md.velocitydistribution import thermalize_momenta
+    from ase import units
+
+    from hqc_qiskit.calculator import HQCCalculator
+    from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device
+    from hqc_qiskit.evaluate import evaluate
+
+    cfg = tiny_config(train__max_epochs=2)
+    Trainer(cfg, progress=False).fit()
+    m = evaluate(cfg.run_dir(), cfg.data.test, plot=cfg.run_dir() / "parity.png")
+    assert m["rmse_e_mev_atom"] > 0 and m["rmse_f_ev_a"] > 0 and (cfg.run_dir() / "parity.png").exists()
+    calc = HQCCalculator(cfg.run_dir())
+    atoms = val_frames[0].copy()
+    atoms.calc = calc
+    e = atoms.get_potential_energy()
+    out = calc.model(to_device(collate([atoms_to_graph(atoms, 4.5, ["Si"])]), "cpu", torch.float32))
+    assert e == pytest.approx(out["energy"].item(), rel=1e-6)
+    assert atoms.get_forces().shape == (64, 3)
+    thermalize_momenta(atoms, temperature_K=2000, rng=np.random.default_rng(0))
+    dyn = VelocityVerlet(atoms, 0.5 * units.fs)
+    dyn.run(3)
+    assert np.isfinite(atoms.get_potential_energy())
