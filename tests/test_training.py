@@ -119,3 +119,16 @@ def test_evaluate_and_calculator_md(tiny_config, val_frames):
     dyn = VelocityVerlet(atoms, 0.5 * units.fs)
     dyn.run(3)
     assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_shipped_configs_validate_and_point_at_shipped_data():
+    from tests.conftest import ROOT
+
+    configs = sorted((ROOT / "runs").glob("*.yaml"))
+    assert len(configs) >= 13
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.data.train.exists(), path
+    paper = load_config(ROOT / "runs" / "cmlp.yaml").model
+    assert paper.n_layers == 5 and paper.lmax == 3 and paper.hidden_irreps == "64x0e + 64x0o + 64x1o + 64x1e + 8x2o + 8x2e"
+    assert load_config(ROOT / "runs" / "hqc_qft_cz.yaml").model.readout.ansatz == "qft_cz"

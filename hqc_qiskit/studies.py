@@ -1,0 +1,114 @@
+"""Aggregate study runs into tables and plots.
+
+``python -m hqc_qiskit.studies readouts runs/study_readouts [--threshold 0.5]`` reads every
+``<model>_s<seed>/`` run (metrics.csv, summary.json) and writes ``summary.md``, ``summary.json`` and
+``val_curves.png`` in that folder: test RMSEs (mean and spread over seeds), epochs to reach a
+validation force RMSE threshold, training time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .plots import _read_csv  # noqa: E402
+
+
+def epochs_to_reach(cols: dict, key: str, threshold: float) -> float:
+    """First epoch whose ``key`` is at or below ``threshold`` (nan if never)."""
+    hit = np.nonzero(cols[key] <= threshold)[0]
+    return float(cols["epoch"][hit[0]]) if len(hit) else float("nan")
+
+
+def collect(folder: Path, threshold: float) -> dict:
+    runs = defaultdict(list)
+    for run in sorted(folder.iterdir()):
+        m = re.fullmatch(r"(.+)_s(\d+)", run.name)
+        if not (m and run.is_dir() and (run / "summary.json").exists()):
+            continue
+        summary = json.loads((run / "summary.json").read_text())
+        cols = _read_csv(run / "metrics.csv")
+        runs[m.group(1)].append({
+            "seed": int(m.group(2)), "cols": cols, "test": summary.get("test", {}),
+            "epochs": summary["epochs"], "train_seconds": summary["train_seconds"],
+            "epochs_to_threshold": epochs_to_reach(cols, "val_rmse_f_ev_a", threshold),
+            "best_val_f": float(np.nanmin(cols["val_rmse_f_ev_a"])),
+            "epoch_of_best_val_loss": float(cols["epoch"][np.nanargmin(cols["val_loss"])]),
+        })
+    return runs
+
+
+def _mean_std(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(np.nanmean(v)), float(np.nanstd(v))
+
+
+def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:
+    folder = Path(folder)
+    runs = collect(folder, threshold)
+    if not runs:
+        raise SystemExit(f"{folder}: no finished runs (<model>_s<seed>/summary.json)")
+    table = {}
+    for model, items in runs.items():
+        row = {"seeds": [r["seed"] for r in items]}
+        for key in ("rmse_e_mev_atom", "rmse_e_offset_free_mev_atom", "rmse_f_ev_a"):
+            row[f"test_{key}"] = _mean_std([r["test"].get(key, np.nan) for r in items])
+        row["epochs_to_threshold"] = _mean_std([r["epochs_to_threshold"] for r in items])
+        row["epoch_of_best_val_loss"] = _mean_std([r["epoch_of_best_val_loss"] for r in items])
+        row["train_minutes"] = _mean_std([r["train_seconds"] / 60 for r in items])
+        row["epochs"] = [r["epochs"] for r in items]
+        table[model] = row
+    lines = [
+        f"Validation force-RMSE threshold for 'epochs to reach': {threshold} eV/Å. Mean ± spread (std) over seeds.",
+        "",
+        "| model | seeds | test E RMSE (meV/atom) | test E RMSE offset-free (meV/atom) | test F RMSE (eV/Å) | epochs to val F ≤ thr | epoch of best val loss | train min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, row in table.items():
+        fmt = lambda k, d=2: f"{row[k][0]:.{d}f} ± {row[k][1]:.{d}f}"  # noqa: E731
+        lines.append(
+            f"| {model} | {len(row['seeds'])} | {fmt('test_rmse_e_mev_atom')} | {fmt('test_rmse_e_offset_free_mev_atom')} | "
+            f"{fmt('test_rmse_f_ev_a', 3)} | {fmt('epochs_to_threshold', 1)} | {fmt('epoch_of_best_val_loss', 1)} | {fmt('train_minutes', 1)} |"
+        )
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    (folder / "summary.json").write_text(json.dumps({"threshold_f_ev_a": threshold, "models": table}, indent=2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for k, (model, items) in enumerate(runs.items()):
+        color = f"C{k}"
+        for j, r in enumerate(items):
+            label = model if j == 0 else None
+            axes[0].plot(r["cols"]["epoch"], r["cols"]["val_rmse_e_mev_atom"], color=color, alpha=0.8, label=label, ls="-" if j == 0 else "--")
+            axes[1].plot(r["cols"]["epoch"], r["cols"]["val_rmse_f_ev_a"], color=color, alpha=0.8, label=label, ls="-" if j == 0 else "--")
+    axes[1].axhline(threshold, color="k", lw=0.8, ls=":")
+    for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("CMLP vs HQC readouts (solid: seed 0, dashed: seed 1)")
+    fig.tight_layout()
+    fig.savefig(folder / "val_curves.png", dpi=120)
+    plt.close(fig)
+    print("\n".join(lines))
+    return table
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[0] != "readouts":
+        raise SystemExit("usage: python -m hqc_qiskit.studies readouts FOLDER [--threshold EV_PER_A]")
+    threshold = float(argv[argv.index("--threshold") + 1]) if "--threshold" in argv else 0.5
+    readouts_study(argv[1], threshold)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,65 @@
+"""The console script: help texts, data import/split/info, train + evaluate --json, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hqc_qiskit.cli import app
+from tests.test_data_import import _pair
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args", [[], ["data"], ["data", "import-cp2k"], ["data", "split"], ["data", "info"], ["train"], ["evaluate"]])
+def test_help_is_complete(args):
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    if args and args[-1] == "import-cp2k":
+        assert "--cp2k-input" in result.output and "--force-unit" in result.output
+
+
+def test_import_split_info(tmp_path):
+    p, f, _, _ = _pair(tmp_path, n_frames=10)
+    out = tmp_path / "all.extxyz.gz"
+    result = runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 frames" in result.output
+    result = runner.invoke(app, ["data", "split", str(out), "--sizes", "6,2,2", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "all.train.extxyz.gz").exists() and (tmp_path / "all.test.extxyz.gz").exists()
+    result = runner.invoke(app, ["data", "info", str(tmp_path / "all.train.extxyz.gz")])
+    assert result.exit_code == 0 and "6" in result.output
+
+
+def test_import_errors_are_one_line(tmp_path):
+    p, f, _, _ = _pair(tmp_path, frc=lambda fr: fr[:1])
+    result = runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(tmp_path / "x.extxyz")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "n_frames" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--out", str(tmp_path / "x.extxyz")])
+    assert result.exit_code == 2 and "--cell or --cp2k-input" in result.output
+
+
+def test_train_then_evaluate_json(tmp_path):
+    from tests.conftest import DATA
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "name: cli\nseed: 0\n"
+        f"data: {{train: {DATA / 'si_liquid_3000K.val.extxyz.gz'}, val: {DATA / 'si_liquid_3000K.test.extxyz.gz'}, max_train: 4, max_val: 2}}\n"
+        "model: {lmax: 1, embedding_dim: 4, hidden_irreps: 4x0e + 2x1o, n_layers: 1, radial_mlp: [8], readout: {kind: classical, hidden: 4}}\n"
+        "train: {batch_size: 2, max_epochs: 1}\n"
+    )
+    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'run'}", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--data", str(DATA / "si_liquid_3000K.test.extxyz.gz"), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    assert metrics["rmse_e_mev_atom"] > 0 and metrics["rmse_f_ev_a"] > 0
+    result = runner.invoke(app, ["train", str(cfg), "-o", "model.hidden_irreps=4x1o"])
+    assert result.exit_code == 2 and "hidden_irreps" in result.output
