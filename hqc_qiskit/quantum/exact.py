@@ -185,14 +185,14 @@ class ExactEngine(nn.Module):
             raise ValueError(f"expected {c.n_weights} weights, got {w.numel()}")
         u = self.unitary_columns(w.to(x.dtype))
         # product state of the RY embedding, little-endian: qubit q is bit q of the column index
-        cos, sin = torch.cos(x / 2), torch.sin(x / 2)
-        psi = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        for q in range(x.shape[-1]):
-            psi = (torch.stack([cos[:, q], sin[:, q]], -1).unsqueeze(-1) * psi.unsqueeze(1)).reshape(x.shape[0], -1)
+        n_batch = x.shape[0]
+        half_angles = torch.stack([torch.cos(x / 2), torch.sin(x / 2)], dim=-1)  # (B, n_in, 2)
+        psi = half_angles[:, 0, :]                                              # (B, 2)
+        for q in range(1, x.shape[-1]):
+            psi = (half_angles[:, q, :, None] * psi[:, None, :]).reshape(n_batch, -1)  # (B, 2^(q+1))
         u_real = torch.cat([u.real, u.imag], dim=0)      # (2 * 2^n, 2^n_in)
-        phi = psi @ u_real.T                             # (B, 2 * 2^n): real parts, then imaginary parts
-        half = phi.shape[1] // 2
-        probs = phi[:, :half] ** 2 + phi[:, half:] ** 2  # (B, 2^n)
+        phi = (psi @ u_real.T).view(n_batch, 2, -1)      # (B, re/im, 2^n); views, not slices: cheap backward
+        probs = phi.pow(2).sum(dim=1)                    # (B, 2^n)
         return probs @ self.z_signs.to(x.dtype)          # (B, n_outputs)
 
 
