@@ -6,7 +6,8 @@ inference seconds (E + F of one structure). Called by benchmarks/vs_mace.py.
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from ase.io import read
 from e3nn import o3
 from mace import data, modules, tools
 from mace.tools import torch_geometric
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import best_time  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", required=True)
@@ -62,16 +66,6 @@ def infer():
     out["forces"].detach()
 
 
-def best(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-print(json.dumps({"train_step_s": best(step, args.repeats), "inference_s": best(infer, 3),
+print(json.dumps({"train_step_s": best_time(step, args.repeats), "inference_s": best_time(infer, 3),
                   "n_parameters": sum(p.numel() for p in model.parameters()), "hidden_irreps": args.hidden,
                   "n_structures": args.n, "mace_version": __import__("mace").__version__}))

@@ -15,6 +15,12 @@ from hqc_qiskit.quantum.qnn import QNNCircuit, build_estimator_qnn
 B = 3
 
 
+def _statevector_z(qc, x, w, xv, wv, n_out):
+    """<Z_q> by Qiskit's Statevector with parameters bound by their vectors."""
+    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
+    return [sv.expectation_value(o).real for o in z_observables(n_out, qc.num_qubits)]
+
+
 def _random(name, seed):
     rng = np.random.default_rng(seed)
     return rng.uniform(-np.pi, np.pi, (B, 8)), rng.uniform(0, 2 * np.pi, (3, 8))
@@ -60,8 +66,7 @@ def test_weight_binding_order_is_layer_then_qubit():
     assert [p.name for p in qc.parameters].index("w[10]") == 10  # ParameterVector sorts by index, check it stays so
     rng = np.random.default_rng(1)
     xv, wv = rng.uniform(-3, 3, 8), rng.uniform(0, 6, 24)
-    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
-    ref = [sv.expectation_value(o).real for o in z_observables(8)]
+    ref = _statevector_z(qc, x, w, xv, wv, 8)
     got = z_expectations("cz", torch.tensor(xv[None]), torch.tensor(wv.reshape(3, 8)))[0].numpy()
     np.testing.assert_allclose(got, ref, atol=1e-12)
     # and a scrambled binding really gives a different answer (the test can fail)
@@ -97,8 +102,7 @@ def test_new_ansatz_needs_only_a_registry_entry(monkeypatch):
     qc, x, w = ansatz("pairs", 6, 2)
     rng = np.random.default_rng(2)
     xv, wv = rng.uniform(-3, 3, 6), rng.uniform(0, 6, 12)
-    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
-    ref = [sv.expectation_value(o).real for o in z_observables(6)]
+    ref = _statevector_z(qc, x, w, xv, wv, 6)
     got = z_expectations("pairs", torch.tensor(xv[None]), torch.tensor(wv.reshape(2, 6)))[0].numpy()
     np.testing.assert_allclose(got, ref, atol=1e-12)
 
