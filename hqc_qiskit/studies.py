@@ -48,8 +48,10 @@ def collect(folder: Path, threshold: float) -> dict:
 
 
 def _mean_std(values) -> tuple[float, float]:
+    """Mean and std of the finite values (nan, nan when none: e.g. a threshold no seed reached)."""
     v = np.asarray(values, dtype=float)
-    return float(np.nanmean(v)), float(np.nanstd(v))
+    v = v[np.isfinite(v)]
+    return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
 
 
 def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:

@@ -1,0 +1,37 @@
+"""The study aggregator reads runs, computes epochs-to-threshold and mean/spread over seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from hqc_qiskit.studies import readouts_study
+from hqc_qiskit.train import METRIC_FIELDS
+
+
+def _fake_run(folder, name, val_f, test_f, seconds=60.0):
+    run = folder / name
+    run.mkdir(parents=True)
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(METRIC_FIELDS)
+        for k, f in enumerate(val_f, start=1):
+            row = {"epoch": k, "val_rmse_f_ev_a": f, "val_rmse_e_mev_atom": 10 * f, "val_loss": f, "lr": 0.01}
+            w.writerow([row.get(c, "") for c in METRIC_FIELDS])
+    summary = {"epochs": len(val_f), "train_seconds": seconds,
+               "test": {"rmse_e_mev_atom": 10 * test_f, "rmse_e_offset_free_mev_atom": 5 * test_f, "rmse_f_ev_a": test_f}}
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_readouts_study(tmp_path):
+    _fake_run(tmp_path, "a_s0", [1.0, 0.6, 0.4, 0.3], 0.30)
+    _fake_run(tmp_path, "a_s1", [1.0, 0.8, 0.5, 0.45], 0.40)
+    _fake_run(tmp_path, "b_s0", [1.0, 0.9, 0.8, 0.7], 0.70)
+    table = readouts_study(tmp_path, threshold=0.5)
+    assert table["a"]["epochs_to_threshold"][0] == pytest.approx(3.0)   # epochs 3 and 3
+    assert table["a"]["test_rmse_f_ev_a"] == pytest.approx((0.35, 0.05))
+    assert table["b"]["epochs_to_threshold"][0] != table["b"]["epochs_to_threshold"][0]  # nan: never reached
+    assert table["a"]["epoch_of_best_val_loss"][0] == pytest.approx(4.0)
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "val_curves.png").exists()
