@@ -73,6 +73,7 @@ def plot_parity(pred: dict, out: str | Path, title: str = "") -> None:
         ax.scatter(ref, prd, s=4, alpha=0.5)
         lo, hi = min(ref.min(), prd.min()), max(ref.max(), prd.max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.tick_params(axis="x", labelrotation=30)
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
         ax.grid(alpha=0.3)

@@ -105,3 +105,28 @@ def test_float32_default_dtype(atoms):
     assert all(p.dtype == torch.float32 for p in model.parameters())
     out = model(to_device(collate([atoms_to_graph(atoms, 4.5, ["Si"])]), "cpu", torch.float32))
     assert out["energy"].dtype == torch.float32 and out["forces"].dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_paper_architecture_invariances_and_forces(atoms):
+    """The paper's full model (runs/cmlp.yaml and runs/hqc_cz.yaml backbones) in float64."""
+    from tests.conftest import ROOT
+
+    from hqc_qiskit.config import load_config
+
+    for name in ("cmlp", "hqc_cz"):
+        cfg = load_config(ROOT / "runs" / f"{name}.yaml").model.model_copy(update={"dtype": "float64", "reference_energies": {"Si": 0.0}})
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        e, f = _ef(model, atoms)
+        rot = Rotation.random(random_state=11).as_matrix()
+        rotated = atoms.copy()
+        rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
+        e_r, f_r = _ef(model, rotated)
+        assert e_r == pytest.approx(e, abs=1e-8)
+        np.testing.assert_allclose(f_r, f @ rot.T, atol=1e-8)
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[3, 2] += 1e-5
+        minus.positions[3, 2] -= 1e-5
+        fd = -(_ef(model, plus)[0] - _ef(model, minus)[0]) / 2e-5
+        assert fd == pytest.approx(f[3, 2], abs=1e-6, rel=1e-5)
