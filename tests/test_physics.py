@@ -30,6 +30,16 @@ def _ef(model, atoms):
     return out["energy"].item(), out["forces"].detach().numpy()
 
 
+def _assert_rotation_covariant(model, atoms, e, f, seed, atol):
+    """Rotating everything (cell included) leaves E unchanged and rotates F."""
+    rot = Rotation.random(random_state=seed).as_matrix()
+    rotated = atoms.copy()
+    rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
+    e_r, f_r = _ef(model, rotated)
+    assert e_r == pytest.approx(e, abs=atol)
+    np.testing.assert_allclose(f_r, f @ rot.T, atol=atol)
+
+
 @pytest.fixture(scope="module")
 def atoms(val_frames):
     return val_frames[0].copy()
@@ -40,13 +50,7 @@ def test_rotation_translation_permutation_lattice(readout, atoms):
     model = _model(READOUTS[readout])
     e, f = _ef(model, atoms)
     assert np.abs(f).max() > 1e-4  # a model with zero forces would pass every check below
-    # rotation of everything (cell included): E invariant, F rotates
-    rot = Rotation.random(random_state=7).as_matrix()
-    rotated = atoms.copy()
-    rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
-    e_r, f_r = _ef(model, rotated)
-    assert e_r == pytest.approx(e, abs=1e-9)
-    np.testing.assert_allclose(f_r, f @ rot.T, atol=1e-9)
+    _assert_rotation_covariant(model, atoms, e, f, seed=7, atol=1e-9)
     # translation
     moved = atoms.copy()
     moved.positions += np.array([0.37, -1.2, 2.9])
@@ -119,12 +123,7 @@ def test_paper_architecture_invariances_and_forces(atoms):
         torch.manual_seed(0)
         model = build_model(cfg)
         e, f = _ef(model, atoms)
-        rot = Rotation.random(random_state=11).as_matrix()
-        rotated = atoms.copy()
-        rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
-        e_r, f_r = _ef(model, rotated)
-        assert e_r == pytest.approx(e, abs=1e-8)
-        np.testing.assert_allclose(f_r, f @ rot.T, atol=1e-8)
+        _assert_rotation_covariant(model, atoms, e, f, seed=11, atol=1e-8)
         plus, minus = atoms.copy(), atoms.copy()
         plus.positions[3, 2] += 1e-5
         minus.positions[3, 2] -= 1e-5
