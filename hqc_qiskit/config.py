@@ -57,6 +57,7 @@ class QuantumReadoutConfig(_Strict):
     engine: Literal["exact", "qnn"] = "exact"
     n_qubits: int = 8
     n_layers: int = 3
+    angle_scale: float = Field(1.0, description="embedding angle = angle_scale * Linear(scalars); 1 is the paper's model")
 
     @field_validator("ansatz")
     @classmethod

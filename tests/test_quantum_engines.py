@@ -147,3 +147,17 @@ def test_qnn_circuit_module_matches_exact_and_refuses_double_backward():
     e = lin(qnn(x)).sum()
     with pytest.raises(EngineError, match="engine: exact"):
         torch.autograd.grad(e, x, create_graph=True)
+
+
+def test_quantum_readout_angle_scale():
+    """angle_scale multiplies the embedding angles; 1.0 (default) is the paper's readout."""
+    from hqc_qiskit.model.readouts import QuantumReadout
+
+    torch.manual_seed(0)
+    scaled = QuantumReadout(6, ansatz="cz", n_qubits=4, n_layers=2, angle_scale=2.5).double()
+    h = torch.randn(7, 6, dtype=torch.float64)
+    expected = scaled.decode(scaled.circuit(2.5 * scaled.encode(h))).squeeze(-1)
+    torch.testing.assert_close(scaled(h), expected)
+    plain = QuantumReadout(6, ansatz="cz", n_qubits=4, n_layers=2).double()
+    plain.load_state_dict(scaled.state_dict())
+    assert (plain(h) - scaled(h)).abs().max() > 1e-3
