@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -31,10 +30,9 @@ def machine() -> dict:
 
 
 def write_results(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    from hqc_qiskit.checkpoint import atomic_write_json  # not at the top: the MACE worker imports this module
+
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
-    tmp.replace(path)
+    atomic_write_json({"machine": machine(), **payload}, path)
     print(f"results: {path}")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,15 @@ def atomic_save(obj, path: str | Path) -> None:
             os.remove(tmp)
 
 
+def atomic_write_json(obj, path: str | Path) -> None:
+    """JSON to a temporary file in the same folder, then rename (same guarantee as :func:`atomic_save`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
 def model_payload(model: HQCPotential) -> dict:
     """What rebuilds a model: its config (hyperparameters) and weights."""
     return {"model_config": model.config.model_dump(mode="json"), "model_state": model.state_dict()}
@@ -49,6 +59,5 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     if "model_config" not in payload:
         raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")
     model = build_model(payload["model_config"])
-    state = payload.get("ema_state") or payload["model_state"]
-    model.load_state_dict(state)
+    model.load_state_dict(payload["model_state"])
     return model.eval()

@@ -148,8 +148,8 @@ def evaluate(
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
 ):
     """RMSE and MAE of E (meV/atom) and F (eV/Å) on a labelled file, with parity plots."""
+    from .checkpoint import atomic_write_json
     from .evaluate import evaluate as run_eval
-    from .evaluate import write_json
 
     if plot is None and run.is_dir():
         plot = run / f"parity_{data.name.split('.')[0]}_{'.'.join(data.name.split('.')[1:2])}.png"
@@ -161,7 +161,7 @@ def evaluate(
     if plot is not None:
         console.print(f"parity plot: {plot}")
     if json_out is not None:
-        write_json(metrics, json_out)
+        atomic_write_json(metrics, json_out)
         console.print(f"metrics: {json_out}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -32,10 +31,3 @@ def evaluate(run: str | Path, data: str | Path, energy_key: str = "energy", forc
         plot_parity(pred, plot, title=f"{Path(run).name} on {Path(data).name}")
     return metrics
 
-
-def write_json(obj: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)

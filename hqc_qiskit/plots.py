@@ -42,24 +42,6 @@ def plot_learning_curve(metrics_csv: str | Path, out: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_learning_curves(runs: dict[str, str | Path], out: str | Path, x: str = "epoch") -> None:
-    """Validation E and F RMSE of several runs in one figure (label -> metrics.csv)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, path in runs.items():
-        cols = _read_csv(path)
-        for ax, key in ((axes[0], "val_rmse_e_mev_atom"), (axes[1], "val_rmse_f_ev_a")):
-            ax.plot(cols[x], cols[key], label=label)
-    for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
-        ax.set_xlabel(x)
-        ax.set_ylabel(ylabel)
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-
-
 def plot_parity(pred: dict, out: str | Path, title: str = "") -> None:
     """Predicted vs reference energy per atom (eV/atom) and force components (eV/Å)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))

@@ -8,7 +8,6 @@ summary.json. Same config + seed gives the same numbers; a resumed run continues
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import time
@@ -20,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .checkpoint import BEST, CHECKPOINT, atomic_save, model_payload
+from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload
 from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
@@ -38,7 +37,7 @@ METRIC_FIELDS = [
 
 @dataclass
 class Splits:
-    """Labelled frames of each split (ASE Atoms lists) and their precomputed graphs."""
+    """Precomputed graphs (with labels) of the train, validation and test structures."""
 
     train: list
     val: list
@@ -149,7 +148,6 @@ class Trainer:
         np.random.seed(config.seed)
 
         train, val, test = splits if splits is not None else load_splits(config)
-        self.frames = Splits(train, val, test)
         cutoff, species = config.model.cutoff, config.model.species
         self.graphs = Splits(*[[atoms_to_graph(a, cutoff, species, with_labels=True) for a in part] for part in (train, val, test)])
 
@@ -356,9 +354,7 @@ class Trainer:
             pred = predict(model, self.graphs.test, self.config.train.batch_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png")
-        tmp = self.run_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(self.run_dir / "summary.json")
+        atomic_write_json(summary, self.run_dir / "summary.json")
 
 
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> dict:
