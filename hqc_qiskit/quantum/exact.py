@@ -177,7 +177,8 @@ class ExactEngine(nn.Module):
             state = _apply(state, gate, step.qubits, n)
         return state.reshape(2**n, 2**n_in)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(B, 2^n_total) probabilities of all computational basis states."""
         c = self.compiled
         if x.shape[-1] != len(c.input_qubits):
             raise ValueError(f"expected inputs of shape (B, {len(c.input_qubits)}), got {tuple(x.shape)}")
@@ -192,8 +193,15 @@ class ExactEngine(nn.Module):
             psi = (half_angles[:, q, :, None] * psi[:, None, :]).reshape(n_batch, -1)  # (B, 2^(q+1))
         u_real = torch.cat([u.real, u.imag], dim=0)      # (2 * 2^n, 2^n_in)
         phi = (psi @ u_real.T).view(n_batch, 2, -1)      # (B, re/im, 2^n); views, not slices: cheap backward
-        probs = phi.pow(2).sum(dim=1)                    # (B, 2^n)
-        return probs @ self.z_signs.to(x.dtype)          # (B, n_outputs)
+        return phi.pow(2).sum(dim=1)                     # (B, 2^n)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.probabilities(x, w) @ self.z_signs.to(x.dtype)  # (B, n_outputs)
+
+    def output_distribution(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(B, 2^n_outputs): distribution of the measured output bits (bit q = output q), ancillas traced out."""
+        probs = self.probabilities(x, w)
+        return probs.reshape(probs.shape[0], -1, 2**self.compiled.n_outputs).sum(dim=1)
 
 
 class ExactCircuit(nn.Module):
@@ -216,6 +224,11 @@ class ExactCircuit(nn.Module):
 @functools.lru_cache(maxsize=None)
 def _engine(name: str, n_qubits: int, n_layers: int) -> ExactEngine:
     return ExactEngine(compiled_ansatz(name, n_qubits, n_layers))
+
+
+def output_distribution(name: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Exact distribution (B, 2^n_qubits) of the measured outputs of ansatz ``name`` (bit q = output q)."""
+    return _engine(name, w.shape[1], w.shape[0]).to(x.device).output_distribution(x, w)
 
 
 def z_expectations(name: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,73 @@
+"""Transpile profiles (``transpile_profiles/*.yaml``): target device, optimization, layout, routing, DD.
+
+A profile is looked up by name in the repository's ``transpile_profiles/`` folder, or given as a
+path to a YAML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from ..errors import ConfigError
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "transpile_profiles"
+
+
+class TranspileProfile(BaseModel):
+    """How logical readout circuits are compiled for a device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    target: str = "ideal"                      # 'ideal', 'custom' or a fake device name ('fake_brisbane')
+    basis_gates: list[str] | None = None       # ideal/custom targets
+    coupling_map: list[tuple[int, int]] | None = None  # custom target (undirected edges)
+    optimization_level: Literal[0, 1, 2, 3] = 3
+    layout_method: Literal["default", "trivial", "dense", "sabre"] = "default"  # default: sabre + noise-aware VF2 post-layout
+    routing_method: Literal["default", "basic", "lookahead", "sabre", "none"] = "default"
+    initial_layout: list[int] | None = None    # physical qubit of each logical qubit (optional)
+    seed: int = 0
+    dynamical_decoupling: Literal["none", "XX"] = "none"
+    # 'compact': compile onto a connected region of exactly as many physical qubits as the circuit has
+    # (chosen for low two-qubit error), so routing adds no extra qubits: cheaper to simulate, often
+    # more SWAPs. 'all': the transpiler may use any qubit of the device.
+    region: Literal["all", "compact"] = "all"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.target == "custom" and not self.coupling_map:
+            raise ValueError("target 'custom' needs a coupling_map (list of [q0, q1] edges)")
+        if self.target in ("ideal", "custom") and not self.basis_gates:
+            raise ValueError(f"target {self.target!r} needs basis_gates")
+        if self.region == "compact" and not self.is_device:
+            raise ValueError("region 'compact' needs a device target")
+        if self.target == "ideal" and self.dynamical_decoupling != "none":
+            raise ValueError("dynamical decoupling needs gate durations: use a device target")
+        return self
+
+    @property
+    def is_device(self) -> bool:
+        return self.target not in ("ideal", "custom")
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> TranspileProfile:
+    """Profile by name (``transpile_profiles/<name>.yaml``) or path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such transpile profile; available: {', '.join(profile_names())}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return TranspileProfile.model_validate(raw)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path}: invalid transpile profile: {exc}") from None
