@@ -165,6 +165,11 @@ def evaluate(
         console.print(f"metrics: {json_out}")
 
 
+from .cli_quantum import register as _register_quantum  # noqa: E402  (commands of the hardware path)
+
+_register_quantum(app)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

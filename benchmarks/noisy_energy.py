@@ -1,0 +1,95 @@
+"""Noisy energy of one 64-atom structure (64 atoms x 5 layers = 320 circuits, 50,000 shots each):
+reduced-register simulation vs Aer's full-device simulation, and shots needed for a 2 meV/atom
+standard error with optimal vs uniform allocation.
+
+    python benchmarks/noisy_energy.py [--full-circuits 4] [--models runs/study_readouts/small_hqc_*_s0]
+
+The full-device time is measured on --full-circuits circuits and scaled linearly to 320 (labelled
+"extrapolated" in the JSON); running all 320 takes far longer than a session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import time
+
+import numpy as np
+from _common import write_results
+
+from hqc_qiskit.quantum.backends import CircuitBatch, RuntimeBackend, make_backend
+
+SHOTS = 50000
+
+
+def _batch(n_atoms=64, n_model_layers=5, seed=0) -> CircuitBatch:
+    rng = np.random.default_rng(seed)
+    groups = [(rng.uniform(-2, 2, (n_atoms, 8)), rng.uniform(0, 2 * np.pi, 24)) for _ in range(n_model_layers)]
+    return CircuitBatch("cz", 8, 3, groups)
+
+
+def reduced_time(profile: str, batch: CircuitBatch) -> float:
+    backend = make_backend(f"aer-noise:fake_brisbane@{profile}")
+    backend.simulator(batch)                       # transpile + noise model once (cached in real use)
+    t = time.perf_counter()
+    backend.run(batch, SHOTS, np.random.default_rng(0))
+    return time.perf_counter() - t
+
+
+def full_device_time_per_circuit(profile: str, batch: CircuitBatch, n: int) -> float:
+    from qiskit_aer import AerSimulator
+
+    from hqc_qiskit.quantum.devices import fake_backend
+
+    tr, circuit = RuntimeBackend("fake_brisbane", profile=profile).measured_circuit(batch)
+    params = tr.parameter_values(batch.x[:n], batch.w[:n], circuit)
+    simulator = AerSimulator.from_backend(fake_backend("fake_brisbane"))
+    bound = [circuit.assign_parameters(p) for p in params]
+    t = time.perf_counter()
+    simulator.run(bound, shots=SHOTS).result()
+    return (time.perf_counter() - t) / n
+
+
+def shot_ratios(model_dirs: list[str], n_structures: int = 3) -> list[dict]:
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.hardware_studies import shots_for_stderr
+
+    frames = read_structures("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz")[:n_structures]
+    rows = []
+    for d in model_dirs:
+        r = shots_for_stderr(load_model(d).double(), frames, 2.0)
+        rows.append({"model": d, **r})
+        print(f"{d}: optimal/uniform shots for 2 meV/atom = {r['ratio_optimal_over_uniform']:.3f}")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full-circuits", type=int, default=4)
+    parser.add_argument("--models", nargs="*", default=sorted(glob.glob("runs/study_readouts/small_hqc_*_s0")))
+    args = parser.parse_args()
+    batch = _batch()
+    rows = []
+    for profile in ("ibm_eagle_compact", "ibm_eagle"):
+        if profile == "ibm_eagle":   # 12 active qubits: density matrices 256x larger; time a slice
+            small = CircuitBatch("cz", 8, 3, [(batch.groups[0][0][:8], batch.groups[0][1])])
+            reduced = reduced_time(profile, small) * len(batch) / len(small)
+            reduced_kind = "extrapolated from 8 circuits"
+        else:
+            reduced, reduced_kind = reduced_time(profile, batch), "measured"
+        full = full_device_time_per_circuit(profile, batch, args.full_circuits) * len(batch)
+        row = {"profile": profile, "circuits": len(batch), "shots_per_circuit": SHOTS,
+               "reduced_seconds": reduced, "reduced_kind": reduced_kind,
+               "full_device_seconds": full, "full_device_kind": f"extrapolated from {args.full_circuits} circuits",
+               "reduced_over_full": reduced / full, "target_seconds": 10.0}
+        rows.append(row)
+        print(f"{profile}: reduced {reduced:.1f} s ({reduced_kind}), full device {full:.0f} s "
+              f"({row['full_device_kind']}), ratio {reduced / full:.4f}")
+    ratios = shot_ratios(args.models)
+    write_results("noisy_energy", {"energy_320_circuits": rows, "shots_for_2_mev_per_atom": ratios,
+                                   "target_optimal_over_uniform": 0.5})
+
+
+if __name__ == "__main__":
+    main()

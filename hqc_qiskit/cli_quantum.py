@@ -1,0 +1,248 @@
+"""CLI commands of the hardware path: transpile, backends, energy, noise-study, shots-study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import HQCError
+
+console = Console()
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+def transpile_cmd(
+    profile: str = typer.Option("ibm_eagle", help="transpile profile name (transpile_profiles/) or YAML path"),
+    ansatz: str = typer.Option("all", help="ansatz name or 'all'"),
+    n_qubits: int = typer.Option(8, help="input qubits"),
+    n_layers: int = typer.Option(3, help="variational layers"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the table as JSON here"),
+    plot: Optional[Path] = typer.Option(None, help="bar plot (PNG) of two-qubit gates, depth and success probability"),
+):
+    """Compile the readout ansaetze for a device and compare them side by side."""
+    from .quantum.circuits import ansatz_names
+    from .quantum.transpile import transpile_readout
+
+    try:
+        names = ansatz_names() if ansatz == "all" else [ansatz]
+        rows = [transpile_readout(a, profile, n_qubits, n_layers).metrics() for a in names]
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    table = Table(title=f"readout circuits compiled with profile {rows[0]['profile']}")
+    cols = ["ansatz", "two_qubit_gates", "depth", "two_qubit_depth", "swaps", "qubits_used", "success_probability"]
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for r in rows:
+        sp = r["success_probability"]
+        table.add_row(*[str(r[c]) for c in cols[:-1]], "n/a (no calibration)" if sp is None else f"{sp:.3f}")
+    console.print(table)
+    if json_out:
+        from .checkpoint import atomic_write_json
+
+        atomic_write_json(rows, json_out)
+    if plot:
+        _plot_transpile(rows, plot)
+        console.print(f"plot: {plot}")
+
+
+def _plot_transpile(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("two_qubit_gates", "two-qubit gates"), ("depth", "depth"), ("success_probability", "est. success probability")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    names = [r["ansatz"] for r in rows]
+    for ax, (key, label) in zip(axes, keys):
+        ax.bar(names, [r[key] or 0 for r in rows], color="tab:blue")
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.suptitle(f"profile {rows[0]['profile']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def backends_cmd():
+    """List the execution backends available here, and why others are not."""
+    from .quantum.devices import fake_device_names
+    from .quantum.noise import noise_model_names
+    from .quantum.profiles import profile_names
+
+    table = Table(title="backends")
+    table.add_column("name")
+    table.add_column("available")
+    table.add_column("notes")
+    table.add_row("exact", "yes", "exact engine, no shot noise (training engine)")
+    table.add_row("aer", "yes", "Aer, ideal, shots")
+    table.add_row("aer-noise:<model>[@<profile>]", "yes", f"models: {', '.join(noise_model_names())}; profiles: {', '.join(profile_names())}")
+    table.add_row("fake_<device>", "yes", f"runtime local mode, {len(fake_device_names())} snapshots (e.g. fake_brisbane, fake_torino)")
+    status, note = _ibm_status()
+    table.add_row("ibm_<device>", status, note)
+    console.print(table)
+
+
+def _ibm_status() -> tuple[str, str]:
+    try:
+        from qiskit_ibm_runtime import QiskitRuntimeService
+
+        service = QiskitRuntimeService()
+    except Exception as exc:  # noqa: BLE001
+        return "no", f"no saved IBM Quantum account ({type(exc).__name__}); see docs/hardware.md"
+    try:
+        names = [b.name for b in service.backends()]
+    except Exception as exc:  # noqa: BLE001
+        return "account saved", f"could not list devices ({type(exc).__name__}: network?)"
+    return "yes", ", ".join(names)
+
+
+def energy_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory or checkpoint of an HQC model"),
+    structure: Path = typer.Option(..., help="structure file (any ASE-readable; first frame unless --index)"),
+    index: int = typer.Option(0, help="frame of the structure file"),
+    backend: str = typer.Option("aer", help="exact, aer, aer-noise:<model>[@<profile>], fake_<device>, ibm_<device>"),
+    shots: int = typer.Option(50000, help="shots per circuit (average; total = shots x circuits)"),
+    allocation: str = typer.Option("uniform", help="uniform or optimal (variance-weighted) shot allocation"),
+    profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's or model's)"),
+    noise_scale: float = typer.Option(1.0, help="multiply every error rate of the noise model"),
+    mitigation: str = typer.Option("none", help="aer backends: none, rem, zne, zne-linear, zne:1,3,5, or 'zne+rem'"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print circuits, shots and estimated QPU time; submit nothing"),
+    max_qpu_seconds: Optional[float] = typer.Option(None, help="refuse to submit a hardware job estimated above this"),
+    dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
+    twirling: bool = typer.Option(False, "--twirling", help="runtime backends: gate and measurement twirling"),
+    journal: Optional[Path] = typer.Option(None, help="runtime backends: keep finished jobs' counts here (resume)"),
+    seed: Optional[int] = typer.Option(None, help="seed of the simulated shot noise"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
+):
+    """Shot-based energy of one structure (eV) with its standard error, on any backend."""
+    from .checkpoint import atomic_write_json, load_model
+    from .data.dataset import read_structures
+    from .quantum.backends import RuntimeOptions, make_backend
+    from .quantum.estimate import allocate_shots, estimate_energy, per_shot_variance, readout_problem
+
+    try:
+        model = load_model(run_dir).double()
+        frames = read_structures(structure)
+        if not 0 <= index < len(frames):
+            raise HQCError(f"{structure}: frame {index} does not exist ({len(frames)} frames)")
+        atoms = frames[index]
+        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, max_qpu_seconds=max_qpu_seconds,
+                                 journal=str(journal) if journal else None)
+        b = make_backend(backend, profile, noise_scale, mitigation, runtime)
+        problem = readout_problem(model, atoms)
+        if dry_run:
+            variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(len(problem.batch))
+            cost = b.cost(problem.batch, allocate_shots(variance, shots * len(problem.batch), allocation))
+            for key, value in cost.items():
+                console.print(f"{key:>22}: {value}")
+            console.print("dry run: nothing was submitted")
+            return
+        est = estimate_energy(model, atoms, b, shots, allocation, np.random.default_rng(seed), problem)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    n = est.n_atoms
+    console.print(f"E = {est.energy:.6f} ± {est.stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {est.stderr / n * 1000:.3f} meV/atom)")
+    console.print(f"exact engine: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")
+    console.print(f"{est.circuits} circuits, {est.shots} shots ({allocation}), backend {est.backend}")
+    if json_out:
+        atomic_write_json(est.as_dict(), json_out)
+
+
+def _load_study_inputs(run_dir: Path, structures: Path, n_structures: int):
+    from .checkpoint import load_model
+    from .data.dataset import read_structures
+
+    model = load_model(run_dir).double()
+    frames = read_structures(structures)[:n_structures]
+    return model, frames
+
+
+def noise_study_cmd(
+    run_dir: Path = typer.Argument(..., help="HQC run directory"),
+    structures: Path = typer.Option(Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"), help="test structures"),
+    n_structures: int = typer.Option(3, help="how many structures of the file"),
+    noise: str = typer.Option("depolarizing", help="noise model (noise_models/)"),
+    profiles: str = typer.Option("ideal", help="comma-separated transpile profiles"),
+    scales: str = typer.Option("0.1,0.3,1", help="comma-separated noise scales"),
+    mitigations: str = typer.Option("none,rem,zne,zne+rem", help="comma-separated mitigations"),
+    shots: Optional[int] = typer.Option(None, help="shots per circuit (default: expectation values, no shot noise)"),
+    out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
+):
+    """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations."""
+    from .checkpoint import atomic_write_json
+    from .hardware_studies import noise_study, plot_noise_study
+
+    try:
+        model, frames = _load_study_inputs(run_dir, structures, n_structures)
+        rows = noise_study(model, frames, noise, profiles.split(","), _floats(scales), mitigations.split(","),
+                           np.inf if shots is None else shots)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(rows, out / "noise_study.json")
+    plot_noise_study(rows, out / "noise_study.png")
+    _print_rows(rows, ["profile", "scale", "mitigation", "rmse_mev_per_atom", "mean_error_mev_per_atom"], out / "noise_study.md")
+
+
+def shots_study_cmd(
+    run_dir: Path = typer.Argument(..., help="HQC run directory"),
+    structures: Path = typer.Option(Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"), help="test structures"),
+    n_structures: int = typer.Option(3, help="how many structures of the file"),
+    backend: str = typer.Option("aer", help="simulator backend (aer or aer-noise:<model>)"),
+    shots: str = typer.Option("1000,3000,10000,30000,100000", help="comma-separated shots per circuit"),
+    repeats: int = typer.Option(3, help="repeats per structure and shot count"),
+    target: float = typer.Option(2.0, help="standard error (meV/atom) for the uniform-vs-optimal shot count"),
+    out: Path = typer.Option(Path("shots_study"), help="output folder: shots_study.json, .md, .png"),
+):
+    """Energy error vs shots (log-log, with the 1/sqrt(S) line) for uniform and optimal allocation."""
+    from .checkpoint import atomic_write_json
+    from .hardware_studies import plot_shots_study, shots_for_stderr, shots_study
+    from .quantum.backends import make_backend
+
+    try:
+        model, frames = _load_study_inputs(run_dir, structures, n_structures)
+        rows = shots_study(model, frames, make_backend(backend), [int(s) for s in _floats(shots)], repeats=repeats)
+        needed = shots_for_stderr(model, frames, target)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json({"rows": rows, "shots_for_target": needed}, out / "shots_study.json")
+    plot_shots_study(rows, out / "shots_study.png")
+    _print_rows(rows, ["allocation", "shots_per_circuit", "rmse_mev_per_atom", "predicted_stderr_mev_per_atom"], out / "shots_study.md")
+    console.print(f"shots per structure for {target} meV/atom: uniform {needed['uniform_total_shots']:.3g}, "
+                  f"optimal {needed['optimal_total_shots']:.3g} (ratio {needed['ratio_optimal_over_uniform']:.3f})")
+
+
+def _print_rows(rows: list[dict], cols: list[str], md_path: Path) -> None:
+    table = Table()
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        table.add_row(*cells)
+        lines.append("| " + " | ".join(cells) + " |")
+    console.print(table)
+    md_path.write_text("\n".join(lines) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("transpile")(transpile_cmd)
+    app.command("backends")(backends_cmd)
+    app.command("energy")(energy_cmd)
+    app.command("noise-study")(noise_study_cmd)
+    app.command("shots-study")(shots_study_cmd)

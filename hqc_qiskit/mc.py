@@ -1,0 +1,156 @@
+"""Metropolis Monte Carlo with noisy energies: plain acceptance (the paper) or the penalty method.
+
+Penalty method (Ceperley and Dewing, J. Chem. Phys. 110, 9812 (1999)): when both energies are
+measured afresh at every step, dE is Gaussian with variance sigma^2 = s_new^2 + s_old^2, and
+accepting with min(1, exp(-beta dE - beta^2 sigma^2 / 2)) satisfies detailed balance on average over
+the noise. Plain Metropolis with fresh noisy energies samples a broadened, biased distribution.
+
+When the current state's estimate is *reused* (the default: half the measurements), the chain
+runs on (x, noise) pairs; plain acceptance then samples exp(-beta E(x) + beta^2 s(x)^2 / 2), biased
+wherever the standard error s depends on x, and the sum-of-variances penalty over-corrects. The
+exact rule for that case is exp(-beta dE - beta^2 (s_new^2 - s_old^2) / 2), which is what
+``penalty`` uses when the current energy is reused (derivation in docs/simulation.md).
+
+Hand-written because it is this project's science; ASE has no Monte Carlo driver with noisy energies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .checkpoint import atomic_write_json
+from .errors import HQCError
+
+KB_EV = 8.617333262e-5   # Boltzmann constant, eV/K
+ACCEPTANCES = ("plain", "penalty")
+
+
+def acceptance_probability(d_energy: float, beta: float, rule: str, s_new: float = 0.0, s_old: float = 0.0,
+                           reused: bool = False) -> float:
+    """Metropolis acceptance for an estimated dE (eV) with standard errors s_new, s_old (eV) of the two energies.
+
+    plain: min(1, exp(-beta dE)). penalty: min(1, exp(-beta dE - beta^2 v / 2)) with v = s_new^2 + s_old^2
+    when both energies are fresh, v = s_new^2 - s_old^2 when the current one is reused."""
+    if rule == "plain":
+        exponent = -beta * d_energy
+    elif rule == "penalty":
+        v = s_new**2 - s_old**2 if reused else s_new**2 + s_old**2
+        exponent = -beta * d_energy - 0.5 * beta**2 * v
+    else:
+        raise HQCError(f"unknown acceptance {rule!r}; choose one of {ACCEPTANCES}")
+    return 1.0 if exponent >= 0 else math.exp(exponent)
+
+
+@dataclass
+class ChainState:
+    """Everything a chain needs to continue exactly: positions (N, 3) Å, energy and its s.e. (eV), RNG."""
+
+    step: int
+    positions: np.ndarray
+    energy: float
+    sigma: float
+    accepted: int = 0
+    shots: int = 0
+    qpu_seconds: float = 0.0
+    rng_state: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"step": self.step, "positions": self.positions.tolist(), "energy": self.energy, "sigma": self.sigma,
+                "accepted": self.accepted, "shots": self.shots, "qpu_seconds": self.qpu_seconds, "rng_state": self.rng_state}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "ChainState":
+        return cls(raw["step"], np.asarray(raw["positions"], float), raw["energy"], raw["sigma"], raw["accepted"],
+                   raw["shots"], raw["qpu_seconds"], raw["rng_state"])
+
+
+@dataclass
+class Measurement:
+    energy: float        # eV
+    sigma: float         # eV, standard error of the estimate (0 for exact)
+    shots: int = 0
+    qpu_seconds: float = 0.0
+
+
+def displace(positions: np.ndarray, rng: np.random.Generator, n_moved: int, delta: float) -> np.ndarray:
+    """Move ``n_moved`` distinct random atoms by N(0, delta^2) per Cartesian component (Å)."""
+    new = positions.copy()
+    idx = rng.choice(len(positions), size=min(n_moved, len(positions)), replace=False)
+    new[idx] += rng.normal(0.0, delta, size=(len(idx), 3))
+    return new
+
+
+def run_chain(
+    measure: Callable[[np.ndarray], Measurement],
+    positions: np.ndarray,
+    temperature: float,
+    n_steps: int,
+    propose: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+    acceptance: str = "penalty",
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 10,
+    on_step: Callable[[ChainState, bool], None] | None = None,
+    remeasure_current: bool = False,
+) -> ChainState:
+    """Metropolis chain at ``temperature`` (K). Resumes from ``checkpoint`` if it exists (same seed -> same chain).
+
+    The current state's energy is reused between steps unless ``remeasure_current``."""
+    if acceptance not in ACCEPTANCES:
+        raise HQCError(f"unknown acceptance {acceptance!r}; choose one of {ACCEPTANCES}")
+    beta = 1.0 / (KB_EV * temperature)
+    rng = np.random.default_rng(seed)
+    path = Path(checkpoint) if checkpoint else None
+    if path is not None and path.exists():
+        try:
+            state = ChainState.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError) as exc:
+            raise HQCError(f"{path}: unreadable MC checkpoint ({exc}); move it away to start afresh") from None
+        rng.bit_generator.state = state.rng_state
+    else:
+        first = measure(positions)
+        state = ChainState(0, np.asarray(positions, float).copy(), first.energy, first.sigma,
+                           shots=first.shots, qpu_seconds=first.qpu_seconds)
+    while state.step < n_steps:
+        if remeasure_current:
+            again = measure(state.positions)
+            state.energy, state.sigma = again.energy, again.sigma
+            state.shots += again.shots
+            state.qpu_seconds += again.qpu_seconds
+        trial = propose(state.positions, rng)
+        new = measure(trial)
+        state.shots += new.shots
+        state.qpu_seconds += new.qpu_seconds
+        p = acceptance_probability(new.energy - state.energy, beta, acceptance, new.sigma, state.sigma,
+                                   reused=not remeasure_current)
+        accept = rng.random() < p
+        if accept:
+            state.positions, state.energy, state.sigma = trial, new.energy, new.sigma
+            state.accepted += 1
+        state.step += 1
+        if on_step is not None:
+            on_step(state, accept)
+        if path is not None and (state.step % checkpoint_every == 0 or state.step == n_steps):
+            state.rng_state = rng.bit_generator.state
+            atomic_write_json(state.to_json(), path)
+    state.rng_state = rng.bit_generator.state
+    return state
+
+
+def timed(fn: Callable[[np.ndarray], Measurement]) -> Callable[[np.ndarray], Measurement]:
+    """Wrap a measurement so its wall time is available as ``fn.seconds`` (total)."""
+    def wrapper(x):
+        t = time.perf_counter()
+        out = fn(x)
+        wrapper.seconds += time.perf_counter() - t
+        return out
+
+    wrapper.seconds = 0.0
+    return wrapper

@@ -1,0 +1,210 @@
+"""Hardware path: transpiled circuits, reduced noisy simulation, shot statistics, mitigation, runtime backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from qiskit.quantum_info import Statevector
+
+from hqc_qiskit.errors import ConfigError, HQCError
+from hqc_qiskit.quantum.backends import CircuitBatch, RuntimeBackend, RuntimeOptions, make_backend
+from hqc_qiskit.quantum.circuits import ansatz_names
+from hqc_qiskit.quantum.estimate import allocate_shots, predicted_stderr
+from hqc_qiskit.quantum.exact import z_expectations
+from hqc_qiskit.quantum.profiles import load_profile, profile_names
+from hqc_qiskit.quantum.simulate import z_signs
+from hqc_qiskit.quantum.transpile import transpile_readout
+
+
+def _batch(name="cz", n_qubits=8, n_layers=3, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return CircuitBatch(name, n_qubits, n_layers, [(rng.uniform(-2, 2, (k, n_qubits)), rng.uniform(0, 2 * np.pi, n_layers * n_qubits))])
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_transpiled_circuits_match_logical_outputs(profile):
+    """Every ansatz compiled with every profile gives the exact engine's <Z_q> (noiseless, reduced register)."""
+    rng = np.random.default_rng(1)
+    for name in ansatz_names():
+        tr = transpile_readout(name, profile)
+        x, w = rng.uniform(-2, 2, (2, 8)), rng.uniform(0, 6, 24)
+        reference = z_expectations(name, torch.tensor(x), torch.tensor(w).reshape(3, 8)).numpy()
+        params = tr.parameter_values(x, w, tr.reduced)
+        for k in range(2):
+            probs = Statevector(tr.reduced.assign_parameters(params[k])).probabilities(tr.reduced_outputs)
+            np.testing.assert_allclose(probs @ z_signs(8), reference[k], atol=1e-9, err_msg=f"{name} on {profile}")
+
+
+def test_profile_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="no such transpile profile"):
+        load_profile("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntarget: custom\nbasis_gates: [rz, sx, cz]\n")
+    with pytest.raises(ConfigError, match="coupling_map"):
+        load_profile(bad)
+
+
+def test_infinite_shots_without_noise_equal_exact():
+    batch = _batch()
+    exact = make_backend("exact").run(batch)
+    aer = make_backend("aer").run(batch, np.inf)
+    np.testing.assert_allclose(aer.mean, exact.mean, atol=1e-9)
+    np.testing.assert_allclose(aer.cov, exact.cov, atol=1e-9)
+    zero = make_backend("aer-noise:thermal", scale=0.0).run(batch, np.inf)
+    np.testing.assert_allclose(zero.mean, exact.mean, atol=1e-9)
+
+
+def test_predicted_stderr_matches_spread_over_repeats():
+    """The energy standard error propagated from per-shot covariances agrees with the spread of repeats."""
+    batch = _batch("cx", k=10)
+    coeffs = np.random.default_rng(3).normal(size=(10, 8))
+    backend = make_backend("aer")
+    rng = np.random.default_rng(4)
+    energies, predicted = [], []
+    for _ in range(400):
+        s = backend.run(batch, 500, rng)
+        energies.append(np.sum(coeffs * s.mean))
+        predicted.append(np.sqrt(np.einsum("kq,kqr,kr->", coeffs, s.cov / 500, coeffs)))
+    assert np.std(energies, ddof=1) == pytest.approx(np.mean(predicted), rel=0.10)
+
+
+def test_reduced_simulation_equals_full_device():
+    """Reduced circuit + reduced noise model vs Aer's full FakeBrisbane model on the whole chip."""
+    from qiskit_aer import AerSimulator
+
+    from hqc_qiskit.quantum.devices import fake_backend
+
+    batch = _batch("cz", n_qubits=3, n_layers=1, k=4)
+    reduced = make_backend("aer-noise:fake_brisbane@ibm_eagle").run(batch, np.inf)
+    ideal = make_backend("exact").run(batch)
+    runtime = RuntimeBackend("fake_brisbane", profile="ibm_eagle")
+    tr, circuit = runtime.measured_circuit(batch)
+    params = tr.parameter_values(batch.x, batch.w, circuit)
+    shots = 20000
+    result = AerSimulator.from_backend(fake_backend("fake_brisbane")).run(
+        [circuit.assign_parameters(p) for p in params], shots=shots, seed_simulator=7).result()
+    for k in range(len(batch)):
+        counts = np.zeros(8)
+        for key, c in result.get_counts(k).items():
+            counts[int(key, 2)] = c
+        z_full = counts / shots @ z_signs(3)
+        sigma = np.sqrt(np.clip(1 - reduced.mean[k] ** 2, 1e-6, None) / shots)
+        assert np.all(np.abs(z_full - reduced.mean[k]) < 4.5 * sigma), (k, z_full, reduced.mean[k])
+    assert np.abs(reduced.mean - ideal.mean).max() > 0.01   # the noise is really there
+
+
+def test_zne_reduces_depolarizing_error():
+    batch = _batch("cz", k=8)
+    exact = make_backend("exact").run(batch).mean
+    raw = make_backend("aer-noise:depolarizing").run(batch, np.inf).mean
+    zne = make_backend("aer-noise:depolarizing", mitigation="zne").run(batch, np.inf).mean
+    assert np.abs(zne - exact).mean() < 0.5 * np.abs(raw - exact).mean()
+
+
+def test_rem_removes_readout_error(tmp_path):
+    model = tmp_path / "readout_only.yaml"
+    model.write_text("name: readout_only\nkind: parametric\nreadout_error: 0.05\n")
+    batch = _batch("basic", k=6)
+    exact = make_backend("exact").run(batch).mean
+    raw = make_backend(f"aer-noise:{model}").run(batch, np.inf).mean
+    rem = make_backend(f"aer-noise:{model}", mitigation="rem").run(batch, np.inf, np.random.default_rng(0)).mean
+    assert np.abs(rem - exact).max() < 0.2 * np.abs(raw - exact).max()
+
+
+def test_shot_allocation():
+    v = np.array([1.0, 4.0, 9.0, 0.0])
+    for allocation in ("uniform", "optimal"):
+        s = allocate_shots(v, 10000, allocation)
+        assert s.sum() == 10000 and s.min() >= 16
+    uniform, optimal = allocate_shots(v, 10000, "uniform"), allocate_shots(v, 10000, "optimal")
+    assert predicted_stderr(v, optimal) < predicted_stderr(v, uniform)
+    with pytest.raises(ConfigError):
+        allocate_shots(v, 10, "uniform")
+
+
+def test_runtime_local_mode_matches_reduced_simulation(tmp_path):
+    """The qiskit-ibm-runtime path (SamplerV2, batch mode) on a fake device in local mode; journal resumes."""
+    batch = _batch("cz", n_qubits=2, n_layers=1, k=3)
+    backend = RuntimeBackend("fake_brisbane", profile="ibm_eagle", options=RuntimeOptions(journal=str(tmp_path / "journal")))
+    samples = backend.run(batch, 4000)
+    reduced = make_backend("aer-noise:fake_brisbane@ibm_eagle").run(batch, np.inf)
+    assert np.all(np.abs(samples.mean - reduced.mean) < 5 * np.sqrt(1 / 4000))
+    assert len(list((tmp_path / "journal").glob("*.npy"))) == 1
+
+    def no_network(*_a, **_k):
+        raise AssertionError("a journaled job was submitted again")
+
+    backend._submit_with_retry = no_network
+    again = backend.run(batch, 4000)
+    np.testing.assert_array_equal(again.mean, samples.mean)
+
+
+def test_ibm_dry_run_cap_and_missing_account(monkeypatch, tmp_path):
+    """Hardware path without network: cost estimate, hard cap before submission, clear account error."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL"):
+        monkeypatch.delenv(var, raising=False)
+    batch = _batch("cz", k=4)
+    backend = make_backend("ibm_brisbane", runtime=RuntimeOptions(max_qpu_seconds=1.0))
+    cost = backend.cost(batch, np.full(4, 50000))
+    assert cost["circuits"] == 4 and cost["shots"] == 200000 and cost["qpu_seconds"] > 50
+    with pytest.raises(HQCError, match="exceeds --max-qpu-seconds"):
+        backend.run(batch, 50000)
+    uncapped = make_backend("ibm_brisbane")
+    with pytest.raises(HQCError, match="save_account"):
+        uncapped.run(batch, 100)
+
+
+def test_unknown_backend_and_noise_model():
+    with pytest.raises(ConfigError, match="unknown backend"):
+        make_backend("quantum_magic")
+    with pytest.raises(ConfigError, match="no such noise model"):
+        make_backend("aer-noise:nope").run(_batch(k=1), np.inf)
+    with pytest.raises(ConfigError, match="snapshot of fake_brisbane"):
+        make_backend("aer-noise:fake_brisbane@ideal").run(_batch(k=1), np.inf)
+
+
+def _tiny_hqc_checkpoint(tmp_path):
+    from hqc_qiskit.checkpoint import atomic_save, model_payload
+    from hqc_qiskit.model.potential import build_model
+
+    from tests.conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    cfg = dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1}, dtype="float64")
+    model = build_model(cfg)
+    path = tmp_path / "hqc.pt"
+    atomic_save(model_payload(model), path)
+    return model, path
+
+
+def test_energy_estimate_of_a_model_and_cli(tmp_path):
+    """Shot-based energy of a tiny HQC model: exact backend = model; aer within its standard error; CLI."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.cli import app
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.quantum.estimate import estimate_energy
+
+    from tests.conftest import DATA
+
+    model, path = _tiny_hqc_checkpoint(tmp_path)
+    structure = DATA / "si_liquid_3000K.test.extxyz.gz"
+    atoms = read_structures(structure)[0]
+    exact = estimate_energy(model, atoms, make_backend("exact"))
+    assert exact.energy == pytest.approx(exact.exact_energy, abs=1e-8) and exact.stderr == 0
+    shot = estimate_energy(model, atoms, make_backend("aer"), 2000, "optimal", np.random.default_rng(0))
+    assert shot.shots == 2000 * shot.circuits and abs(shot.energy - shot.exact_energy) < 5 * shot.stderr
+    runner = CliRunner()
+    out = tmp_path / "e.json"
+    result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "aer", "--shots", "500",
+                                 "--seed", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["circuits"] == 2 * 64
+    result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "ibm_brisbane", "--dry-run"])
+    assert result.exit_code == 0 and "qpu_seconds" in result.output and "nothing was submitted" in result.output
+    result = runner.invoke(app, ["transpile", "--profile", "ideal", "--ansatz", "cz", "--json", str(tmp_path / "t.json")])
+    assert result.exit_code == 0 and json.loads((tmp_path / "t.json").read_text())[0]["swaps"] == 0
