@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 from qiskit.circuit import Delay
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
 from qiskit_aer.noise.device import basic_device_gate_errors
@@ -30,6 +29,7 @@ from qiskit_aer.noise.passes import RelaxationNoisePass
 
 from ..errors import ConfigError
 from .devices import reduced_target
+from .profiles import load_named_yaml, named_yaml_files
 from .transpile import TranspiledReadout
 
 NOISE_DIR = Path(__file__).resolve().parents[2] / "noise_models"
@@ -69,20 +69,12 @@ class NoiseSpec(BaseModel):
 
 
 def noise_model_names() -> list[str]:
-    return sorted(p.stem for p in NOISE_DIR.glob("*.yaml"))
+    return named_yaml_files(NOISE_DIR)
 
 
 def load_noise_spec(name_or_path: str | Path) -> NoiseSpec:
     """Noise model by name (``noise_models/<name>.yaml``) or path to a YAML file."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = NOISE_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise ConfigError(f"{path}: no such noise model; available: {', '.join(noise_model_names())}")
-    try:
-        return NoiseSpec.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: invalid noise model: {exc}") from None
+    return load_named_yaml(name_or_path, NOISE_DIR, NoiseSpec, "noise model")
 
 
 @dataclass

@@ -55,19 +55,27 @@ class TranspileProfile(BaseModel):
         return self.target not in ("ideal", "custom")
 
 
+def named_yaml_files(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def load_named_yaml(name_or_path: str | Path, folder: Path, model: type[BaseModel], what: str):
+    """Validate ``folder/<name>.yaml`` (or a YAML path) as ``model``; errors name the file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = folder / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such {what}; available: {', '.join(named_yaml_files(folder))}")
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path}: invalid {what}: {exc}") from None
+
+
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return named_yaml_files(PROFILES_DIR)
 
 
 def load_profile(name_or_path: str | Path) -> TranspileProfile:
     """Profile by name (``transpile_profiles/<name>.yaml``) or path to a YAML file."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise ConfigError(f"{path}: no such transpile profile; available: {', '.join(profile_names())}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-        return TranspileProfile.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: invalid transpile profile: {exc}") from None
+    return load_named_yaml(name_or_path, PROFILES_DIR, TranspileProfile, "transpile profile")
