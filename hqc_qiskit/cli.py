@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .cli_common import console
+from .cli_common import fail as _fail
 from .errors import HQCError
 
 app = typer.Typer(
@@ -18,12 +19,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Import, split and inspect labelled structure data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
 
 
 @data_app.command("import-cp2k")

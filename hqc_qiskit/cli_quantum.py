@@ -7,17 +7,12 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .cli_common import console
+from .cli_common import fail as _fail
 from .errors import HQCError
 
-console = Console()
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
 
 
 def _floats(text: str) -> list[float]:
@@ -54,27 +49,10 @@ def transpile_cmd(
 
         atomic_write_json(rows, json_out)
     if plot:
-        _plot_transpile(rows, plot)
+        from .plots import plot_transpile
+
+        plot_transpile(rows, plot)
         console.print(f"plot: {plot}")
-
-
-def _plot_transpile(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [("two_qubit_gates", "two-qubit gates"), ("depth", "depth"), ("success_probability", "est. success probability")]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    names = [r["ansatz"] for r in rows]
-    for ax, (key, label) in zip(axes, keys):
-        ax.bar(names, [r[key] or 0 for r in rows], color="tab:blue")
-        ax.set_title(label, fontsize=9)
-        ax.tick_params(axis="x", rotation=30, labelsize=8)
-    fig.suptitle(f"profile {rows[0]['profile']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
 
 
 def backends_cmd():
@@ -132,7 +110,7 @@ def energy_cmd(
     from .checkpoint import atomic_write_json, load_model
     from .data.dataset import read_structures
     from .quantum.backends import RuntimeOptions, make_backend
-    from .quantum.estimate import allocate_shots, estimate_energy, per_shot_variance, readout_problem
+    from .quantum.estimate import estimate_energy, readout_problem, shots_per_circuit
 
     try:
         model = load_model(run_dir).double()
@@ -145,8 +123,7 @@ def energy_cmd(
         b = make_backend(backend, profile, noise_scale, mitigation, runtime)
         problem = readout_problem(model, atoms)
         if dry_run:
-            variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(len(problem.batch))
-            cost = b.cost(problem.batch, allocate_shots(variance, shots * len(problem.batch), allocation))
+            cost = b.cost(problem.batch, shots_per_circuit(problem, shots, allocation))
             for key, value in cost.items():
                 console.print(f"{key:>22}: {value}")
             console.print("dry run: nothing was submitted")
@@ -184,7 +161,8 @@ def noise_study_cmd(
 ):
     """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations."""
     from .checkpoint import atomic_write_json
-    from .hardware_studies import noise_study, plot_noise_study
+    from .hardware_studies import noise_study
+    from .plots import plot_noise_study
 
     try:
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
@@ -210,7 +188,8 @@ def shots_study_cmd(
 ):
     """Energy error vs shots (log-log, with the 1/sqrt(S) line) for uniform and optimal allocation."""
     from .checkpoint import atomic_write_json
-    from .hardware_studies import plot_shots_study, shots_for_stderr, shots_study
+    from .hardware_studies import shots_for_stderr, shots_study
+    from .plots import plot_shots_study
     from .quantum.backends import make_backend
 
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -143,14 +142,3 @@ def run_chain(
     state.rng_state = rng.bit_generator.state
     return state
 
-
-def timed(fn: Callable[[np.ndarray], Measurement]) -> Callable[[np.ndarray], Measurement]:
-    """Wrap a measurement so its wall time is available as ``fn.seconds`` (total)."""
-    def wrapper(x):
-        t = time.perf_counter()
-        out = fn(x)
-        wrapper.seconds += time.perf_counter() - t
-        return out
-
-    wrapper.seconds = 0.0
-    return wrapper

@@ -1,4 +1,4 @@
-"""Plots: learning curves and parity plots (matplotlib, Agg backend: no display needed)."""
+"""Plots: learning curves, parity plots, transpile and noise/shot studies (matplotlib, Agg backend: no display needed)."""
 
 from __future__ import annotations
 
@@ -62,4 +62,55 @@ def plot_parity(pred: dict, out: str | Path, title: str = "") -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def plot_transpile(rows: list[dict], path: str | Path) -> None:
+    """Bars of two-qubit gates, depth and estimated success probability per ansatz (``transpile`` rows)."""
+    keys = [("two_qubit_gates", "two-qubit gates"), ("depth", "depth"), ("success_probability", "est. success probability")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    names = [r["ansatz"] for r in rows]
+    for ax, (key, label) in zip(axes, keys):
+        ax.bar(names, [r[key] or 0 for r in rows], color="tab:blue")
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.suptitle(f"profile {rows[0]['profile']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def plot_noise_study(rows: list[dict], path: str | Path) -> None:
+    profiles = sorted({r["profile"] for r in rows})
+    fig, axes = plt.subplots(1, len(profiles), figsize=(4.5 * len(profiles), 3.6), squeeze=False)
+    for ax, profile in zip(axes[0], profiles):
+        for mitigation in sorted({r["mitigation"] for r in rows}):
+            sel = sorted((r for r in rows if r["profile"] == profile and r["mitigation"] == mitigation), key=lambda r: r["scale"])
+            ax.plot([r["scale"] for r in sel], [r["rmse_mev_per_atom"] for r in sel], "o-", label=mitigation)
+        ax.set_title(f"{rows[0]['ansatz']} / {rows[0]['noise']} / {profile}", fontsize=9)
+        ax.set_xlabel("noise scale")
+        ax.set_ylabel("energy RMSE vs exact (meV/atom)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def plot_shots_study(rows: list[dict], path: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for allocation in sorted({r["allocation"] for r in rows}):
+        sel = sorted((r for r in rows if r["allocation"] == allocation), key=lambda r: r["shots_per_circuit"])
+        s = np.array([r["shots_per_circuit"] for r in sel])
+        ax.loglog(s, [r["rmse_mev_per_atom"] for r in sel], "o-", label=f"{allocation}: measured RMSE")
+        ax.loglog(s, [r["predicted_stderr_mev_per_atom"] for r in sel], "x:", label=f"{allocation}: predicted s.e.")
+    sel = sorted(rows, key=lambda r: r["shots_per_circuit"])
+    s0, e0 = sel[0]["shots_per_circuit"], sel[0]["predicted_stderr_mev_per_atom"]
+    s = np.array([r["shots_per_circuit"] for r in sel], float)
+    ax.loglog(s, e0 * np.sqrt(s0 / s), "k--", lw=0.8, label=r"$\propto 1/\sqrt{S}$")
+    ax.set_xlabel("shots per circuit S")
+    ax.set_ylabel("energy error (meV/atom)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -27,7 +27,7 @@ import torch
 
 from ..errors import ConfigError, EngineError, HQCError
 from .mitigation import MitigationOptions, calibrate_confusion, extrapolation_weights, fold_global, inverse_confusion
-from .simulate import ReducedSimulator, z_signs
+from .simulate import ReducedSimulator, sample_counts, z_signs
 
 
 @dataclass
@@ -159,7 +159,7 @@ class SimulatorBackend(Backend):
                 for q in sim.tr.reduced_outputs:
                     prep.x(q)
             probs = sim.with_circuit(prep).distributions(np.zeros((1, 0)))
-            counts.append(rng.multinomial(self.mitigation.rem_shots, probs[0]))
+            counts.append(sample_counts(probs, self.mitigation.rem_shots, rng)[0])
         return calibrate_confusion(counts[0], counts[1], batch.n_qubits)
 
     def run(self, batch, shots, rng=None):
@@ -182,7 +182,7 @@ class SimulatorBackend(Backend):
             if exact:
                 freq, c = probs, stats_from_distribution(probs, n)[1]
             else:
-                counts = np.stack([rng.multinomial(int(s), p) for s, p in zip(shots, probs)])
+                counts = sample_counts(probs, shots, rng)
                 _, c, _ = stats_from_counts(counts, n)
                 freq = counts / counts.sum(axis=1, keepdims=True)
             if inverse is not None:
@@ -229,6 +229,7 @@ class RuntimeBackend(Backend):
         self.is_hardware = name.startswith("ibm_")
         self._service = service
         self._backend = None
+        self._measured: dict = {}
         device = name if not self.is_hardware else "fake_" + name.removeprefix("ibm_")
         self.profile = profile or _default_profile(device)
 
@@ -260,15 +261,19 @@ class RuntimeBackend(Backend):
         return transpile_readout(batch.ansatz, self.profile, batch.n_qubits, batch.n_layers)
 
     def measured_circuit(self, batch: CircuitBatch):
+        """(transpiled readout, its ISA circuit measured on the outputs into 'meas'); built once per ansatz size."""
         from qiskit import ClassicalRegister
 
-        tr = self._transpiled(batch)
-        circuit = tr.isa.copy()
-        creg = ClassicalRegister(batch.n_qubits, "meas")
-        circuit.add_register(creg)
-        for q, phys in enumerate(tr.output_qubits):
-            circuit.measure(phys, creg[q])
-        return tr, circuit
+        key = (batch.ansatz, batch.n_qubits, batch.n_layers)
+        if key not in self._measured:
+            tr = self._transpiled(batch)
+            circuit = tr.isa.copy()
+            creg = ClassicalRegister(batch.n_qubits, "meas")
+            circuit.add_register(creg)
+            for q, phys in enumerate(tr.output_qubits):
+                circuit.measure(phys, creg[q])
+            self._measured[key] = (tr, circuit)
+        return self._measured[key]
 
     def cost(self, batch, shots):
         from .devices import fake_backend

@@ -117,23 +117,29 @@ def predicted_stderr(variance: np.ndarray, shots: np.ndarray) -> float:
     return float(np.sqrt(np.sum(variance / shots)))
 
 
-def estimate_energy(model, atoms, backend: Backend, shots: int = 50000, allocation: str = "uniform",
+def shots_per_circuit(problem: ReadoutProblem, shots: int | None, allocation: str = "uniform") -> np.ndarray:
+    """Shots of each circuit (K,) for ``shots`` per circuit on average (total shots x K); inf if ``shots`` is None."""
+    k = len(problem.batch)
+    if shots is None:
+        return np.full(k, np.inf)
+    variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(k)
+    return allocate_shots(variance, int(shots) * k, allocation)
+
+
+def estimate_energy(model, atoms, backend: Backend, shots: int | None = 50000, allocation: str = "uniform",
                     rng: np.random.Generator | None = None, problem: ReadoutProblem | None = None) -> EnergyEstimate:
     """Energy (eV) of ``atoms`` and its shot-noise standard error, measured on ``backend``.
 
-    ``shots`` is per circuit on average: the total budget is shots x circuits for both allocations."""
+    ``shots`` is per circuit on average: the total budget is shots x circuits for both allocations.
+    ``shots=None`` (or a backend without shots) gives expectation values: noise, no shot noise."""
     problem = problem or readout_problem(model, atoms)
     k = len(problem.batch)
-    if backend.shot_based:
-        variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(k)
-        per_circuit = allocate_shots(variance, int(shots) * k, allocation)
-    else:
-        per_circuit = np.full(k, np.inf)
+    per_circuit = shots_per_circuit(problem, shots if backend.shot_based else None, allocation)
     samples = backend.run(problem.batch, per_circuit, rng)
     energy = problem.constant + float(np.sum(problem.coeffs * samples.mean))
     finite = np.isfinite(samples.shots)
     var = np.einsum("kq,kqr,kr->k", problem.coeffs, samples.cov, problem.coeffs)
     stderr = float(np.sqrt(np.sum(var[finite] / samples.shots[finite]))) if finite.any() else 0.0
     return EnergyEstimate(energy, stderr, problem.exact_energy, problem.n_atoms, k,
-                          int(np.sum(per_circuit)) if backend.shot_based else 0, backend.name, allocation,
+                          int(np.sum(per_circuit)) if finite.all() else 0, backend.name, allocation,
                           samples.qpu_seconds)

@@ -36,6 +36,12 @@ def apply_readout(probs: np.ndarray, confusion: list[np.ndarray]) -> np.ndarray:
     return t.reshape(k, -1)
 
 
+def sample_counts(probs: np.ndarray, shots: np.ndarray | int, rng: np.random.Generator) -> np.ndarray:
+    """Counts (K, 2^n) of ``shots`` (int or (K,)) shots drawn from each distribution row of ``probs`` (K, 2^n)."""
+    shots = np.broadcast_to(np.asarray(shots, dtype=np.int64), (probs.shape[0],))
+    return np.stack([rng.multinomial(s, p) for s, p in zip(shots, probs)])
+
+
 class ReducedSimulator:
     """Output distributions and shots of one transpiled readout under one reduced noise model."""
 
@@ -56,23 +62,15 @@ class ReducedSimulator:
         reduced circuit (see ``TranspiledReadout.parameter_values``), readout error included."""
         circuit = self.circuit if circuit is None else circuit
         params = np.atleast_2d(params)
-        binds = [{p: params[:, i] for i, p in enumerate(circuit.parameters)}] if circuit.num_parameters else None
-        if binds is None:
-            result = self.simulator.run([circuit] * params.shape[0], shots=1).result()
-            raw = [result.data(i)["probs"] for i in range(params.shape[0])]
-        else:
+        if circuit.num_parameters:
+            binds = [{p: params[:, i] for i, p in enumerate(circuit.parameters)}]
             result = self.simulator.run([circuit], parameter_binds=binds, shots=1).result()
-            raw = [result.data(i)["probs"] for i in range(params.shape[0])]
-        probs = np.stack([np.asarray(r, dtype=float) for r in raw])
+        else:
+            result = self.simulator.run([circuit] * params.shape[0], shots=1).result()
+        probs = np.stack([np.asarray(result.data(i)["probs"], dtype=float) for i in range(params.shape[0])])
         probs = np.clip(probs, 0.0, None)
         probs /= probs.sum(axis=1, keepdims=True)
         return apply_readout(probs, self.confusion)
-
-    def sample_counts(self, params: np.ndarray, shots: np.ndarray | int, rng: np.random.Generator) -> np.ndarray:
-        """Counts (K, 2^n_out) from ``shots`` (int or (K,)) shots of each parameter row."""
-        probs = self.distributions(params)
-        shots = np.broadcast_to(np.asarray(shots, dtype=np.int64), (probs.shape[0],))
-        return np.stack([rng.multinomial(s, p) for s, p in zip(shots, probs)])
 
     def with_circuit(self, reduced: QuantumCircuit) -> "ReducedSimulator":
         """Same noise and outputs, a different reduced circuit on the same register (e.g. folded for ZNE)."""

@@ -64,7 +64,7 @@ class TranspiledReadout:
         """Parameter array (K, P) in ``circuit.parameters`` order from inputs x (K, n_in) and weights w (K, n_w) or (n_w,)."""
         circuit = self.isa if circuit is None else circuit
         x = np.atleast_2d(np.asarray(x, dtype=float))
-        w = np.broadcast_to(np.asarray(w, dtype=float).reshape(-1 if np.ndim(w) == 1 else w.shape[0], *(() if np.ndim(w) == 1 else (-1,))), (x.shape[0], len(self.weights)) if np.ndim(w) == 1 else np.shape(w))
+        w = np.broadcast_to(np.atleast_2d(np.asarray(w, dtype=float)), (x.shape[0], len(self.weights)))
         source = {p: x[:, k] for k, p in enumerate(self.inputs)} | {p: w[:, k] for k, p in enumerate(self.weights)}
         return np.stack([source[p] for p in circuit.parameters], axis=1) if circuit.num_parameters else np.zeros((x.shape[0], 0))
 
