@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
@@ -139,6 +139,12 @@ def energy_cmd(
         atomic_write_json(est.as_dict(), json_out)
 
 
+# the inputs both studies take
+StudyRun = Annotated[Path, typer.Argument(help="HQC run directory")]
+StudyStructures = Annotated[Path, typer.Option(help="test structures")]
+StudyCount = Annotated[int, typer.Option(help="how many structures of the file")]
+
+
 def _load_study_inputs(run_dir: Path, structures: Path, n_structures: int):
     from .checkpoint import load_model
     from .data.dataset import read_structures
@@ -149,9 +155,9 @@ def _load_study_inputs(run_dir: Path, structures: Path, n_structures: int):
 
 
 def noise_study_cmd(
-    run_dir: Path = typer.Argument(..., help="HQC run directory"),
-    structures: Path = typer.Option(Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"), help="test structures"),
-    n_structures: int = typer.Option(3, help="how many structures of the file"),
+    run_dir: StudyRun,
+    structures: StudyStructures = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"),
+    n_structures: StudyCount = 3,
     noise: str = typer.Option("depolarizing", help="noise model (noise_models/)"),
     profiles: str = typer.Option("ideal", help="comma-separated transpile profiles"),
     scales: str = typer.Option("0.1,0.3,1", help="comma-separated noise scales"),
@@ -177,9 +183,9 @@ def noise_study_cmd(
 
 
 def shots_study_cmd(
-    run_dir: Path = typer.Argument(..., help="HQC run directory"),
-    structures: Path = typer.Option(Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"), help="test structures"),
-    n_structures: int = typer.Option(3, help="how many structures of the file"),
+    run_dir: StudyRun,
+    structures: StudyStructures = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz"),
+    n_structures: StudyCount = 3,
     backend: str = typer.Option("aer", help="simulator backend (aer or aer-noise:<model>)"),
     shots: str = typer.Option("1000,3000,10000,30000,100000", help="comma-separated shots per circuit"),
     repeats: int = typer.Option(3, help="repeats per structure and shot count"),

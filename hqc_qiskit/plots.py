@@ -12,6 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: str | Path, dpi: int) -> None:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def _read_csv(path) -> dict[str, np.ndarray]:
     with open(path) as fh:
         rows = list(csv.DictReader(fh))
@@ -37,9 +44,7 @@ def plot_learning_curve(metrics_csv: str | Path, out: str | Path) -> None:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, dpi=120)
 
 
 def plot_parity(pred: dict, out: str | Path, title: str = "") -> None:
@@ -60,9 +65,7 @@ def plot_parity(pred: dict, out: str | Path, title: str = "") -> None:
         ax.set_ylabel(f"predicted {label}")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, dpi=120)
 
 
 def plot_transpile(rows: list[dict], path: str | Path) -> None:
@@ -75,9 +78,7 @@ def plot_transpile(rows: list[dict], path: str | Path) -> None:
         ax.set_title(label, fontsize=9)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     fig.suptitle(f"profile {rows[0]['profile']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path, dpi=130)
 
 
 def plot_noise_study(rows: list[dict], path: str | Path) -> None:
@@ -92,9 +93,7 @@ def plot_noise_study(rows: list[dict], path: str | Path) -> None:
         ax.set_ylabel("energy RMSE vs exact (meV/atom)")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path, dpi=130)
 
 
 def plot_shots_study(rows: list[dict], path: str | Path) -> None:
@@ -111,6 +110,4 @@ def plot_shots_study(rows: list[dict], path: str | Path) -> None:
     ax.set_xlabel("shots per circuit S")
     ax.set_ylabel("energy error (meV/atom)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path, dpi=130)
