@@ -16,18 +16,25 @@ class HQCCalculator(Calculator):
 
     >>> calc = HQCCalculator("runs/quick")          # doctest: +SKIP
     >>> atoms.calc = calc; atoms.get_potential_energy()  # doctest: +SKIP
+
+    ``dtype`` ('float32' or 'float64') overrides the model's training precision.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, model_path: str | Path | None = None, model=None, device: str = "cpu", which: str = "best", **kwargs):
+    def __init__(self, model_path: str | Path | None = None, model=None, device: str = "cpu", which: str = "best",
+                 dtype: str | None = None, **kwargs):
         super().__init__(**kwargs)
         if model is None:
             if model_path is None:
                 raise ValueError("give model_path (run directory or checkpoint) or model")
             model = load_model(model_path, which=which)
         self.device = torch.device(device)
+        if dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
         self.model = model.to(self.device).eval()
+        if dtype is not None:   # float64 for long NVE runs: float32 forces drift measurably
+            self.model = self.model.double() if dtype == "float64" else self.model.float()  # keeps complex buffers
         self.dtype = next(self.model.parameters()).dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -163,6 +163,9 @@ def evaluate(
 from .cli_quantum import register as _register_quantum  # noqa: E402  (commands of the hardware path)
 
 _register_quantum(app)
+from .cli_sim import register as _register_sim  # noqa: E402  (md, mc, rdf)
+
+_register_sim(app)
 
 
 def main() -> None:  # pragma: no cover

@@ -59,15 +59,17 @@ class ChainState:
     shots: int = 0
     qpu_seconds: float = 0.0
     rng_state: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)    # the driver's own resumable state (e.g. the step size)
 
     def to_json(self) -> dict:
         return {"step": self.step, "positions": self.positions.tolist(), "energy": self.energy, "sigma": self.sigma,
-                "accepted": self.accepted, "shots": self.shots, "qpu_seconds": self.qpu_seconds, "rng_state": self.rng_state}
+                "accepted": self.accepted, "shots": self.shots, "qpu_seconds": self.qpu_seconds,
+                "rng_state": self.rng_state, "extra": self.extra}
 
     @classmethod
     def from_json(cls, raw: dict) -> "ChainState":
         return cls(raw["step"], np.asarray(raw["positions"], float), raw["energy"], raw["sigma"], raw["accepted"],
-                   raw["shots"], raw["qpu_seconds"], raw["rng_state"])
+                   raw["shots"], raw["qpu_seconds"], raw["rng_state"], raw.get("extra", {}))
 
 
 @dataclass
@@ -87,7 +89,7 @@ def displace(positions: np.ndarray, rng: np.random.Generator, n_moved: int, delt
 
 
 def run_chain(
-    measure: Callable[[np.ndarray], Measurement],
+    measure: Callable[[np.ndarray, np.random.Generator], Measurement],
     positions: np.ndarray,
     temperature: float,
     n_steps: int,
@@ -98,10 +100,16 @@ def run_chain(
     checkpoint_every: int = 10,
     on_step: Callable[[ChainState, bool], None] | None = None,
     remeasure_current: bool = False,
+    on_start: Callable[[ChainState], None] | None = None,
+    on_checkpoint: Callable[[ChainState], None] | None = None,
 ) -> ChainState:
     """Metropolis chain at ``temperature`` (K). Resumes from ``checkpoint`` if it exists (same seed -> same chain).
 
-    The current state's energy is reused between steps unless ``remeasure_current``."""
+    ``measure(positions, rng)`` draws its shot noise from the chain's generator, so a resumed chain is
+    identical to an uninterrupted one. The current state's energy is reused between steps unless
+    ``remeasure_current``. ``on_start`` sees the first (or restored) state; ``on_step`` every step,
+    before the checkpoint is written (it may update ``state.extra``); ``on_checkpoint`` just before
+    each checkpoint write (flush logs there)."""
     if acceptance not in ACCEPTANCES:
         raise HQCError(f"unknown acceptance {acceptance!r}; choose one of {ACCEPTANCES}")
     beta = 1.0 / (KB_EV * temperature)
@@ -114,17 +122,19 @@ def run_chain(
             raise HQCError(f"{path}: unreadable MC checkpoint ({exc}); move it away to start afresh") from None
         rng.bit_generator.state = state.rng_state
     else:
-        first = measure(positions)
+        first = measure(positions, rng)
         state = ChainState(0, np.asarray(positions, float).copy(), first.energy, first.sigma,
                            shots=first.shots, qpu_seconds=first.qpu_seconds)
+    if on_start is not None:
+        on_start(state)
     while state.step < n_steps:
         if remeasure_current:
-            again = measure(state.positions)
+            again = measure(state.positions, rng)
             state.energy, state.sigma = again.energy, again.sigma
             state.shots += again.shots
             state.qpu_seconds += again.qpu_seconds
         trial = propose(state.positions, rng)
-        new = measure(trial)
+        new = measure(trial, rng)
         state.shots += new.shots
         state.qpu_seconds += new.qpu_seconds
         p = acceptance_probability(new.energy - state.energy, beta, acceptance, new.sigma, state.sigma,
@@ -138,6 +148,8 @@ def run_chain(
             on_step(state, accept)
         if path is not None and (state.step % checkpoint_every == 0 or state.step == n_steps):
             state.rng_state = rng.bit_generator.state
+            if on_checkpoint is not None:
+                on_checkpoint(state)
             atomic_write_json(state.to_json(), path)
     state.rng_state = rng.bit_generator.state
     return state

@@ -111,3 +111,74 @@ def plot_shots_study(rows: list[dict], path: str | Path) -> None:
     ax.set_ylabel("energy error (meV/atom)")
     ax.legend(fontsize=7)
     _save(fig, path, dpi=130)
+
+
+def plot_rdf(curves: dict, path: str | Path, title: str = "") -> None:
+    """g(r) curves {label: RDF} with block-averaged error bands; the first label is drawn on top."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, (label, rdf) in enumerate(reversed(list(curves.items()))):
+        line, = ax.plot(rdf.r, rdf.g, label=label, lw=2.0 if k == len(curves) - 1 else 1.2)
+        if np.isfinite(rdf.err).any():
+            ax.fill_between(rdf.r, rdf.g - rdf.err, rdf.g + rdf.err, color=line.get_color(), alpha=0.25, lw=0)
+    ax.axhline(1.0, color="grey", lw=0.5)
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g(r)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path, 150)
+
+
+def plot_md_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
+    """Temperature and energies per atom (meV/atom, relative to the first row) vs time (ps)."""
+    t = np.array([r["time_fs"] for r in rows]) / 1000.0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot(t, [r["T_K"] for r in rows])
+    a.set_xlabel("time (ps)")
+    a.set_ylabel("T (K)")
+    for key in ("E_pot_eV", "E_tot_eV", "E_conserved_eV"):
+        e = np.array([r[key] for r in rows])
+        if np.isfinite(e).all():
+            b.plot(t, (e - e[0]) / n_atoms * 1000.0, label=key.removesuffix("_eV"))
+    b.set_xlabel("time (ps)")
+    b.set_ylabel("energy - initial (meV/atom)")
+    b.legend(fontsize=8)
+    _save(fig, path, 120)
+
+
+def plot_mc_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
+    """Estimated energy per atom with its standard error, running acceptance ratio, and delta vs step."""
+    step = np.array([r["step"] for r in rows])
+    e = np.array([r["energy_eV"] for r in rows]) / n_atoms * 1000.0
+    s = np.array([r["sigma_eV"] for r in rows]) / n_atoms * 1000.0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot(step, e - e[0], lw=0.8)
+    a.fill_between(step, e - e[0] - s, e - e[0] + s, alpha=0.3, lw=0)
+    a.set_xlabel("MC step")
+    a.set_ylabel("E - E(0) (meV/atom)")
+    b.plot(step, [r["acceptance_ratio"] for r in rows], label="acceptance ratio")
+    b.plot(step, [r["delta_A"] / rows[0]["delta_A"] for r in rows], label="delta / initial delta")
+    b.set_xlabel("MC step")
+    b.legend(fontsize=8)
+    _save(fig, path, 120)
+
+
+def plot_mc_study(result: dict, path: str | Path) -> None:
+    """g(r) distance to the exact-energy chain, and mean exact E_pot of the samples, vs shots: plain vs penalty."""
+    rows = result["rows"]
+    exact = next(r for r in rows if r["label"] == "exact")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for rule, marker in (("plain", "o-"), ("penalty", "s-")):
+        sel = sorted((r for r in rows if r["acceptance"] == rule), key=lambda r: r["shots"])
+        s = [r["shots"] for r in sel]
+        a.plot(s, [r["integrated_sq_diff"] for r in sel], marker, label=rule)
+        b.errorbar(s, [r["mean_exact_epot_mev_per_atom"] - exact["mean_exact_epot_mev_per_atom"] for r in sel],
+                   yerr=[r["mean_exact_epot_stderr"] for r in sel], fmt=marker, capsize=3, label=rule)
+    a.axhline(result["floor_integrated_sq_diff"], color="grey", ls="--", label="exact, other seed (floor)")
+    b.axhspan(-exact["mean_exact_epot_stderr"], exact["mean_exact_epot_stderr"], color="grey", alpha=0.3, label="exact chain ± s.e.")
+    for ax in (a, b):
+        ax.set_xscale("log")
+        ax.set_xlabel("shots per circuit")
+        ax.legend(fontsize=8)
+    a.set_ylabel("∫ (g - g_exact)² dr (Å)")
+    b.set_ylabel("<E_pot> - exact chain's (meV/atom)")
+    _save(fig, path, 130)

@@ -54,3 +54,16 @@ def _merge(base: dict, over: dict) -> dict:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return out
+
+
+def tiny_hqc_checkpoint(tmp_path):
+    """An untrained tiny HQC model (cz, 1 layer, float64) and the checkpoint file it was saved to."""
+    from hqc_qiskit.checkpoint import atomic_save, model_payload
+    from hqc_qiskit.model.potential import build_model
+
+    torch.manual_seed(0)
+    cfg = dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1}, dtype="float64")
+    model = build_model(cfg)
+    path = tmp_path / "hqc.pt"
+    atomic_save(model_payload(model), path)
+    return model, path

@@ -165,20 +165,6 @@ def test_unknown_backend_and_noise_model():
         make_backend("aer-noise:fake_brisbane@ideal").run(_batch(k=1), np.inf)
 
 
-def _tiny_hqc_checkpoint(tmp_path):
-    from hqc_qiskit.checkpoint import atomic_save, model_payload
-    from hqc_qiskit.model.potential import build_model
-
-    from tests.conftest import TINY_MODEL
-
-    torch.manual_seed(0)
-    cfg = dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1}, dtype="float64")
-    model = build_model(cfg)
-    path = tmp_path / "hqc.pt"
-    atomic_save(model_payload(model), path)
-    return model, path
-
-
 def test_energy_estimate_of_a_model_and_cli(tmp_path):
     """Shot-based energy of a tiny HQC model: exact backend = model; aer within its standard error; CLI."""
     import json
@@ -189,9 +175,9 @@ def test_energy_estimate_of_a_model_and_cli(tmp_path):
     from hqc_qiskit.data.dataset import read_structures
     from hqc_qiskit.quantum.estimate import estimate_energy
 
-    from tests.conftest import DATA
+    from tests.conftest import DATA, tiny_hqc_checkpoint
 
-    model, path = _tiny_hqc_checkpoint(tmp_path)
+    model, path = tiny_hqc_checkpoint(tmp_path)
     structure = DATA / "si_liquid_3000K.test.extxyz.gz"
     atoms = read_structures(structure)[0]
     exact = estimate_energy(model, atoms, make_backend("exact"))

@@ -14,7 +14,7 @@ def _harmonic(noise, seed):
     """E = x^2 / 2 (eV) measured with Gaussian noise of standard error noise(x)."""
     rng = np.random.default_rng(seed)
 
-    def measure(x):
+    def measure(x, _chain_rng):
         s = noise(x)
         return Measurement(0.5 * float(np.sum(x**2)) + (rng.normal(0, s) if s else 0.0), s)
 

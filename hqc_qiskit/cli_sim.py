@@ -1,0 +1,246 @@
+"""CLI commands that simulate with a trained potential: md, mc, rdf."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from .cli_common import console
+from .cli_common import fail as _fail
+from .errors import HQCError
+
+DEFAULT_STRUCTURES = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz")
+DEFAULT_HQC_RUN = Path("runs/study_readouts/small_hqc_cz_s0")
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, total: int, enabled: bool) -> Iterator:
+    """A Rich progress bar on a terminal; a no-op callback otherwise (logs, CI)."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+def _frame(structure: Path, index: int):
+    from .data.dataset import read_structures
+
+    frames = read_structures(structure)
+    if not -len(frames) <= index < len(frames):
+        raise HQCError(f"{structure}: frame {index} does not exist ({len(frames)} frames)")
+    return frames[index]
+
+
+def md_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory or checkpoint of a trained model"),
+    structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure (any ASE-readable file)"),
+    index: int = typer.Option(0, help="frame of the structure file"),
+    steps: int = typer.Option(2000, help="MD steps"),
+    ensemble: str = typer.Option("nvt", help="nvt or nve"),
+    thermostat: str = typer.Option("nose-hoover", help="NVT thermostat: nose-hoover (chain), langevin or bussi"),
+    temperature: float = typer.Option(2000.0, help="K: NVT target, and the initial Maxwell-Boltzmann velocities"),
+    timestep: float = typer.Option(0.5, help="fs"),
+    tdamp: float = typer.Option(50.0, help="fs, Nose-Hoover / Bussi time constant"),
+    friction: float = typer.Option(0.01, help="1/fs, Langevin friction"),
+    seed: int = typer.Option(0, help="seed of the initial velocities and stochastic thermostats"),
+    dtype: str = typer.Option("float64", help="precision of the model during MD: float64 (default, for energy conservation) or float32"),
+    log_every: int = typer.Option(10, help="steps between log rows"),
+    traj_every: int = typer.Option(10, help="steps between trajectory frames"),
+    checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/md_<ensemble>_<T>K)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Molecular dynamics with the trained potential (exact engine): log, trajectory, energy drift, resume."""
+    from .calculator import HQCCalculator
+    from .md import LOG, MDOptions, run_md
+    from .plots import plot_md_log
+    from .runlog import read_rows
+
+    opt = MDOptions(steps, ensemble, thermostat, temperature, timestep, tdamp, friction, seed, log_every, traj_every,
+                    checkpoint_every)
+    out = out or Path(run_dir) / f"md_{ensemble}_{temperature:g}K"
+    try:
+        opt.validate()
+        calc = HQCCalculator(run_dir, dtype=dtype)
+        atoms = _frame(structure, index)
+        with _progress_bar("MD steps", steps, progress) as bar:
+            summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    plot_md_log(read_rows(out / LOG), out / "md_log.png", summary["n_atoms"])
+    status = "stable" if summary["stable"] else f"[red]stopped: {summary['unstable_reason']}[/]"
+    console.print(f"{summary['steps']} steps ({summary['time_ps']:.3f} ps), {status}; "
+                  f"T = {summary['mean_T_K']:.0f} ± {summary['std_T_K']:.0f} K; "
+                  f"drift of the conserved energy {summary['drift_conserved_mev_per_atom_ps']:+.3f} meV/atom/ps")
+    console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
+
+
+def mc_cmd(
+    run_dir: Path = typer.Argument(DEFAULT_HQC_RUN, help="run directory of a trained model (default: the shipped small HQC-cz)"),
+    backend: str = typer.Option("exact", help="exact, aer, aer-noise:<model>[@<profile>], fake_<device>, ibm_<device>"),
+    shots: int = typer.Option(50000, help="shots per circuit (average) for every energy"),
+    structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure (any ASE-readable file)"),
+    index: int = typer.Option(0, help="frame of the structure file"),
+    steps: int = typer.Option(1000, help="MC steps"),
+    temperature: float = typer.Option(2000.0, help="K"),
+    n_moved: int = typer.Option(5, help="atoms displaced per move"),
+    delta: float = typer.Option(0.015, help="Å, standard deviation of each displacement component"),
+    adapt_steps: int = typer.Option(0, help="adapt delta towards --target-acceptance during the first N steps (0: fixed delta)"),
+    target_acceptance: float = typer.Option(0.5, help="acceptance ratio the adaptation aims for"),
+    acceptance: str = typer.Option("penalty", help="penalty (Ceperley-Dewing, unbiased with noisy energies) or plain (the paper)"),
+    remeasure: bool = typer.Option(False, "--remeasure", help="measure the current state again every step instead of reusing its energy"),
+    allocation: str = typer.Option("uniform", help="uniform or optimal shot allocation"),
+    profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's)"),
+    noise_scale: float = typer.Option(1.0, help="aer-noise: multiply every error rate"),
+    mitigation: str = typer.Option("none", help="aer backends: none, rem, zne, zne-linear, zne:1,3,5, zne+rem"),
+    dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
+    twirling: bool = typer.Option(False, "--twirling", help="runtime backends: gate and measurement twirling"),
+    max_qpu_seconds: Optional[float] = typer.Option(None, help="runtime backends: refuse any job estimated above this"),
+    seed: int = typer.Option(0, help="seed of moves, acceptance and simulated shot noise"),
+    sample_every: int = typer.Option(10, help="steps between saved configurations"),
+    checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints (default 10; 1 on runtime backends)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/mc_<backend>_<shots>_<acceptance>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print what the run would cost (circuits, shots, QPU time) and exit"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Metropolis Monte Carlo at T with energies from any backend (shot noise handled by the penalty method)."""
+    from .checkpoint import load_model
+    from .mc_driver import LOG, MCOptions, mc_cost, run_mc
+    from .plots import plot_mc_log
+    from .quantum.backends import RuntimeOptions, make_backend
+    from .runlog import read_rows
+
+    runtime_backend = backend.startswith(("fake_", "ibm_"))
+    tag = "exact" if backend == "exact" else f"{backend.replace(':', '-').replace('@', '-')}_{shots}"
+    out = out or Path(run_dir) / f"mc_{tag}_{acceptance}"
+    opt = MCOptions(steps, temperature, n_moved, delta, adapt_steps, target_acceptance, acceptance, remeasure, shots,
+                    allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10))
+    try:
+        opt.validate()
+        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, max_qpu_seconds=max_qpu_seconds,
+                                 journal=str(out / "jobs") if runtime_backend else None)
+        b = None if backend == "exact" else make_backend(backend, profile, noise_scale, mitigation, runtime)
+        model = load_model(run_dir).double()
+        atoms = _frame(structure, index)
+        if dry_run:
+            if b is None:
+                console.print("backend exact: no circuits are run, nothing to cost")
+                return
+            for key, value in mc_cost(model, atoms, b, opt).items():
+                console.print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+            console.print("dry run: nothing was submitted")
+            return
+        if runtime_backend:
+            b.device   # connect now: a missing IBM account fails before any work or output
+        with _progress_bar("MC steps", steps, progress) as bar:
+            summary = run_mc(model, atoms, b, opt, out, resume=resume, progress=bar)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    plot_mc_log(read_rows(out / LOG), out / "mc_log.png", summary["n_atoms"])
+    console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
+                  f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
+    console.print(f"outputs in {out}: mc_log.csv, mc_traj.extxyz, mc_log.png, mc_summary.json, mc_checkpoint.json")
+
+
+def rdf_cmd(
+    traj: Path = typer.Argument(..., help="trajectory (extxyz from md/mc, or any ASE-readable file)"),
+    ref: Optional[Path] = typer.Option(None, help="reference frames to compare with (e.g. the DFT data)"),
+    skip: float = typer.Option(0.2, help="fraction of the trajectory's first frames to discard (equilibration)"),
+    r_max: float = typer.Option(6.0, help="Å"),
+    n_bins: int = typer.Option(120, help="histogram bins"),
+    blocks: int = typer.Option(5, help="blocks for the error bars"),
+    label: str = typer.Option("", help="legend label (default: the file name)"),
+    out: Optional[Path] = typer.Option(None, help="output prefix (default: TRAJ without extension + _rdf): .json and .png"),
+):
+    """Radial distribution function with block-averaged error bars, compared with a reference if given."""
+    from .checkpoint import atomic_write_json
+    from .data.dataset import read_structures
+    from .plots import plot_rdf
+    from .rdf import compare_rdf, compute_rdf, first_peak
+
+    if not 0 <= skip < 1:
+        _fail(HQCError("--skip must lie in [0, 1)"))
+    try:
+        frames = read_structures(traj)
+        frames = frames[int(skip * len(frames)):]
+        curves = {label or traj.name: compute_rdf(frames, r_max, n_bins, blocks)}
+        if ref is not None:
+            curves[f"reference: {ref.name}"] = compute_rdf(read_structures(ref), r_max, n_bins, blocks)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    prefix = out or traj.with_name(traj.name.split(".")[0] + "_rdf")
+    rdfs = list(curves.values())
+    result = {"trajectory": str(traj), "frames": rdfs[0].n_frames, "rdf": rdfs[0].as_dict()}
+    r1, g1 = first_peak(rdfs[0])
+    console.print(f"{rdfs[0].n_frames} frames; first peak at {r1:.3f} Å, height {g1:.3f}")
+    if ref is not None:
+        result.update(reference=str(ref), reference_rdf=rdfs[1].as_dict(), comparison=compare_rdf(rdfs[0], rdfs[1]))
+        c = result["comparison"]
+        console.print(f"reference: first peak at {c['ref_first_peak_r']:.3f} Å, height {c['ref_first_peak_g']:.3f}; "
+                      f"shift {c['first_peak_shift']:+.3f} Å, height diff {c['first_peak_height_diff']:+.3f}, "
+                      f"integrated squared difference {c['integrated_sq_diff']:.4f} Å")
+    atomic_write_json(result, f"{prefix}.json")
+    plot_rdf(curves, f"{prefix}.png", title=f"g(r), {rdfs[0].n_frames} frames")
+    console.print(f"written: {prefix}.json, {prefix}.png")
+
+
+def mc_study_cmd(
+    run_dir: Path = typer.Argument(DEFAULT_HQC_RUN, help="HQC run directory"),
+    structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure"),
+    index: int = typer.Option(0, help="frame of the structure file"),
+    shots: str = typer.Option("2000,10000,50000", help="comma-separated shots per circuit"),
+    steps: int = typer.Option(1500, help="MC steps per chain"),
+    temperature: float = typer.Option(2000.0, help="K"),
+    n_moved: int = typer.Option(5, help="atoms displaced per move"),
+    delta: float = typer.Option(0.1, help="Å (fixed, the same for every chain)"),
+    remeasure: bool = typer.Option(True, help="measure both energies afresh every step (the setting where plain Metropolis is biased)"),
+    seed: int = typer.Option(0, help="seed of every chain (the floor chain uses seed + 1)"),
+    sample_every: int = typer.Option(5, help="steps between samples for g(r)"),
+    out: Path = typer.Option(Path("runs/simulation/mc_study"), help="output folder: one subfolder per chain, mc_study.json/.md/.png"),
+):
+    """Plain vs penalty acceptance with shot-noisy (aer) energies: g(r) distance to the exact-energy chain vs shots."""
+    from .checkpoint import atomic_write_json, load_model
+    from .mc_driver import MCOptions
+    from .plots import plot_mc_study, plot_rdf
+    from .quantum.backends import make_backend
+    from .sim_studies import mc_shots_study
+
+    base = MCOptions(steps=steps, temperature=temperature, n_moved=n_moved, delta=delta, remeasure=remeasure,
+                     seed=seed, sample_every=sample_every)
+    try:
+        base.validate()
+        model = load_model(run_dir).double()
+        atoms = _frame(structure, index)
+        console.print(f"{2 + 2 * len(shots.split(','))} chains of {steps} steps into {out} (resumable)")
+        study = mc_shots_study(model, atoms, make_backend, [int(float(s)) for s in shots.split(",")], base, out,
+                               progress=lambda label: (console.print(f"chain {label}") and None))
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    result = study["result"]
+    atomic_write_json(result, out / "mc_study.json")
+    plot_mc_study(result, out / "mc_study.png")
+    plot_rdf(study["rdfs"], out / "mc_study_rdf.png", title="MC g(r): exact vs shot-noisy energies")
+    from .cli_quantum import _print_rows
+
+    _print_rows(result["rows"], ["label", "shots", "acceptance_ratio", "integrated_sq_diff", "first_peak_shift",
+                                 "mean_exact_epot_mev_per_atom", "mean_exact_epot_stderr"], out / "mc_study.md")
+    console.print(f"floor (exact chain, other seed): {result['floor_integrated_sq_diff']:.4f} Å; plain at the most shots: "
+                  f"{result['plain_distance_at_max_shots']:.4f} Å; penalty reaches it at {result['penalty_shots_for_that_distance']:.3g} "
+                  f"shots (ratio {result['ratio_penalty_over_plain_shots']:.3f})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("mc-study")(mc_study_cmd)
+    app.command("md")(md_cmd)
+    app.command("mc")(mc_cmd)
+    app.command("rdf")(rdf_cmd)

@@ -1,0 +1,202 @@
+"""Molecular dynamics with a trained potential: ASE integrators, a step log, a trajectory, exact resume.
+
+NVT uses ASE's Nose-Hoover chain (default), Langevin or Bussi thermostat; NVE uses velocity Verlet.
+A checkpoint (JSON, atomic) holds positions, momenta, the thermostat's own state and the random
+generator, so a resumed run continues the same trajectory as an uninterrupted one.
+Units: Å, eV, fs, K; the log has step, time_fs, T_K, E_pot_eV, E_kin_eV, E_tot_eV, E_conserved_eV.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from ase import Atoms, units
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+from .checkpoint import atomic_write_json
+from .errors import HQCError
+from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
+
+ENSEMBLES = ("nvt", "nve")
+THERMOSTATS = ("nose-hoover", "langevin", "bussi")
+LOG_FIELDS = ["time_fs", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "E_conserved_eV"]
+CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "md_checkpoint.json", "md_log.csv", "md_traj.extxyz", "md_summary.json"
+
+
+@dataclass
+class MDOptions:
+    """What a run does. Defaults: the paper's 2000 K, 0.5 fs."""
+
+    steps: int = 2000
+    ensemble: str = "nvt"
+    thermostat: str = "nose-hoover"
+    temperature: float = 2000.0      # K (NVT target; NVE initial velocities)
+    timestep: float = 0.5            # fs
+    tdamp: float = 50.0              # fs, Nose-Hoover and Bussi time constant
+    friction: float = 0.01           # 1/fs, Langevin
+    seed: int = 0
+    log_every: int = 10
+    traj_every: int = 10
+    checkpoint_every: int = 100
+    max_temperature_factor: float = 5.0   # stop as unstable when T exceeds this x the target
+    min_distance: float = 1.0             # Å, stop as unstable when two atoms come closer
+
+    def validate(self) -> None:
+        if self.ensemble not in ENSEMBLES:
+            raise HQCError(f"unknown ensemble {self.ensemble!r}; choose one of {ENSEMBLES}")
+        if self.thermostat not in THERMOSTATS:
+            raise HQCError(f"unknown thermostat {self.thermostat!r}; choose one of {THERMOSTATS}")
+        for name in ("steps", "log_every", "traj_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise HQCError(f"{name} must be at least 1")
+        if self.temperature <= 0 or self.timestep <= 0:
+            raise HQCError("temperature and timestep must be positive")
+
+
+def _integrator(atoms: Atoms, opt: MDOptions, rng: np.random.Generator):
+    from ase.md.bussi import Bussi
+    from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.verlet import VelocityVerlet
+
+    dt = opt.timestep * units.fs
+    if opt.ensemble == "nve":
+        return VelocityVerlet(atoms, dt)
+    if opt.thermostat == "nose-hoover":
+        return NoseHooverChainNVT(atoms, dt, temperature_K=opt.temperature, tdamp=opt.tdamp * units.fs)
+    if opt.thermostat == "langevin":
+        # fixcm=False: ASE 3.28+ deprecates its fixcm; the centre of mass drifts freely (no FixCom constraint)
+        return Langevin(atoms, dt, temperature_K=opt.temperature, friction=opt.friction / units.fs, fixcm=False, rng=rng)
+    return Bussi(atoms, dt, temperature_K=opt.temperature, taut=opt.tdamp * units.fs, rng=rng)
+
+
+def _thermostat_state(dyn) -> dict:
+    if hasattr(dyn, "_thermostat"):
+        return {"eta": dyn._thermostat._eta.tolist(), "p_eta": dyn._thermostat._p_eta.tolist()}
+    if hasattr(dyn, "transferred_energy"):
+        return {"transferred_energy": dyn.transferred_energy}
+    return {}
+
+
+def _restore_thermostat(dyn, state: dict) -> None:
+    if "eta" in state:
+        dyn._thermostat._eta = np.asarray(state["eta"], float)
+        dyn._thermostat._p_eta = np.asarray(state["p_eta"], float)
+    if "transferred_energy" in state:
+        dyn.transferred_energy = state["transferred_energy"]
+
+
+def _conserved(dyn, e_pot: float, e_kin: float) -> float:
+    """The integrator's conserved quantity (eV): E_tot for NVE, plus the thermostat's energy for NVT; NaN for Langevin."""
+    if hasattr(dyn, "get_conserved_energy"):
+        return dyn.get_conserved_energy()
+    if hasattr(dyn, "transferred_energy"):
+        return e_pot + e_kin - dyn.transferred_energy
+    if dyn.__class__.__name__ == "Langevin":
+        return math.nan
+    return e_pot + e_kin
+
+
+def drift_mev_per_atom_ps(rows: list[dict], n_atoms: int, column: str = "E_conserved_eV") -> float:
+    """Slope of a linear fit of ``column`` per atom vs time, in meV/atom/ps (NaN if undefined)."""
+    t = np.array([r["time_fs"] for r in rows]) / 1000.0
+    e = np.array([r[column] for r in rows]) / n_atoms * 1000.0
+    if len(t) < 2 or not np.all(np.isfinite(e)):
+        return math.nan
+    return float(np.polyfit(t, e, 1)[0])
+
+
+def _unstable(atoms: Atoms, temperature: float, opt: MDOptions) -> str | None:
+    if not np.all(np.isfinite(atoms.get_positions())):
+        return "non-finite positions"
+    if temperature > opt.max_temperature_factor * opt.temperature:
+        return f"temperature {temperature:.0f} K exceeds {opt.max_temperature_factor:g} x target"
+    d = atoms.get_all_distances(mic=True)
+    np.fill_diagonal(d, np.inf)
+    if d.min() < opt.min_distance:
+        return f"two atoms {d.min():.2f} Å apart (< {opt.min_distance} Å)"
+    return None
+
+
+def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run (or resume) MD of ``atoms`` with ``calculator``; writes log, trajectory, checkpoint, summary into out_dir.
+
+    Returns the summary: steps done, whether it stayed stable, mean T, drift of the conserved energy."""
+    opt.validate()
+    out = Path(out_dir)
+    ckpt_path = out / CHECKPOINT
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    rng = np.random.default_rng(opt.seed)
+    ckpt = read_resume_checkpoint(ckpt_path, resume, "MD")
+    if ckpt is not None:
+        try:
+            check_same_options(ckpt_path, ckpt["options"], asdict(opt))
+            if ckpt["n_atoms"] != len(atoms):
+                raise HQCError(f"{ckpt_path}: {ckpt['n_atoms']} atoms, the structure has {len(atoms)}")
+            atoms.set_positions(np.asarray(ckpt["positions"]))
+            atoms.set_momenta(np.asarray(ckpt["momenta"]))
+            rng.bit_generator.state = ckpt["rng_state"]
+            start, elapsed = ckpt["step"], ckpt["wall_seconds"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HQCError(f"{ckpt_path}: unreadable MD checkpoint ({exc}); start a new output folder") from None
+    else:
+        if not np.any(atoms.get_momenta()):
+            thermalize_momenta(atoms, opt.temperature, rng=rng)
+            Stationary(atoms)
+        start, elapsed = 0, 0.0
+    dyn = _integrator(atoms, opt, rng)
+    if start:
+        _restore_thermostat(dyn, ckpt["thermostat"])
+    log = StepLog(out / LOG, LOG_FIELDS, resume_step=start if start else None)
+    traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
+    n = len(atoms)
+    reason = None
+
+    def record(step: int) -> float:
+        e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        temperature = atoms.get_temperature()
+        log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
+                E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin))
+        return temperature
+
+    def save(step: int) -> None:
+        log.flush()
+        traj.flush()
+        atomic_write_json({"step": step, "n_atoms": n, "positions": atoms.get_positions().tolist(),
+                           "momenta": atoms.get_momenta().tolist(), "thermostat": _thermostat_state(dyn),
+                           "rng_state": rng.bit_generator.state, "options": asdict(opt),
+                           "wall_seconds": elapsed + time.perf_counter() - t0}, ckpt_path)
+
+    t0 = time.perf_counter()
+    if start == 0:
+        record(0)
+        traj.add(atoms, 0)
+    step = start
+    while step < opt.steps:
+        dyn.step()
+        step += 1
+        if step % opt.log_every == 0 or step == opt.steps:
+            reason = _unstable(atoms, record(step), opt)
+        if step % opt.traj_every == 0:
+            traj.add(atoms, step)
+        if step % opt.checkpoint_every == 0 or step == opt.steps or reason:
+            save(step)
+        if progress is not None:
+            progress(step, opt.steps)
+        if reason:
+            break
+    rows = log.rows()
+    temps = np.array([r["T_K"] for r in rows[len(rows) // 5:]])
+    summary = {"steps": step, "time_ps": step * opt.timestep / 1000.0, "stable": reason is None,
+               "unstable_reason": reason, "n_atoms": n, "mean_T_K": float(temps.mean()), "std_T_K": float(temps.std()),
+               "drift_conserved_mev_per_atom_ps": drift_mev_per_atom_ps(rows, n),
+               "wall_seconds": elapsed + time.perf_counter() - t0, "options": asdict(opt)}
+    atomic_write_json(summary, out / SUMMARY)
+    return summary

@@ -1,0 +1,171 @@
+"""MD, MC driver and g(r): energy conservation, thermostat temperature, exact resume, clear errors, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hqc_qiskit.calculator import HQCCalculator
+from hqc_qiskit.cli import app
+from hqc_qiskit.data.dataset import read_structures
+from hqc_qiskit.errors import HQCError
+from hqc_qiskit.md import MDOptions, drift_mev_per_atom_ps, run_md
+from hqc_qiskit.rdf import compare_rdf, compute_rdf, first_peak, frame_rdf
+from hqc_qiskit.runlog import StepLog, read_rows
+
+from tests.conftest import DATA, ROOT, tiny_hqc_checkpoint
+
+QUICK = ROOT / "runs" / "quick"          # the trained default model (committed)
+TEST_FRAMES = DATA / "si_liquid_3000K.test.extxyz.gz"
+
+
+@pytest.fixture(scope="module")
+def start():
+    return read_structures(TEST_FRAMES)[0]
+
+
+@pytest.fixture(scope="module")
+def quick_calc():
+    return HQCCalculator(QUICK, dtype="float64")
+
+
+def test_nve_conserves_energy_with_the_trained_quick_model(start, quick_calc, tmp_path):
+    summary = run_md(start, quick_calc, MDOptions(steps=300, ensemble="nve", log_every=5), tmp_path)
+    rows = read_rows(tmp_path / "md_log.csv")
+    e_tot = np.array([r["E_tot_eV"] for r in rows]) / len(start) * 1000.0       # meV/atom
+    e_pot = np.array([r["E_pot_eV"] for r in rows]) / len(start) * 1000.0
+    assert summary["stable"] and summary["steps"] == 300
+    assert np.ptp(e_pot) > 20 * np.ptp(e_tot)              # energy flows between E_pot and E_kin, E_tot stays
+    assert np.ptp(e_tot) < 1.0                                # meV/atom over 150 fs
+    assert abs(summary["drift_conserved_mev_per_atom_ps"]) < 1.0
+
+
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "bussi"])
+def test_nvt_mean_temperature(start, quick_calc, tmp_path, thermostat):
+    opt = MDOptions(steps=600, thermostat=thermostat, temperature=1500.0, tdamp=25.0, log_every=2)
+    summary = run_md(start, quick_calc, opt, tmp_path)
+    assert summary["mean_T_K"] == pytest.approx(1500.0, rel=0.1)
+
+
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
+def test_md_resume_continues_identically(start, quick_calc, tmp_path, thermostat):
+    opt = dict(steps=40, thermostat=thermostat, log_every=5, traj_every=5, checkpoint_every=10)
+    run_md(start, quick_calc, MDOptions(**opt), tmp_path / "full")
+    run_md(start, quick_calc, MDOptions(**{**opt, "steps": 20}), tmp_path / "cut")
+    with pytest.raises(HQCError, match="--resume"):
+        run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut")
+    with pytest.raises(HQCError, match="timestep"):
+        run_md(start, quick_calc, MDOptions(**{**opt, "timestep": 1.0}), tmp_path / "cut", resume=True)
+    run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True)
+    full, cut = read_rows(tmp_path / "full" / "md_log.csv"), read_rows(tmp_path / "cut" / "md_log.csv")
+    assert [r["step"] for r in cut] == [r["step"] for r in full]
+    np.testing.assert_allclose([r["E_tot_eV"] for r in cut], [r["E_tot_eV"] for r in full], rtol=0, atol=1e-9)
+    a = read_structures(tmp_path / "full" / "md_traj.extxyz")
+    b = read_structures(tmp_path / "cut" / "md_traj.extxyz")
+    assert len(a) == len(b) == 9
+    np.testing.assert_allclose(b[-1].positions, a[-1].positions, rtol=0, atol=1e-10)
+
+
+def test_drift_fit():
+    rows = [{"time_fs": t, "E_conserved_eV": 64 * 2e-3 * t / 1000.0} for t in range(0, 1001, 100)]   # 2 meV/atom/ps
+    assert drift_mev_per_atom_ps(rows, 64) == pytest.approx(2.0)
+
+
+def test_step_log_truncates_to_the_checkpoint(tmp_path):
+    log = StepLog(tmp_path / "l.csv", ["x"])
+    for s in range(1, 6):
+        log.add(s, x=float(s))
+    log.flush()
+    again = StepLog(tmp_path / "l.csv", ["x"], resume_step=3)
+    assert [r["step"] for r in again.rows()] == [1, 2, 3]
+    with pytest.raises(HQCError, match="columns differ"):
+        StepLog(tmp_path / "l.csv", ["y"], resume_step=3)
+
+
+def test_rdf_matches_ase_and_finds_the_liquid_si_first_peak(start):
+    from ase.geometry.rdf import get_rdf
+
+    g_ase, _ = get_rdf(start, 5.0, 50)
+    np.testing.assert_allclose(frame_rdf(start, 5.0, 50), g_ase, atol=1e-10)
+    frames = read_structures(TEST_FRAMES)
+    rdf = compute_rdf(frames, 5.0, 100, n_blocks=5)
+    r1, g1 = first_peak(rdf)
+    assert 2.3 < r1 < 2.5 and g1 > 1.5           # Si-Si bond length in the liquid
+    assert np.all(rdf.err[rdf.r > 2.0] > 0)
+    same = compare_rdf(rdf, rdf)
+    assert same["integrated_sq_diff"] == 0 and same["first_peak_shift"] == 0
+    hot = compute_rdf(frames[:10], 5.0, 100)
+    assert compare_rdf(hot, rdf)["integrated_sq_diff"] > 0
+
+
+def test_mc_driver_resumes_identically_with_shot_noise(tmp_path, start):
+    """A chain killed mid-run and resumed equals an uninterrupted one, shot noise included; logs have no duplicates."""
+    from hqc_qiskit.mc_driver import MCOptions, run_mc
+    from hqc_qiskit.quantum.backends import make_backend
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    opt = MCOptions(steps=12, shots=500, checkpoint_every=4, sample_every=2, delta=0.05)
+    full = run_mc(model, start, make_backend("aer"), opt, tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(step, _total):
+        if step == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", progress=kill_at_7)
+    resumed = run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", resume=True)
+    assert resumed["final_energy_eV"] == full["final_energy_eV"] and resumed["accepted"] == full["accepted"]
+    assert resumed["shots_total"] == full["shots_total"] == 13 * 500 * 128
+    full_rows, cut_rows = read_rows(tmp_path / "full" / "mc_log.csv"), read_rows(tmp_path / "cut" / "mc_log.csv")
+    assert cut_rows == full_rows and len(cut_rows) == 12
+    assert len(read_structures(tmp_path / "cut" / "mc_traj.extxyz")) == 7
+
+
+def test_mc_exact_energies_are_the_models(tmp_path, start):
+    from hqc_qiskit.mc_driver import MCOptions, energy_measure
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    calc = HQCCalculator(model=model)
+    atoms = start.copy()
+    atoms.calc = calc
+    m = energy_measure(model, start, None, MCOptions())(start.positions, None)
+    assert m.energy == pytest.approx(atoms.get_potential_energy(), abs=1e-8) and m.sigma == 0
+
+
+def test_shots_to_match_interpolates():
+    from hqc_qiskit.sim_studies import shots_to_match
+
+    rows = [{"acceptance": "penalty", "shots": s, "integrated_sq_diff": d} for s, d in ((1000, 0.4), (10000, 0.1))]
+    assert shots_to_match(rows, 0.25, "penalty") == pytest.approx(np.sqrt(1000 * 10000))
+    assert np.isnan(shots_to_match(rows, 0.05, "penalty"))
+
+
+def test_cli_md_mc_rdf(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL"):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+    md = runner.invoke(app, ["md", str(QUICK), "--steps", "20", "--out", str(tmp_path / "md"), "--no-progress"])
+    assert md.exit_code == 0, md.output
+    assert "drift" in md.output and (tmp_path / "md" / "md_log.png").exists()
+    rdf = runner.invoke(app, ["rdf", str(tmp_path / "md" / "md_traj.extxyz"), "--ref", str(TEST_FRAMES), "--r-max", "5",
+                              "--out", str(tmp_path / "g")])
+    assert rdf.exit_code == 0, rdf.output
+    assert "integrated_sq_diff" in json.loads((tmp_path / "g.json").read_text())["comparison"]
+    mc = runner.invoke(app, ["mc", str(QUICK), "--steps", "15", "--out", str(tmp_path / "mc"), "--no-progress"])
+    assert mc.exit_code == 0, mc.output
+    assert json.loads((tmp_path / "mc" / "mc_summary.json").read_text())["steps"] == 15
+    _, hqc = tiny_hqc_checkpoint(tmp_path)
+    dry = runner.invoke(app, ["mc", str(hqc), "--backend", "ibm_brisbane", "--shots", "50000", "--steps", "10", "--dry-run"])
+    assert dry.exit_code == 0 and "total_qpu_seconds" in dry.output and "nothing was submitted" in dry.output
+    live = runner.invoke(app, ["mc", str(hqc), "--backend", "ibm_brisbane", "--shots", "50000", "--out", str(tmp_path / "ibm")])
+    assert live.exit_code == 2 and "save_account" in live.output and "fake_brisbane" in live.output
+    assert not (tmp_path / "ibm").exists()         # failed before anything was run or written
+    cmlp_on_aer = runner.invoke(app, ["mc", str(QUICK), "--backend", "aer", "--steps", "2", "--out", str(tmp_path / "x")])
+    assert cmlp_on_aer.exit_code == 2 and "quantum readouts" in cmlp_on_aer.output
