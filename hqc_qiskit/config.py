@@ -85,6 +85,9 @@ class ModelConfig(_Strict):
     )
     readout: Union[ClassicalReadoutConfig, QuantumReadoutConfig] = Field(default_factory=ClassicalReadoutConfig, discriminator="kind")
     dtype: Literal["float32", "float64"] = "float32"
+    tensor_product: Literal["split", "e3nn"] = Field(
+        "split", description="edge tensor product: 'split' (same numbers as e3nn's, faster backward) or e3nn's own module"
+    )
 
     @field_validator("hidden_irreps")
     @classmethod

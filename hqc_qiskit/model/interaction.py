@@ -15,6 +15,8 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
+from .conv_tp import SplitUVUTensorProduct
+
 
 def scalar_channels(irreps: o3.Irreps) -> torch.Tensor:
     """Indices (long) of the 0e channels of a feature vector with ``irreps`` (readouts consume them)."""
@@ -55,6 +57,7 @@ class InteractionBlock(nn.Module):
         n_radial: int,
         radial_mlp: list[int],
         avg_num_neighbors: float,
+        tensor_product: str = "split",
     ):
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_hidden)
@@ -65,9 +68,11 @@ class InteractionBlock(nn.Module):
         self.register_buffer("scalar_idx", scalar_channels(self.irreps_in), persistent=False)
         self.n_scalars = len(self.scalar_idx)
         irreps_mid, instructions = uvu_instructions(self.irreps_in, irreps_sh, self.irreps_out)
-        self.conv_tp = o3.TensorProduct(
+        conv_tp = o3.TensorProduct(
             self.irreps_in, irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
         )
+        # same operation either way (tests/test_physics.py); 'split' avoids e3nn's slice backward (model/conv_tp.py)
+        self.conv_tp = SplitUVUTensorProduct(conv_tp) if tensor_product == "split" else conv_tp
         # radial MLP without biases: zero radial basis (at the cutoff) gives zero messages
         self.radial = FullyConnectedNet(
             [n_radial, *radial_mlp, self.conv_tp.weight_numel + self.n_scalars], torch.nn.functional.silu
@@ -81,15 +86,19 @@ class InteractionBlock(nn.Module):
     def forward(self, h, h0, species_onehot, sh, radial, senders, receivers):
         skip = self.skip(h, species_onehot)                      # (N, hidden)
         x = self.linear_up(h)                                    # (N, in)
-        weights = self.radial(radial)                            # (M, n_tp_weights + n_scalars)
+        weights = self.radial(radial)                            # (M, n_scalars + n_tp_weights)
+        w_scalar, w_tp = torch.split(weights, [self.n_scalars, weights.shape[1] - self.n_scalars], dim=1)
         x_j = x[senders]                                         # (M, in)
-        tp = self.conv_tp(x_j, sh, weights[:, self.n_scalars:])  # (M, mid)
-        if self.n_scalars:
-            msg = torch.cat([x_j[:, self.scalar_idx] * weights[:, : self.n_scalars], tp], dim=-1)
+        if isinstance(self.conv_tp, SplitUVUTensorProduct):
+            blocks = self.conv_tp.blocks(x_j, sh, w_tp)          # [(M, mul*dim)] per output irrep
         else:
-            msg = tp
-        agg = torch.zeros(h.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
-        agg = agg.index_add(0, receivers, msg) * self.norm       # (N, msg)
+            blocks = [self.conv_tp(x_j, sh, w_tp)]               # (M, mid)
+        if self.n_scalars:
+            blocks = [x_j[:, self.scalar_idx] * w_scalar] + blocks
+        # sum over edges block by block, then concatenate the (N, .) sums: concatenating (M, .) edge
+        # blocks first costs a full-size zero fill per block in the force-training double backward
+        agg = torch.cat([h.new_zeros(h.shape[0], b.shape[1]).index_add(0, receivers, b) for b in blocks], dim=1)
+        agg = agg * self.norm                                    # (N, msg)
         out = self.linear_down(agg) * self.norm                  # (N, hidden)
         out = self.linear(self.h0_tp(out, h0))                   # (N, hidden)
         return out + skip

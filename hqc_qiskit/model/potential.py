@@ -40,7 +40,7 @@ class HQCPotential(nn.Module):
         for _ in range(config.n_layers):
             block = InteractionBlock(
                 irreps_in, irreps_hidden, self.irreps_sh, self.irreps_h0, n_species,
-                config.n_radial, config.radial_mlp, config.avg_num_neighbors,
+                config.n_radial, config.radial_mlp, config.avg_num_neighbors, config.tensor_product,
             )
             self.layers.append(block)
             irreps_in = block.irreps_out

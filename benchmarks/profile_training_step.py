@@ -1,0 +1,66 @@
+"""torch.profiler table of one training step (forward + forces + loss + backward + optimizer step).
+
+    python benchmarks/profile_training_step.py --config cmlp --n 2 [--threads 1] [--rows 25]
+
+Writes benchmarks/results/profile_<config>.txt (operators by self CPU time) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS  # noqa: E402
+
+from hqc_qiskit.config import load_config  # noqa: E402
+from hqc_qiskit.data.dataset import load_labelled  # noqa: E402
+from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device  # noqa: E402
+from hqc_qiskit.model.potential import build_model  # noqa: E402
+from hqc_qiskit.train import loss_fn  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="cmlp")
+    ap.add_argument("--n", type=int, default=2, help="structures per batch")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows", type=int, default=25)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    cfg = load_config(ROOT / "runs" / f"{a.config}.yaml").model
+    frames = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")[: a.n]
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    batch = to_device(collate([atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in frames]), "cpu", torch.float32)
+
+    def step():
+        with record_function("forward+forces"):
+            out = model(batch, compute_forces=True, create_graph=True)
+            loss = loss_fn(out, batch, 1.0, 100.0)
+        with record_function("backward"):
+            opt.zero_grad()
+            loss.backward()
+        with record_function("optimizer"):
+            opt.step()
+
+    step()   # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows)
+    totals = prof.key_averages().table(sort_by="cpu_time_total", row_limit=8)
+    text = f"config {a.config}, {a.n} structures, {a.threads} thread(s)\n\n{totals}\n\n{table}\n"
+    path = RESULTS / f"profile_{a.config}.txt"
+    path.write_text(text)
+    print(text)
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Wall-clock training time to reach a validation force RMSE: our CMLP and HQC-cz vs mace-torch (issue 7).
+
+    python benchmarks/time_to_accuracy.py [--configs small_cmlp,small_hqc_cz] [--budget 1800] [--threads 1]
+        [--threshold F] [--mace-python .venv-mace/bin/python]
+
+All models train with one loop (benchmarks/_tta_loop.py): the full shipped train split (900
+structures), batch 20, loss MSE(E) + 100 MSE(F), AMSGrad lr 0.01, EMA 0.99 evaluated on the 50
+validation structures every --eval-every seconds of training (the clock stops while validating),
+seed 0, float32, the same thread count. MACE (default size) runs first for --budget seconds; unless
+--threshold is given, the threshold is the best validation force RMSE MACE reached within 85% of the
+budget, rounded up to 0.01 eV/Å, so MACE reaches it in under the budget. Ours then train until they
+reach it (or the budget ends).
+
+Output: benchmarks/results/time_to_accuracy.json (histories, threshold, times, ratios ours/MACE;
+target <= 0.33) and benchmarks/results/time_to_accuracy.png (val F RMSE vs training time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, write_results  # noqa: E402
+from _tta_loop import time_to, train_timed  # noqa: E402
+
+from hqc_qiskit.config import load_config  # noqa: E402
+from hqc_qiskit.data.dataset import load_labelled  # noqa: E402
+from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device  # noqa: E402
+from hqc_qiskit.metrics import energy_force_metrics  # noqa: E402
+from hqc_qiskit.model.potential import build_model  # noqa: E402
+from hqc_qiskit.train import fit_reference_energies, loss_fn, predict  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "si_liquid_3000K"
+TRAIN, VAL = DATA / "si_liquid_3000K.train.extxyz.gz", DATA / "si_liquid_3000K.val.extxyz.gz"
+
+
+def run_mace(python: str, e0: float, a) -> dict:
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
+    cmd = [python, str(ROOT / "benchmarks" / "_mace_tta_worker.py"), "--train", str(TRAIN), "--val", str(VAL),
+           "--e0", repr(e0), "--threads", str(a.threads), "--budget", str(a.budget), "--eval-every", str(a.eval_every)]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)   # stderr: live log
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit("MACE worker failed (see its log above)")
+    return json.loads(lines[-1])
+
+
+def run_ours(name: str, train, val, threshold: float, a) -> dict:
+    cfg = load_config(ROOT / "runs" / f"{name}.yaml").model
+    torch.manual_seed(0)
+    model = build_model(cfg).float()
+    model.reference_energies.copy_(fit_reference_energies(train, cfg.species))
+    train_graphs = [atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in train]
+    val_graphs = [atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in val]
+
+    def loss_of(m, idx):
+        batch = to_device(collate([train_graphs[i] for i in idx]), "cpu", torch.float32)
+        return loss_fn(m(batch, compute_forces=True, create_graph=True), batch, 1.0, 100.0)
+
+    def evaluate(m):
+        p = predict(m, val_graphs, 10, "cpu", torch.float32)
+        met = energy_force_metrics(p["e_pred"], p["e_ref"], p["n_atoms"], p["f_pred"], p["f_ref"])
+        return met["rmse_e_mev_atom"], met["rmse_f_ev_a"]
+
+    print(f"ours {name}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    history = train_timed(model, loss_of, evaluate, len(train_graphs), budget_s=a.budget, eval_every_s=a.eval_every,
+                          threshold=threshold, log=lambda s: print(f"  {name}: {s}", flush=True))
+    return {"history": history, "n_parameters": sum(p.numel() for p in model.parameters())}
+
+
+def choose_threshold(history: list[dict], budget: float) -> float:
+    reached = [h["val_rmse_f_ev_a"] for h in history if h["train_seconds"] <= 0.85 * budget]
+    return math.ceil(min(reached) * 100) / 100
+
+
+def plot(results: dict, threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, r in results.items():
+        h = r["history"]
+        ax.plot([x["train_seconds"] / 60 for x in h], [x["val_rmse_f_ev_a"] for x in h], "o-", ms=3, label=label)
+    ax.axhline(threshold, color="grey", ls="--", label=f"threshold {threshold} eV/Å")
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel("validation F RMSE (eV/Å)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mace-python", default=str(ROOT / ".venv-mace" / "bin" / "python"))
+    ap.add_argument("--configs", default="small_cmlp,small_hqc_cz")
+    ap.add_argument("--budget", type=float, default=1800.0, help="seconds of training per model")
+    ap.add_argument("--eval-every", type=float, default=60.0, help="seconds of training between validations")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threshold", type=float, default=None, help="val F RMSE (eV/Å); default: from MACE's curve")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    train, val = load_labelled(TRAIN), load_labelled(VAL)
+    e0 = float(fit_reference_energies(train, ["Si"])[0])
+    mace = run_mace(a.mace_python, e0, a)
+    threshold = a.threshold or choose_threshold(mace["history"], a.budget)
+    print(f"threshold: val F RMSE <= {threshold} eV/Å", flush=True)
+    results = {"mace (default size)": mace}
+    for name in a.configs.split(","):
+        results[f"ours {name}"] = run_ours(name, train, val, threshold, a)
+    times = {label: time_to(r["history"], threshold) for label, r in results.items()}
+    t_mace = times["mace (default size)"]["seconds"]
+    ratios = {label: t["seconds"] / t_mace for label, t in times.items() if label.startswith("ours")}
+    for label, t in times.items():
+        print(f"{label:28s} reaches {threshold} eV/Å after {t['seconds']:.0f} s (val E {t['val_rmse_e_mev_atom']:.1f} meV/atom)"
+              + (f"  ratio to MACE {ratios[label]:.3f}" if label in ratios else ""))
+    plot(results, threshold, RESULTS / "time_to_accuracy.png")
+    write_results("time_to_accuracy", {"threshold_val_f_rmse_ev_a": threshold, "budget_s": a.budget, "threads": a.threads,
+                                       "eval_every_s": a.eval_every, "time_to_threshold": times,
+                                       "ratio_ours_over_mace": ratios, "target": "ours / MACE <= 0.33",
+                                       "runs": results})
+
+
+if __name__ == "__main__":
+    main()
