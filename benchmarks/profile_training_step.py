@@ -1,8 +1,8 @@
 """torch.profiler table of one training step (forward + forces + loss + backward + optimizer step).
 
-    python benchmarks/profile_training_step.py --config cmlp --n 2 [--threads 1] [--rows 25]
+    python benchmarks/profile_training_step.py --config cmlp --n 2 [--threads 1] [--rows 25] [--tensor-product e3nn]
 
-Writes benchmarks/results/profile_<config>.txt (operators by self CPU time) and prints it.
+Writes benchmarks/results/profile_<config>_<tensor product>.txt (operators by self CPU time) and prints it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2, help="structures per batch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rows", type=int, default=25)
+    ap.add_argument("--tensor-product", default="split", help="split (default) or e3nn (before issue 7)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    cfg = load_config(ROOT / "runs" / f"{a.config}.yaml").model
+    cfg = load_config(ROOT / "runs" / f"{a.config}.yaml").model.model_copy(update={"tensor_product": a.tensor_product})
     frames = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")[: a.n]
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
@@ -55,8 +56,8 @@ def main() -> None:
         step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows)
     totals = prof.key_averages().table(sort_by="cpu_time_total", row_limit=8)
-    text = f"config {a.config}, {a.n} structures, {a.threads} thread(s)\n\n{totals}\n\n{table}\n"
-    path = RESULTS / f"profile_{a.config}.txt"
+    text = f"config {a.config}, tensor product {a.tensor_product}, {a.n} structures, {a.threads} thread(s)\n\n{totals}\n\n{table}\n"
+    path = RESULTS / f"profile_{a.config}_{a.tensor_product}.txt"
     path.write_text(text)
     print(text)
     print(f"written: {path}")

@@ -169,3 +169,22 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     assert not (tmp_path / "ibm").exists()         # failed before anything was run or written
     cmlp_on_aer = runner.invoke(app, ["mc", str(QUICK), "--backend", "aer", "--steps", "2", "--out", str(tmp_path / "x")])
     assert cmlp_on_aer.exit_code == 2 and "quantum readouts" in cmlp_on_aer.output
+
+
+@pytest.mark.slow     # about 4 minutes: Aer simulates the whole 127-qubit device in local mode
+def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
+    """The hardware path end to end offline: SamplerV2 local mode on FakeBrisbane, job journal, resume."""
+    from hqc_qiskit.runlog import read_rows
+
+    _, hqc = tiny_hqc_checkpoint(tmp_path)
+    out = tmp_path / "fake"
+    runner = CliRunner()
+    args = ["mc", str(hqc), "--backend", "fake_brisbane", "--shots", "64", "--out", str(out), "--no-progress"]
+    first = runner.invoke(app, [*args, "--steps", "2"])
+    assert first.exit_code == 0, first.output
+    journal = sorted((out / "jobs").iterdir())
+    assert len(journal) == 3                               # the start and two trial energies, one job each
+    again = runner.invoke(app, [*args, "--steps", "3", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert [r["step"] for r in read_rows(out / "mc_log.csv")] == [1, 2, 3]
+    assert len(list((out / "jobs").iterdir())) == 4
