@@ -41,6 +41,8 @@ def main() -> None:
     print(f"plain at {max(int(s) for s in a.shots.split(','))} shots: distance {r['plain_distance_at_max_shots']:.4f} Å "
           f"(floor {r['floor_integrated_sq_diff']:.4f}); penalty reaches it at {r['penalty_shots_for_that_distance']:.4g} shots; "
           f"ratio {r['ratio_penalty_over_plain_shots']:.3f} (target <= 0.2)")
+    print(f"shots to reach the floor: plain {r['shots_at_floor']['plain']:.4g}, penalty {r['shots_at_floor']['penalty']:.4g}"
+          + ("" if r["resolved"] else "  (plain at the most shots is within the floor: ratio not resolved)"))
     write_results("mc_penalty_shots", {"model": a.model, **r})
 
 

@@ -65,6 +65,9 @@ class StepTrajectory:
     def __init__(self, path: str | Path, resume_step: int | None = None):
         self.path = Path(path)
         self._pending: list[Atoms] = []
+        packed = self.path.with_name(self.path.name + ".gz")
+        if resume_step is not None and not self.path.exists() and packed.exists():
+            raise HQCError(f"{self.path}: only {packed.name} is here; gunzip it to continue this run")
         if resume_step is None or not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _replace_text(self.path, "")

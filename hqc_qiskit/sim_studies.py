@@ -72,9 +72,14 @@ def mc_shots_study(model, atoms, make_backend: Callable, shots: list[int], base:
     noisy = [r for r in rows if r["acceptance"] in ("plain", "penalty")]
     top = max(shots)
     plain_top = next(r["integrated_sq_diff"] for r in noisy if r["acceptance"] == "plain" and r["shots"] == top)
-    penalty_needed = shots_to_match(noisy, plain_top, "penalty")
-    result = {"rows": rows, "floor_integrated_sq_diff": next(r["integrated_sq_diff"] for r in rows if r["label"] == "exact_seed2"),
+    floor = next(r["integrated_sq_diff"] for r in rows if r["label"] == "exact_seed2")
+    # a distance at or below the floor (two exact chains' distance) is statistical noise: no shot count can be read off
+    resolved = plain_top > floor
+    penalty_needed = shots_to_match(noisy, plain_top, "penalty") if resolved else math.nan
+    result = {"rows": rows, "floor_integrated_sq_diff": floor, "resolved": resolved,
               "plain_distance_at_max_shots": plain_top, "penalty_shots_for_that_distance": penalty_needed,
-              "ratio_penalty_over_plain_shots": penalty_needed / top, "options": {k: v for k, v in vars(base).items()},
+              "ratio_penalty_over_plain_shots": penalty_needed / top,
+              "shots_at_floor": {rule: shots_to_match(noisy, floor, rule) for rule in ("plain", "penalty")},
+              "options": {k: v for k, v in vars(base).items()},
               "skip": skip, "r_max": r_max, "n_bins": n_bins}
     return {"result": result, "rdfs": rdfs}
