@@ -7,9 +7,14 @@ All models train with one loop (benchmarks/_tta_loop.py): the full shipped train
 structures), batch 20, loss MSE(E) + 100 MSE(F), AMSGrad lr 0.01, EMA 0.99 evaluated on the 50
 validation structures every --eval-every seconds of training (the clock stops while validating),
 seed 0, float32, the same thread count. MACE (default size) runs first for --budget seconds; unless
---threshold is given, the threshold is the best validation force RMSE MACE reached within 85% of the
-budget, rounded up to 0.01 eV/Å, so MACE reaches it in under the budget. Ours then train until they
-reach it (or the budget ends).
+--threshold is given, the threshold is the validation force RMSE of MACE's last evaluation, rounded
+up to 0.01 eV/Å: what MACE reaches within the budget. (The first rule, "best value within 85% of
+the budget", picked MACE's very first evaluation when its force error rose before falling.) Ours
+then train until they reach it (or the budget ends). Times have the resolution of --eval-every.
+
+    python benchmarks/time_to_accuracy.py --from-results benchmarks/results/time_to_accuracy.json [--threshold F]
+
+recomputes threshold, times, ratios and the plot from a finished run's histories, without training.
 
 Output: benchmarks/results/time_to_accuracy.json (histories, threshold, times, ratios ours/MACE;
 target <= 0.33) and benchmarks/results/time_to_accuracy.png (val F RMSE vs training time).
@@ -77,9 +82,8 @@ def run_ours(name: str, train, val, threshold: float, a) -> dict:
     return {"history": history, "n_parameters": sum(p.numel() for p in model.parameters())}
 
 
-def choose_threshold(history: list[dict], budget: float) -> float:
-    reached = [h["val_rmse_f_ev_a"] for h in history if h["train_seconds"] <= 0.85 * budget]
-    return math.ceil(min(reached) * 100) / 100
+def choose_threshold(history: list[dict]) -> float:
+    return math.ceil(history[-1]["val_rmse_f_ev_a"] * 100) / 100
 
 
 def plot(results: dict, threshold: float, path: Path) -> None:
@@ -109,16 +113,28 @@ def main() -> None:
     ap.add_argument("--eval-every", type=float, default=60.0, help="seconds of training between validations")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=None, help="val F RMSE (eV/Å); default: from MACE's curve")
+    ap.add_argument("--from-results", default=None, help="re-analyse this results JSON instead of training")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    train, val = load_labelled(TRAIN), load_labelled(VAL)
-    e0 = float(fit_reference_energies(train, ["Si"])[0])
-    mace = run_mace(a.mace_python, e0, a)
-    threshold = a.threshold or choose_threshold(mace["history"], a.budget)
-    print(f"threshold: val F RMSE <= {threshold} eV/Å", flush=True)
-    results = {"mace (default size)": mace}
-    for name in a.configs.split(","):
-        results[f"ours {name}"] = run_ours(name, train, val, threshold, a)
+    if a.from_results:
+        previous = json.loads(Path(a.from_results).read_text())
+        results = previous["runs"]
+        a.budget, a.threads, a.eval_every = previous["budget_s"], previous["threads"], previous["eval_every_s"]
+        threshold = a.threshold or choose_threshold(results["mace (default size)"]["history"])
+        ours_stop = previous.get("ours_stopped_at_threshold", previous["threshold_val_f_rmse_ev_a"])
+        if threshold < ours_stop:
+            print(f"note: ours stopped training once at or below {ours_stop} eV/Å in that run; "
+                  "where they had not yet reached the lower threshold their time is NaN (not measured)")
+    else:
+        torch.set_num_threads(a.threads)
+        train, val = load_labelled(TRAIN), load_labelled(VAL)
+        e0 = float(fit_reference_energies(train, ["Si"])[0])
+        mace = run_mace(a.mace_python, e0, a)
+        threshold = a.threshold or choose_threshold(mace["history"])
+        ours_stop = threshold
+        print(f"threshold: val F RMSE <= {threshold} eV/Å", flush=True)
+        results = {"mace (default size)": mace}
+        for name in a.configs.split(","):
+            results[f"ours {name}"] = run_ours(name, train, val, threshold, a)
     times = {label: time_to(r["history"], threshold) for label, r in results.items()}
     t_mace = times["mace (default size)"]["seconds"]
     ratios = {label: t["seconds"] / t_mace for label, t in times.items() if label.startswith("ours")}
@@ -128,6 +144,8 @@ def main() -> None:
     plot(results, threshold, RESULTS / "time_to_accuracy.png")
     write_results("time_to_accuracy", {"threshold_val_f_rmse_ev_a": threshold, "budget_s": a.budget, "threads": a.threads,
                                        "eval_every_s": a.eval_every, "time_to_threshold": times,
+                                       "ours_stopped_at_threshold": ours_stop,
+                                       "mace_final_val_f_rmse_ev_a": results["mace (default size)"]["history"][-1]["val_rmse_f_ev_a"],
                                        "ratio_ours_over_mace": ratios, "target": "ours / MACE <= 0.33",
                                        "runs": results})
 
