@@ -177,6 +177,7 @@ def plot_mc_study(result: dict, path: str | Path) -> None:
     b.axhspan(-exact["mean_exact_epot_stderr"], exact["mean_exact_epot_stderr"], color="grey", alpha=0.3, label="exact chain ± s.e.")
     for ax in (a, b):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # minor labels overlap on short ranges
         ax.set_xlabel("shots per circuit")
         ax.legend(fontsize=8)
     a.set_ylabel("∫ (g - g_exact)² dr (Å)")
