@@ -97,7 +97,8 @@ def energy_cmd(
     allocation: str = typer.Option("uniform", help="uniform or optimal (variance-weighted) shot allocation"),
     profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's or model's)"),
     noise_scale: float = typer.Option(1.0, help="multiply every error rate of the noise model"),
-    mitigation: str = typer.Option("none", help="aer backends: none, rem, zne, zne-linear, zne:1,3,5, or 'zne+rem'"),
+    mitigation: str = typer.Option("none", help="none, rem, zne, zne-linear, zne:1,3,5, or 'zne+rem' (aer: mitiq; runtime backends: the runtime Estimator's own TREX/ZNE)"),
+    resilience_level: Optional[int] = typer.Option(None, help="runtime backends: run the runtime Estimator at this resilience level (0, 1 TREX, 2 TREX+ZNE)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print circuits, shots and estimated QPU time; submit nothing"),
     max_qpu_seconds: Optional[float] = typer.Option(None, help="refuse to submit a hardware job estimated above this"),
     dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
@@ -118,8 +119,8 @@ def energy_cmd(
         if not 0 <= index < len(frames):
             raise HQCError(f"{structure}: frame {index} does not exist ({len(frames)} frames)")
         atoms = frames[index]
-        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, max_qpu_seconds=max_qpu_seconds,
-                                 journal=str(journal) if journal else None)
+        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
+                                 max_qpu_seconds=max_qpu_seconds, journal=str(journal) if journal else None, seed=seed)
         b = make_backend(backend, profile, noise_scale, mitigation, runtime)
         problem = readout_problem(model, atoms)
         if dry_run:

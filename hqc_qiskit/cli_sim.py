@@ -101,7 +101,8 @@ def mc_cmd(
     allocation: str = typer.Option("uniform", help="uniform or optimal shot allocation"),
     profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's)"),
     noise_scale: float = typer.Option(1.0, help="aer-noise: multiply every error rate"),
-    mitigation: str = typer.Option("none", help="aer backends: none, rem, zne, zne-linear, zne:1,3,5, zne+rem"),
+    mitigation: str = typer.Option("none", help="none, rem, zne, zne-linear, zne:1,3,5, zne+rem (aer: mitiq; runtime backends: the runtime Estimator's own TREX/ZNE)"),
+    resilience_level: Optional[int] = typer.Option(None, help="runtime backends: run the runtime Estimator at this resilience level (0, 1 TREX, 2 TREX+ZNE)"),
     dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
     twirling: bool = typer.Option(False, "--twirling", help="runtime backends: gate and measurement twirling"),
     max_qpu_seconds: Optional[float] = typer.Option(None, help="runtime backends: refuse any job estimated above this"),
@@ -127,7 +128,8 @@ def mc_cmd(
                     allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10))
     try:
         opt.validate()
-        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, max_qpu_seconds=max_qpu_seconds,
+        runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
+                                 max_qpu_seconds=max_qpu_seconds,
                                  journal=str(out / "jobs") if runtime_backend else None)
         b = None if backend == "exact" else make_backend(backend, profile, noise_scale, mitigation, runtime)
         model = load_model(run_dir).double()

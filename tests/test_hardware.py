@@ -124,7 +124,7 @@ def test_shot_allocation():
 
 
 def test_runtime_local_mode_matches_reduced_simulation(tmp_path):
-    """The qiskit-ibm-runtime path (SamplerV2, batch mode) on a fake device in local mode; journal resumes."""
+    """The qiskit-ibm-runtime path (client-side Sampler, batch mode) on a fake device in local mode; journal resumes."""
     batch = _batch("cz", n_qubits=2, n_layers=1, k=3)
     backend = RuntimeBackend("fake_brisbane", profile="ibm_eagle", options=RuntimeOptions(journal=str(tmp_path / "journal")))
     samples = backend.run(batch, 4000)
@@ -138,6 +138,55 @@ def test_runtime_local_mode_matches_reduced_simulation(tmp_path):
     backend._submit_with_retry = no_network
     again = backend.run(batch, 4000)
     np.testing.assert_array_equal(again.mean, samples.mean)
+
+
+def _manila_files(tmp_path):
+    """A transpile profile and a device noise model for the 5-qubit FakeManila (runtime Estimator local mode)."""
+    profile = tmp_path / "manila.yaml"
+    profile.write_text("name: manila\ntarget: fake_manila\noptimization_level: 1\nseed: 0\n")
+    noise = tmp_path / "manila_noise.yaml"
+    noise.write_text(f"name: manila_noise\nkind: device\ndevice: fake_manila\nprofile: {profile}\n")
+    return profile, noise
+
+
+def test_runtime_estimator_local_mode(tmp_path):
+    """The runtime Estimator path (resilience level 0) on a fake device equals the device noise simulation
+    within its own standard errors; standard errors become the diagonal covariance; the journal resumes."""
+    profile, noise = _manila_files(tmp_path)
+    batch = _batch("cz", n_qubits=2, n_layers=1, k=3)
+    options = RuntimeOptions(resilience_level=0, seed=3, journal=str(tmp_path / "journal"))
+    backend = RuntimeBackend("fake_manila", profile=str(profile), options=options)
+    samples = backend.run(batch, 4000)
+    reference = make_backend(f"aer-noise:{noise}").run(batch, np.inf)
+    std = np.sqrt(np.diagonal(samples.cov, axis1=1, axis2=2) / 4000)
+    assert samples.info["primitive"] == "estimator" and np.all(std > 0) and np.all(std < 0.05)
+    assert np.all(np.abs(samples.mean - reference.mean) < 5 * std + 1e-3)
+    assert np.count_nonzero(samples.cov[:, 0, 1]) == 0
+    backend._submit_with_retry = lambda *_a, **_k: pytest.fail("a journaled job was submitted again")
+    np.testing.assert_array_equal(backend.run(batch, 4000).mean, samples.mean)
+
+
+def test_runtime_mitigation_options_reach_the_estimator():
+    """--mitigation / --resilience-level on runtime backends build the runtime Estimator's options (no network)."""
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    sampler = make_backend("ibm_brisbane")
+    assert sampler.options.primitive == "sampler"
+    backend = make_backend("ibm_brisbane", mitigation="zne+rem", runtime=RuntimeOptions(twirling=True))
+    assert backend.options.primitive == "estimator" and backend.options.zne_factors == (1, 3, 5)
+    est = backend._primitive(FakeManilaV2())
+    assert est.options.resilience_level == 0 and est.options.resilience.measure_mitigation
+    assert est.options.resilience.zne_mitigation and list(est.options.resilience.zne.noise_factors) == [1, 3, 5]
+    assert est.options.resilience.zne.extrapolator == "polynomial_degree_2" and est.options.twirling.enable_gates
+    linear = make_backend("fake_manila", profile="ideal", mitigation="zne-linear:1,3")._primitive(FakeManilaV2())
+    assert linear.options.resilience.zne.extrapolator == "linear"
+    level2 = make_backend("ibm_brisbane", runtime=RuntimeOptions(resilience_level=2))
+    assert level2._primitive(FakeManilaV2()).options.resilience_level == 2
+    assert level2.cost(_batch(k=2), 1000)["noise_factors"] == [1, 3, 5]
+    with pytest.raises(ConfigError, match="resilience level"):
+        RuntimeOptions(resilience_level=3)
+    with pytest.raises(ConfigError, match="fake_guadalupe"):
+        make_backend("fake_brisbane", runtime=RuntimeOptions(resilience_level=1)).run(_batch(k=1), 100)
 
 
 def test_ibm_dry_run_cap_and_missing_account(monkeypatch, tmp_path):

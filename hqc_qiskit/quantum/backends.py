@@ -10,22 +10,20 @@ Names:
                              exact but slow; ``aer-noise:fake_<device>`` is the fast equivalent)
   ``ibm_<device>``           IBM Quantum hardware through QiskitRuntimeService (saved account)
 
+The two runtime backends live in ``runtime.py`` (Sampler, or Estimator with the runtime's mitigation).
+
 All shot-based backends measure the n output qubits of a circuit together, so the n <Z_q> of a
 circuit come from the same shots; ``ZSamples.cov`` is their per-shot covariance.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, EngineError, HQCError
+from ..errors import ConfigError
 from .mitigation import MitigationOptions, calibrate_confusion, extrapolation_weights, fold_global, inverse_confusion
 from .simulate import ReducedSimulator, sample_counts, z_signs
 
@@ -193,190 +191,6 @@ class SimulatorBackend(Backend):
         return ZSamples(mean, cov, shots.copy(), info={"mitigation": self.mitigation.label})
 
 
-@dataclass
-class RuntimeOptions:
-    """IBM Runtime sampler options (the runtime's own error suppression) and job limits."""
-
-    dynamical_decoupling: bool = False
-    twirling: bool = False
-    max_qpu_seconds: float | None = None     # hard cap: refuse to submit above the estimate
-    max_circuits_per_job: int = 2000         # parameter sets per submitted job
-    retries: int = 4                         # per job, with exponential backoff
-    backoff_seconds: float = 2.0
-    journal: str | None = None               # folder keeping every finished job's counts (resume)
-
-
-def account_help(device: str) -> str:
-    return (
-        f"no IBM Quantum account found for backend {device!r}. Save one once with\n"
-        "  python -c \"from qiskit_ibm_runtime import QiskitRuntimeService; "
-        "QiskitRuntimeService.save_account(channel='ibm_quantum_platform', token='<API key>', instance='<CRN>')\"\n"
-        "(or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE). The token is read by qiskit-ibm-runtime only; "
-        f"hqc-qiskit never stores it. To run offline on the device's noise snapshot use --backend fake_{device.removeprefix('ibm_')} "
-        f"(runtime local mode) or aer-noise:fake_{device.removeprefix('ibm_')} (fast)."
-    )
-
-
-class RuntimeBackend(Backend):
-    """qiskit-ibm-runtime SamplerV2 in batch mode: a fake device (local mode) or IBM hardware.
-
-    Circuits are the full-device ISA circuits of the profile, measured on the output qubits; all
-    parameter sets with the same shot count go out as one PUB (parameter array)."""
-
-    def __init__(self, name: str, profile: str | None = None, options: RuntimeOptions | None = None, service=None):
-        self.name = name
-        self.options = options or RuntimeOptions()
-        self.is_hardware = name.startswith("ibm_")
-        self._service = service
-        self._backend = None
-        self._measured: dict = {}
-        device = name if not self.is_hardware else "fake_" + name.removeprefix("ibm_")
-        self.profile = profile or _default_profile(device)
-
-    @property
-    def device(self):
-        """The runtime backend (loads the saved IBM account for ``ibm_*``; fails with instructions)."""
-        if self._backend is None:
-            if self.is_hardware:
-                try:
-                    from qiskit_ibm_runtime import QiskitRuntimeService
-
-                    service = self._service or QiskitRuntimeService()
-                    self._backend = service.backend(self.name)
-                except Exception as exc:  # noqa: BLE001 - any account/network failure gets the same guidance
-                    if "account" in type(exc).__name__.lower() or "account" in str(exc).lower():
-                        raise HQCError(account_help(self.name)) from None
-                    raise HQCError(f"could not reach IBM backend {self.name!r}: {exc}") from None
-            else:
-                from .devices import fake_backend
-
-                self._backend = fake_backend(self.name)
-        return self._backend
-
-    def _transpiled(self, batch: CircuitBatch):
-        """Compiled with the profile's snapshot target. For ``ibm_<device>`` that is the same chip's
-        topology and basis (a valid ISA circuit there); its layout choice uses the snapshot calibration."""
-        from .transpile import transpile_readout
-
-        return transpile_readout(batch.ansatz, self.profile, batch.n_qubits, batch.n_layers)
-
-    def measured_circuit(self, batch: CircuitBatch):
-        """(transpiled readout, its ISA circuit measured on the outputs into 'meas'); built once per ansatz size."""
-        from qiskit import ClassicalRegister
-
-        key = (batch.ansatz, batch.n_qubits, batch.n_layers)
-        if key not in self._measured:
-            tr = self._transpiled(batch)
-            circuit = tr.isa.copy()
-            creg = ClassicalRegister(batch.n_qubits, "meas")
-            circuit.add_register(creg)
-            for q, phys in enumerate(tr.output_qubits):
-                circuit.measure(phys, creg[q])
-            self._measured[key] = (tr, circuit)
-        return self._measured[key]
-
-    def cost(self, batch, shots):
-        from .devices import fake_backend
-
-        shots = np.broadcast_to(np.asarray(shots, dtype=float), (len(batch),))
-        tr, circuit = self.measured_circuit(batch)
-        reference = fake_backend(tr.profile.target)   # durations from the snapshot (no network needed)
-        duration = circuit.estimate_duration(reference.target, unit="s")
-        rep_delay = getattr(reference, "default_rep_delay", None) or 250e-6
-        jobs = math.ceil(len(batch) / self.options.max_circuits_per_job)
-        seconds = float(np.sum(shots) * (duration + rep_delay) + 2.0 * jobs)
-        return {"backend": self.name, "circuits": len(batch), "shots": int(np.sum(shots)), "jobs": jobs,
-                "circuit_duration_us": duration * 1e6, "rep_delay_us": rep_delay * 1e6,
-                "qpu_seconds": seconds, "estimate": "sum(shots * (circuit duration + rep_delay)) + 2 s per job"}
-
-    def _sampler(self, mode):
-        from qiskit_ibm_runtime import SamplerV2
-
-        sampler = SamplerV2(mode=mode)
-        if self.is_hardware:
-            if self.options.dynamical_decoupling:
-                sampler.options.dynamical_decoupling.enable = True
-            if self.options.twirling:
-                sampler.options.twirling.enable_gates = True
-                sampler.options.twirling.enable_measure = True
-        return sampler
-
-    def _submit_with_retry(self, sampler, pubs, label: str):
-        last = None
-        for attempt in range(self.options.retries):
-            try:
-                return sampler.run(pubs).result()
-            except Exception as exc:  # noqa: BLE001 - network errors and job failures are retried
-                last = exc
-                wait = self.options.backoff_seconds * 2**attempt
-                print(f"[hqc-qiskit] job {label} failed ({type(exc).__name__}: {exc}); retry {attempt + 1}/"
-                      f"{self.options.retries} in {wait:.0f} s")
-                time.sleep(wait)
-        raise EngineError(f"job {label} failed {self.options.retries} times; last error: {last}")
-
-    def run(self, batch, shots, rng=None):
-        from qiskit_ibm_runtime import Batch
-
-        shots = np.broadcast_to(np.asarray(shots, dtype=float), (len(batch),)).astype(np.int64)
-        estimate = self.cost(batch, shots)
-        cap = self.options.max_qpu_seconds
-        if cap is not None and estimate["qpu_seconds"] > cap:
-            raise HQCError(f"estimated QPU time {estimate['qpu_seconds']:.0f} s exceeds --max-qpu-seconds {cap:.0f}; "
-                           "nothing was submitted (lower --shots or raise the cap)")
-        tr, circuit = self.measured_circuit(batch)
-        params = tr.parameter_values(batch.x, batch.w, circuit)
-        n = batch.n_qubits
-        counts = np.zeros((len(batch), 2**n), dtype=np.int64)
-        journal = Path(self.options.journal) if self.options.journal else None
-        chunks = [np.arange(len(batch))[i:i + self.options.max_circuits_per_job]
-                  for i in range(0, len(batch), self.options.max_circuits_per_job)]
-        with Batch(backend=self.device) as mode:
-            sampler = self._sampler(mode)
-            for c, index in enumerate(chunks):
-                key = _chunk_key(params[index], shots[index])
-                saved = journal / f"{key}.npy" if journal else None
-                if saved is not None and saved.exists():
-                    counts[index] = np.load(saved)
-                    continue
-                pubs, order = [], []
-                for s in np.unique(shots[index]):
-                    rows = index[shots[index] == s]
-                    pubs.append((circuit, params[rows], int(s)))
-                    order.append(rows)
-                result = self._submit_with_retry(sampler, pubs, f"{c + 1}/{len(chunks)}")
-                for rows, pub_result in zip(order, result):
-                    bits = pub_result.data.meas
-                    for j, row in enumerate(rows):
-                        ints = np.asarray(list(bits[j].get_int_counts().items()))
-                        counts[row, ints[:, 0]] = ints[:, 1]
-                if saved is not None:
-                    saved.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = saved.with_name(saved.name + ".tmp.npy")
-                    np.save(tmp, counts[index])
-                    os.replace(tmp, saved)
-        mean, cov, shots_done = stats_from_counts(counts, n)
-        return ZSamples(mean, cov, shots_done, qpu_seconds=estimate["qpu_seconds"] if self.is_hardware else 0.0,
-                        info={"estimate": estimate})
-
-
-def _chunk_key(params: np.ndarray, shots: np.ndarray) -> str:
-    import hashlib
-
-    h = hashlib.sha256(np.ascontiguousarray(params).tobytes())
-    h.update(np.ascontiguousarray(shots).tobytes())
-    return h.hexdigest()[:20]
-
-
-def _default_profile(device: str) -> str:
-    from .profiles import PROFILES_DIR, load_profile
-
-    for path in sorted(PROFILES_DIR.glob("*.yaml")):
-        profile = load_profile(path)
-        if profile.target == device and profile.region == "all" and profile.dynamical_decoupling == "none":
-            return path.stem
-    raise ConfigError(f"no transpile profile targets {device}; add one to transpile_profiles/ (copy ibm_eagle.yaml)")
-
-
 def make_backend(name: str, profile: str | None = None, scale: float = 1.0, mitigation: str | None = None,
                  runtime: RuntimeOptions | None = None) -> Backend:
     """Backend by name (see module docstring)."""
@@ -389,9 +203,10 @@ def make_backend(name: str, profile: str | None = None, scale: float = 1.0, miti
         model, _, at_profile = name.removeprefix("aer-noise:").partition("@")
         return SimulatorBackend(model, at_profile or profile, scale, options)
     if name.startswith("fake_") or name.startswith("ibm_"):
-        if options.zne_scale_factors or options.rem:
-            raise ConfigError(f"{name}: use the runtime's own options (--dd, --twirling) on runtime backends; "
-                              "mitiq mitigation applies to the aer backends")
-        return RuntimeBackend(name, profile, runtime)
+        # on runtime backends the same --mitigation is done by the runtime (Estimator resilience options)
+        return RuntimeBackend(name, profile, (runtime or RuntimeOptions()).with_mitigation(options))
     raise ConfigError(f"unknown backend {name!r}; use exact, aer, aer-noise:<model>[@<profile>], fake_<device> or "
                       "ibm_<device> (see `hqc-qiskit backends`)")
+
+
+from .runtime import RuntimeBackend, RuntimeOptions, account_help  # noqa: E402,F401 - re-exported (import cycle)
