@@ -173,7 +173,7 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
 
 @pytest.mark.slow     # about 4 minutes: Aer simulates the whole 127-qubit device in local mode
 def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
-    """The hardware path end to end offline: SamplerV2 local mode on FakeBrisbane, job journal, resume."""
+    """The hardware path end to end offline: the runtime Sampler in local mode on FakeBrisbane, job journal, resume."""
     from hqc_qiskit.runlog import read_rows
 
     _, hqc = tiny_hqc_checkpoint(tmp_path)

@@ -1,7 +1,7 @@
 """IBM Runtime execution (``fake_<device>`` in local mode, ``ibm_<device>`` on hardware).
 
 Two primitives of qiskit-ibm-runtime, both the client-side implementations that replace the
-deprecated ``SamplerV2``/``EstimatorV2`` (deprecated in qiskit-ibm-runtime 0.50):
+``SamplerV2``/``EstimatorV2`` (deprecated in qiskit-ibm-runtime 0.50):
 
 * Sampler (default): the readout's output qubits are measured together, so the n <Z_q> of a circuit
   and their per-shot covariance come from the same shots (exactly what ``estimate.py`` propagates).
