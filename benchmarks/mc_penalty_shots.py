@@ -24,7 +24,7 @@ from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.mc_driver import MCOptions
 from hqc_qiskit.quantum.backends import make_backend
-from hqc_qiskit.sim_studies import mc_shots_study
+from hqc_qiskit.sim_studies import describe_shots_study, mc_shots_study
 
 
 def main() -> None:
@@ -41,12 +41,9 @@ def main() -> None:
     atoms = read_structures(a.structures)[0]
     study = mc_shots_study(model, atoms, make_backend, [int(s) for s in a.shots.split(",")], base, Path(a.out))
     r = study["result"]
-    print(f"plain at {max(int(s) for s in a.shots.split(','))} shots: distance {r['plain_distance_at_max_shots']:.4f} Å "
-          f"(floor {r['floor_integrated_sq_diff']:.4f}); penalty reaches it at {r['penalty_shots_for_that_distance']:.4g} shots; "
-          f"ratio {r['ratio_penalty_over_plain_shots']:.3f} (target <= 0.2)")
-    print(f"shots to reach the floor: plain {r['shots_at_floor']['plain']:.4g}, penalty {r['shots_at_floor']['penalty']:.4g}; "
-          f"ratio penalty / plain at the floor {r['ratio_at_floor']:.3f} (target <= 0.2)"
-          + ("" if r["resolved"] else "  (plain at the most shots is within the floor: the floor ratio is the comparison)"))
+    for line in describe_shots_study(r):
+        print(line)
+    print("target: penalty / plain shots for the same g(r) distance <= 0.2")
     write_results("mc_penalty_shots", {"model": a.model, **r})
 
 

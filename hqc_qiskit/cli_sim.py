@@ -215,7 +215,7 @@ def mc_study_cmd(
     from .mc_driver import MCOptions
     from .plots import plot_mc_study, plot_rdf
     from .quantum.backends import make_backend
-    from .sim_studies import mc_shots_study
+    from .sim_studies import describe_shots_study, mc_shots_study
 
     base = MCOptions(steps=steps, temperature=temperature, n_moved=n_moved, delta=delta, remeasure=remeasure,
                      seed=seed, sample_every=sample_every)
@@ -236,15 +236,8 @@ def mc_study_cmd(
 
     _print_rows(result["rows"], ["label", "shots", "acceptance_ratio", "integrated_sq_diff", "first_peak_shift",
                                  "mean_exact_epot_mev_per_atom", "mean_exact_epot_stderr"], out / "mc_study.md")
-    floor_shots = result["shots_at_floor"]
-    console.print(f"shots to reach the floor: plain {floor_shots['plain']:.3g}, penalty {floor_shots['penalty']:.3g} "
-                  f"(ratio {result['ratio_at_floor']:.3f})")
-    if not result["resolved"]:
-        console.print("[yellow]plain Metropolis at the most shots is already within the statistical floor: its distance "
-                      "there is noise, so compare the shots each rule needs to reach the floor (ratio above)[/]")
-    console.print(f"floor (exact chain, other seed): {result['floor_integrated_sq_diff']:.4f} Å; plain at the most shots: "
-                  f"{result['plain_distance_at_max_shots']:.4f} Å; penalty reaches it at {result['penalty_shots_for_that_distance']:.3g} "
-                  f"shots (ratio {result['ratio_penalty_over_plain_shots']:.3f})")
+    for line in describe_shots_study(result):
+        console.print(line)
 
 
 def register(app: typer.Typer) -> None:

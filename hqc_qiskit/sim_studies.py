@@ -76,14 +76,28 @@ def mc_shots_study(model, atoms, make_backend: Callable, shots: list[int], base:
     # a distance at or below the floor (two exact chains' distance) is statistical noise: no shot count can be read off
     resolved = plain_top > floor
     penalty_needed = shots_to_match(noisy, plain_top, "penalty") if resolved else math.nan
+    at_floor = {rule: shots_to_match(noisy, floor, rule) for rule in ("plain", "penalty")}
     result = {"rows": rows, "floor_integrated_sq_diff": floor, "resolved": resolved,
               "plain_distance_at_max_shots": plain_top, "penalty_shots_for_that_distance": penalty_needed,
               "ratio_penalty_over_plain_shots": penalty_needed / top,
-              "shots_at_floor": {rule: shots_to_match(noisy, floor, rule) for rule in ("plain", "penalty")},
+              "shots_at_floor": at_floor,
+              # the common accuracy when plain is already within the floor at the most shots: the floor itself (g(r)
+              # as close to the exact chain as a second exact chain is); crossings interpolated between noisy points
+              "ratio_at_floor": at_floor["penalty"] / at_floor["plain"],
               "options": {k: v for k, v in vars(base).items()},
               "skip": skip, "r_max": r_max, "n_bins": n_bins}
-    # the same accuracy for both rules when plain is already within the floor at the most shots: the floor itself
-    # (g(r) as close to the exact chain as a second exact chain is); crossings interpolated between noisy points
-    at_floor = result["shots_at_floor"]
-    result["ratio_at_floor"] = at_floor["penalty"] / at_floor["plain"]
     return {"result": result, "rdfs": rdfs}
+
+
+def describe_shots_study(result: dict) -> list[str]:
+    """The study's findings in plain lines (printed by ``hqc-qiskit mc-study`` and the benchmark)."""
+    at_floor = result["shots_at_floor"]
+    lines = [f"floor (exact chain, other seed): {result['floor_integrated_sq_diff']:.4f} Å; plain at the most shots: "
+             f"{result['plain_distance_at_max_shots']:.4f} Å; penalty reaches it at "
+             f"{result['penalty_shots_for_that_distance']:.4g} shots (ratio {result['ratio_penalty_over_plain_shots']:.3f})",
+             f"shots to reach the floor: plain {at_floor['plain']:.4g}, penalty {at_floor['penalty']:.4g} "
+             f"(ratio penalty / plain {result['ratio_at_floor']:.3f})"]
+    if not result["resolved"]:
+        lines.append("plain Metropolis at the most shots is already within the statistical floor: its distance there "
+                     "is noise, so compare the shots each rule needs to reach the floor (ratio above)")
+    return lines

@@ -209,4 +209,4 @@ def make_backend(name: str, profile: str | None = None, scale: float = 1.0, miti
                       "ibm_<device> (see `hqc-qiskit backends`)")
 
 
-from .runtime import RuntimeBackend, RuntimeOptions, account_help  # noqa: E402,F401 - re-exported (import cycle)
+from .runtime import RuntimeBackend, RuntimeOptions  # noqa: E402 - defined there, re-exported here (import cycle)

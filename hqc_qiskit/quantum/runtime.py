@@ -23,7 +23,7 @@ import hashlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,6 @@ from .mitigation import MitigationOptions
 # state does not fit (Aer: "a circuit requires more memory than max_memory_mb" on fake_brisbane). At 16
 # qubits (fake_guadalupe) it runs, slowly: about a minute per job of a few circuits on 2 cores.
 MAX_LOCAL_ESTIMATOR_QUBITS = 16
-# qiskit-ibm-runtime's own extrapolator names for the two mitiq methods the aer path offers
-_EXTRAPOLATORS = {"linear": "linear", "richardson": None}   # richardson: polynomial of degree len(factors) - 1
 
 
 @dataclass
@@ -68,8 +66,6 @@ class RuntimeOptions:
 
     def with_mitigation(self, mitigation: MitigationOptions) -> "RuntimeOptions":
         """The ``--mitigation`` spec of the aer backends, done by the runtime instead of mitiq."""
-        from dataclasses import replace
-
         return replace(self, measure_mitigation=self.measure_mitigation or mitigation.rem,
                        zne_factors=tuple(mitigation.zne_scale_factors) or self.zne_factors,
                        zne_method=mitigation.zne_method)
@@ -190,9 +186,10 @@ class RuntimeBackend(Backend):
             if o.zne_factors:
                 primitive.options.resilience.zne_mitigation = True
                 primitive.options.resilience.zne.noise_factors = [float(f) for f in o.zne_factors]
-                degree = len(o.zne_factors) - 1
+                # mitiq's Richardson through n points is the runtime's polynomial of degree n - 1
+                degree = min(len(o.zne_factors) - 1, 7)
                 primitive.options.resilience.zne.extrapolator = (
-                    _EXTRAPOLATORS[o.zne_method] or f"polynomial_degree_{min(degree, 7)}")
+                    "linear" if o.zne_method == "linear" else f"polynomial_degree_{degree}")
         if o.dynamical_decoupling:
             primitive.options.dynamical_decoupling.enable = True
         if o.twirling:

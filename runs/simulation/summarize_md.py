@@ -6,6 +6,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.plots import plot_rdf
 from hqc_qiskit.rdf import RDF, compute_rdf
@@ -19,7 +21,8 @@ for run in sorted(HERE.glob("md/*/*/md_summary.json")):
     s = json.loads(run.read_text())
     model, kind = run.parent.parent.name, run.parent.name
     cmp_path = run.parent / "rdf_vs_dft.json"
-    c = json.loads(cmp_path.read_text())["comparison"] if cmp_path.exists() else None
+    saved = json.loads(cmp_path.read_text()) if cmp_path.exists() else None
+    c = saved["comparison"] if saved else None
     status = "yes" if s["stable"] else f"no: {s['unstable_reason']}"
     peak = f"{c['first_peak_r']:.3f} / {c['first_peak_g']:.2f}" if c else ""
     ref = f"{c['ref_first_peak_r']:.3f} / {c['ref_first_peak_g']:.2f}" if c else ""
@@ -27,8 +30,8 @@ for run in sorted(HERE.glob("md/*/*/md_summary.json")):
     rows.append(f"| {model} | {kind} | {s['steps']} ({s['options']['steps']}) | {s['time_ps']:.2f} | {status} | {s['mean_T_K']:.0f} | "
                 f"{s['drift_conserved_mev_per_atom_ps']:+.4f} | {peak} | {ref} | {isd} | {s['wall_seconds']:.0f} |")
     if c and kind == "nvt_2000K" and s["stable"]:
-        r = json.loads(cmp_path.read_text())["rdf"]
-        curves[f"{model} (2000 K)"] = RDF(*(__import__("numpy").asarray(r[k]) for k in ("r", "g", "err")), r["n_frames"], r["n_blocks"])
+        r = saved["rdf"]
+        curves[f"{model} (2000 K)"] = RDF(*(np.asarray(r[k]) for k in ("r", "g", "err")), r["n_frames"], r["n_blocks"])
 (HERE / "md_summary.md").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
 if curves:
