@@ -34,7 +34,7 @@ from .mitigation import MitigationOptions
 
 # Local mode runs the runtime Estimator on a simulation of every qubit of the device; above this the
 # state does not fit (Aer: "a circuit requires more memory than max_memory_mb" on fake_brisbane). At 16
-# qubits (fake_guadalupe) it runs, slowly: about a minute per job of a few circuits on 2 cores.
+# qubits (fake_guadalupe) it runs, slowly: minutes per job even for a few small circuits on 2 cores.
 MAX_LOCAL_ESTIMATOR_QUBITS = 16
 
 
