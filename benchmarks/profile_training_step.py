@@ -1,8 +1,11 @@
-"""torch.profiler table of one training step (forward + forces + loss + backward + optimizer step).
+"""torch.profiler table of one training step (forward + forces + loss + backward + optimizer step),
+or with --inference of one E + F evaluation of the first structure (frozen parameters, as HQCCalculator).
 
     python benchmarks/profile_training_step.py --config cmlp --n 2 [--threads 1] [--rows 25] [--tensor-product e3nn]
+    python benchmarks/profile_training_step.py --config cmlp --inference --threads 2
 
-Writes benchmarks/results/profile_<config>_<tensor product>.txt (operators by self CPU time) and prints it.
+Writes benchmarks/results/profile_<config>_<tensor product>[_inference].txt (operators by self CPU time)
+and prints it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2, help="structures per batch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rows", type=int, default=25)
-    ap.add_argument("--tensor-product", default="split", help="split (default) or e3nn (before issue 7)")
+    ap.add_argument("--tensor-product", default="grouped", help="grouped (default), split or e3nn (before issue 7)")
+    ap.add_argument("--inference", action="store_true", help="profile E + F of one structure instead of a training step")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = load_config(ROOT / "runs" / f"{a.config}.yaml").model.model_copy(update={"tensor_product": a.tensor_product})
@@ -41,7 +45,15 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
     batch = to_device(collate([atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in frames]), "cpu", torch.float32)
 
-    def step():
+    if a.inference:
+        model.eval().requires_grad_(False)
+        single = to_device(collate([atoms_to_graph(frames[0], cfg.cutoff, cfg.species)]), "cpu", torch.float32)
+
+    def infer():
+        with record_function("energy+forces"):
+            model(single, compute_forces=True)["forces"].detach()
+
+    def train_step():
         with record_function("forward+forces"):
             out = model(batch, compute_forces=True, create_graph=True)
             loss = loss_fn(out, batch, 1.0, 100.0)
@@ -51,13 +63,15 @@ def main() -> None:
         with record_function("optimizer"):
             opt.step()
 
+    step = infer if a.inference else train_step
     step()   # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows)
     totals = prof.key_averages().table(sort_by="cpu_time_total", row_limit=8)
-    text = f"config {a.config}, tensor product {a.tensor_product}, {a.n} structures, {a.threads} thread(s)\n\n{totals}\n\n{table}\n"
-    path = RESULTS / f"profile_{a.config}_{a.tensor_product}.txt"
+    what = "inference (E + F of 1 structure)" if a.inference else f"training step, {a.n} structures"
+    text = f"config {a.config}, tensor product {a.tensor_product}, {what}, {a.threads} thread(s)\n\n{totals}\n\n{table}\n"
+    path = RESULTS / f"profile_{a.config}_{a.tensor_product}{'_inference' if a.inference else ''}.txt"
     path.write_text(text)
     print(text)
     print(f"written: {path}")

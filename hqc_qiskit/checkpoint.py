@@ -45,7 +45,9 @@ def model_payload(model: HQCPotential) -> dict:
 
 
 def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
-    """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last')."""
+    """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last'), for inference:
+    in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
+    circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further."""
     path = Path(path)
     if path.is_dir():
         candidates = [path / BEST, path / CHECKPOINT] if which == "best" else [path / CHECKPOINT]
@@ -58,6 +60,10 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     payload = torch.load(path, map_location=map_location, weights_only=False)
     if "model_config" not in payload:
         raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")
-    model = build_model(payload["model_config"])
+    config = dict(payload["model_config"])
+    if config.get("tensor_product") == "split":
+        # checkpoints written before 'grouped' existed: same numbers (tests/test_physics.py), faster
+        config["tensor_product"] = "grouped"
+    model = build_model(config)
     model.load_state_dict(payload["model_state"])
-    return model.eval()
+    return model.eval().requires_grad_(False)

@@ -131,24 +131,33 @@ def test_paper_architecture_invariances_and_forces(atoms):
         assert fd == pytest.approx(f[3, 2], abs=1e-6, rel=1e-5)
 
 
-def test_split_tensor_product_equals_e3nn(val_frames):
-    """The default edge tensor product ('split') is e3nn's operation: same E, F and parameter gradients
-    of the force loss, with the paper's irreps (all six parities, l <= 3) on a small model."""
+@pytest.mark.parametrize("impl", ["grouped", "split"])
+def test_fast_interaction_equals_e3nn(val_frames, impl):
+    """The fast interaction layers ('grouped', the default, and 'split') compute e3nn's operations: same E,
+    F and parameter gradients of the force loss as e3nn's own modules, with the paper's irreps (all six
+    parities, l <= 3) on a small model; e3nn's state dicts (checkpoints of earlier versions) load into them."""
     from hqc_qiskit.train import loss_fn
 
     graph = atoms_to_graph(val_frames[0], 4.5, ["Si"], with_labels=True)
-    results = {}
-    for impl in ("split", "e3nn"):
+    results, state = {}, None
+    for name in ("e3nn", impl):
         torch.manual_seed(0)
         cfg = ModelConfig(**{**TINY_MODEL, "hidden_irreps": "4x0e + 4x0o + 4x1o + 4x1e + 2x2o + 2x2e", "lmax": 3,
-                             "dtype": "float64", "reference_energies": {"Si": 0.0}, "tensor_product": impl})
+                             "dtype": "float64", "reference_energies": {"Si": 0.0}, "tensor_product": name})
         model = build_model(cfg)
+        if state is None:
+            state = model.state_dict()
+            with torch.no_grad():   # away from the initial values, so that a mixed-up parameter shows
+                for value in state.values():
+                    if value.is_floating_point():
+                        value.add_(0.1 * torch.randn_like(value))
+        model.load_state_dict(state)
         batch = to_device(collate([graph]), "cpu", torch.float64)
         out = model(batch, compute_forces=True, create_graph=True)
         loss_fn(out, batch, 1.0, 100.0).backward()
-        results[impl] = (out["energy"].item(), out["forces"].detach().numpy(),
+        results[name] = (out["energy"].item(), out["forces"].detach().numpy(),
                          {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    (e1, f1, g1), (e2, f2, g2) = results["split"], results["e3nn"]
+    (e1, f1, g1), (e2, f2, g2) = results[impl], results["e3nn"]
     assert e1 == pytest.approx(e2, abs=1e-10)
     np.testing.assert_allclose(f1, f2, atol=1e-10)
     assert g1.keys() == g2.keys() and len(g1) > 10

@@ -161,3 +161,27 @@ def test_quantum_readout_angle_scale():
     plain = QuantumReadout(6, ansatz="cz", n_qubits=4, n_layers=2).double()
     plain.load_state_dict(scaled.state_dict())
     assert (plain(h) - scaled(h)).abs().max() > 1e-3
+
+
+def test_frozen_exact_circuit_reuses_its_unitary_and_notices_weight_changes():
+    """With frozen weights (inference) the circuit unitary is built once; outputs and input gradients are
+    those of the trainable path, and an in-place weight change is seen at the next call."""
+    torch.manual_seed(3)
+    circuit = ExactCircuit("cz").double()
+    x = torch.rand(5, 8, dtype=torch.float64, requires_grad=True)
+    trainable = circuit(x)
+    (grad_trainable,) = torch.autograd.grad(trainable.sum(), x)
+    circuit.requires_grad_(False)
+    frozen = circuit(x)
+    (grad_frozen,) = torch.autograd.grad(frozen.sum(), x)
+    torch.testing.assert_close(frozen, trainable, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grad_frozen, grad_trainable, atol=1e-12, rtol=0)
+    cached = circuit._frozen[1]
+    circuit(x)
+    assert circuit._frozen[1] is cached                       # reused, not rebuilt
+    with torch.no_grad():
+        circuit.weight.add_(0.3)
+    moved = circuit(x)
+    assert circuit._frozen[1] is not cached
+    torch.testing.assert_close(moved, z_expectations("cz", x.detach(), circuit.weight), atol=1e-12, rtol=0)
+    assert (moved - frozen).abs().max() > 1e-3

@@ -15,7 +15,9 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from .conv_tp import SplitUVUTensorProduct
+from .conv_tp import GroupedUVUTensorProduct, SplitUVUTensorProduct
+from .fused_linear import FusedLinear
+from .scalar_tp import ScalarPartnerTensorProduct
 
 
 def scalar_channels(irreps: o3.Irreps) -> torch.Tensor:
@@ -57,37 +59,53 @@ class InteractionBlock(nn.Module):
         n_radial: int,
         radial_mlp: list[int],
         avg_num_neighbors: float,
-        tensor_product: str = "split",
+        tensor_product: str = "grouped",
     ):
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_hidden)
         self.norm = 1.0 / math.sqrt(avg_num_neighbors)
         species_irreps = o3.Irreps(f"{n_species}x0e")
-        self.skip = o3.FullyConnectedTensorProduct(self.irreps_in, species_irreps, self.irreps_out)
-        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        # Every e3nn module here is wrapped in an implementation of the same map that is faster on CPU
+        # (model/conv_tp.py, fused_linear.py, scalar_tp.py; same parameters and state-dict names, tested
+        # equal to e3nn in tests/test_physics.py). tensor_product 'e3nn' keeps e3nn's own modules.
+        e3nn_only = tensor_product == "e3nn"
+        linear = (lambda m: m) if e3nn_only else FusedLinear
+        scalar_tp = (lambda m: m) if e3nn_only else ScalarPartnerTensorProduct
+        self.skip = scalar_tp(o3.FullyConnectedTensorProduct(self.irreps_in, species_irreps, self.irreps_out))
+        self.linear_up = linear(o3.Linear(self.irreps_in, self.irreps_in))
         self.register_buffer("scalar_idx", scalar_channels(self.irreps_in), persistent=False)
         self.n_scalars = len(self.scalar_idx)
         irreps_mid, instructions = uvu_instructions(self.irreps_in, irreps_sh, self.irreps_out)
         conv_tp = o3.TensorProduct(
             self.irreps_in, irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
         )
-        # same operation either way (tests/test_physics.py); 'split' avoids e3nn's slice backward (model/conv_tp.py)
-        self.conv_tp = SplitUVUTensorProduct(conv_tp) if tensor_product == "split" else conv_tp
+        edge_tp = {"grouped": GroupedUVUTensorProduct, "split": SplitUVUTensorProduct}.get(tensor_product)
+        self.conv_tp = edge_tp(conv_tp) if edge_tp else conv_tp
         # radial MLP without biases: zero radial basis (at the cutoff) gives zero messages
         self.radial = FullyConnectedNet(
             [n_radial, *radial_mlp, self.conv_tp.weight_numel + self.n_scalars], torch.nn.functional.silu
         )
         self.irreps_msg = o3.Irreps(f"{self.n_scalars}x0e") + irreps_mid if self.n_scalars else irreps_mid
-        self.linear_down = o3.Linear(self.irreps_msg, self.irreps_out)
+        self.linear_down = linear(o3.Linear(self.irreps_msg, self.irreps_out))
         h0_irreps_mid, h0_instructions = uvu_instructions(self.irreps_out, o3.Irreps(irreps_h0), self.irreps_out)
-        self.h0_tp = o3.TensorProduct(self.irreps_out, irreps_h0, h0_irreps_mid, h0_instructions, internal_weights=True)
-        self.linear = o3.Linear(h0_irreps_mid, self.irreps_out)
+        self.h0_tp = scalar_tp(o3.TensorProduct(self.irreps_out, irreps_h0, h0_irreps_mid, h0_instructions, internal_weights=True))
+        self.linear = linear(o3.Linear(h0_irreps_mid, self.irreps_out))
+        if isinstance(self.conv_tp, GroupedUVUTensorProduct):
+            # the message goes to linear_down in the grouped product's own column order (one gather less)
+            scalars = torch.arange(self.n_scalars)
+            self.linear_down.take_input_in_order(torch.cat([scalars, self.n_scalars + self.conv_tp.out_columns]))
 
     def forward(self, h, h0, species_onehot, sh, radial, senders, receivers):
         skip = self.skip(h, species_onehot)                      # (N, hidden)
         x = self.linear_up(h)                                    # (N, in)
         weights = self.radial(radial)                            # (M, n_scalars + n_tp_weights)
         w_scalar, w_tp = torch.split(weights, [self.n_scalars, weights.shape[1] - self.n_scalars], dim=1)
+        if isinstance(self.conv_tp, GroupedUVUTensorProduct):
+            agg = self.conv_tp.aggregate_unordered(x, sh, w_tp, senders, receivers)   # (N, mid), own order
+            if self.n_scalars:
+                scalars = x.index_select(1, self.scalar_idx).index_select(0, senders) * w_scalar   # (M, n_scalars)
+                agg = torch.cat([h.new_zeros(h.shape[0], self.n_scalars).index_add(0, receivers, scalars), agg], dim=1)
+            return self._update(agg, h0, skip)
         x_j = x[senders]                                         # (M, in)
         if isinstance(self.conv_tp, SplitUVUTensorProduct):
             blocks = self.conv_tp.blocks(x_j, sh, w_tp)          # [(M, mul*dim)] per output irrep
@@ -98,6 +116,10 @@ class InteractionBlock(nn.Module):
         # sum over edges block by block, then concatenate the (N, .) sums: concatenating (M, .) edge
         # blocks first costs a full-size zero fill per block in the force-training double backward
         agg = torch.cat([h.new_zeros(h.shape[0], b.shape[1]).index_add(0, receivers, b) for b in blocks], dim=1)
+        return self._update(agg, h0, skip)
+
+    def _update(self, agg, h0, skip):
+        """agg: (N, msg) sum of messages over each atom's edges -> new features (N, hidden)."""
         agg = agg * self.norm                                    # (N, msg)
         out = self.linear_down(agg) * self.norm                  # (N, hidden)
         out = self.linear(self.h0_tp(out, h0))                   # (N, hidden)

@@ -184,7 +184,10 @@ class ExactEngine(nn.Module):
             raise ValueError(f"expected inputs of shape (B, {len(c.input_qubits)}), got {tuple(x.shape)}")
         if w.numel() != c.n_weights:
             raise ValueError(f"expected {c.n_weights} weights, got {w.numel()}")
-        u = self.unitary_columns(w.to(x.dtype))
+        return self.probabilities_from_columns(x, self.unitary_columns(w.to(x.dtype)))
+
+    def probabilities_from_columns(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """(B, 2^n_total) probabilities for inputs x (B, n_in) given U_sub = unitary_columns(w)."""
         # product state of the RY embedding, little-endian: qubit q is bit q of the column index
         n_batch = x.shape[0]
         half_angles = torch.stack([torch.cos(x / 2), torch.sin(x / 2)], dim=-1)  # (B, n_in, 2)
@@ -216,9 +219,18 @@ class ExactCircuit(nn.Module):
         if initial_weights is None:
             initial_weights = torch.rand(n_layers, n_qubits) * 2 * math.pi
         self.weight = nn.Parameter(torch.as_tensor(initial_weights, dtype=torch.get_default_dtype()).reshape(n_layers, n_qubits).clone())
+        self._frozen: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.engine(x, self.weight)
+        if self.weight.requires_grad:
+            return self.engine(x, self.weight)
+        # Frozen weights (inference: HQCCalculator, evaluate): U_sub(w) is the same for every call until
+        # the weights change, and building it is most of a readout's cost for one structure.
+        key = (self.weight._version, self.weight.data_ptr(), x.dtype, x.device)
+        if self._frozen is None or self._frozen[0] != key:
+            with torch.no_grad():
+                self._frozen = (key, self.engine.unitary_columns(self.weight.to(x.dtype)))
+        return self.engine.probabilities_from_columns(x, self._frozen[1]) @ self.engine.z_signs.to(x.dtype)
 
 
 @functools.lru_cache(maxsize=None)
