@@ -7,7 +7,7 @@ all models alike.
     python benchmarks/hqc_training_step.py --backbone small_cmlp --n 20     # fast study config, 20 x 64 atoms
     python benchmarks/hqc_training_step.py --backbone cmlp --n 2            # paper architecture (slow: ~5 s/structure)
 
-Output: benchmarks/results/hqc_training_step_<backbone>.json
+Output: benchmarks/results/hqc_training_step_<backbone>[_n<N> unless N = 20].json
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     ratios = {k: best[k] / best["cmlp"] for k in best if k != "cmlp"}
     for k, v in ratios.items():
         print(f"{k:12s} step / CMLP step = {v:.3f}   (target <= 1.10)")
-    write_results(f"hqc_training_step_{args.backbone}", {
+    write_results(f"hqc_training_step_{args.backbone}" + ("" if args.n == 20 else f"_n{args.n}"), {
         "backbone": args.backbone, "n_structures": args.n, "atoms": int(batch["n_atoms"].sum()),
         "seconds_min": best, "seconds_all": times, "ratio_over_cmlp": ratios, "target": "<= 1.10"})
 
