@@ -16,6 +16,18 @@ from e3nn import o3
 from torch import nn
 
 
+def _take_uvu_reference(module: nn.Module, reference: o3.TensorProduct) -> None:
+    """Check that ``reference`` is a product these modules implement; copy its irreps and sizes."""
+    name = type(module).__name__
+    module.irreps_in1, module.irreps_in2, module.irreps_out = reference.irreps_in1, reference.irreps_in2, reference.irreps_out
+    if any(mul != 1 for mul, _ in module.irreps_in2):
+        raise ValueError(f"{name} needs multiplicity 1 in the second input (spherical harmonics)")
+    if any(ins.connection_mode != "uvu" or not ins.has_weight for ins in reference.instructions):
+        raise ValueError(f"{name} implements weighted 'uvu' paths only")
+    module.weight_numel = reference.weight_numel
+    module.split1 = [mul_ir.dim for mul_ir in module.irreps_in1]
+
+
 class SplitUVUTensorProduct(nn.Module):
     """x1 (M, irreps_in1) x x2 (M, irreps_in2; every multiplicity 1) with weights (M, weight_numel) -> (M, irreps_out).
 
@@ -24,13 +36,7 @@ class SplitUVUTensorProduct(nn.Module):
 
     def __init__(self, reference: o3.TensorProduct):
         super().__init__()
-        self.irreps_in1, self.irreps_in2, self.irreps_out = reference.irreps_in1, reference.irreps_in2, reference.irreps_out
-        if any(mul != 1 for mul, _ in self.irreps_in2):
-            raise ValueError("SplitUVUTensorProduct needs multiplicity 1 in the second input (spherical harmonics)")
-        if any(ins.connection_mode != "uvu" or not ins.has_weight for ins in reference.instructions):
-            raise ValueError("SplitUVUTensorProduct implements weighted 'uvu' paths only")
-        self.weight_numel = reference.weight_numel
-        self.split1 = [mul_ir.dim for mul_ir in self.irreps_in1]
+        _take_uvu_reference(self, reference)
         self.split2 = [mul_ir.dim for mul_ir in self.irreps_in2]
         self.paths = []          # (i_in1, i_in2, i_out, path_weight) in the flat weight order
         self.weight_sizes = []
@@ -89,13 +95,7 @@ class GroupedUVUTensorProduct(nn.Module):
 
     def __init__(self, reference: o3.TensorProduct):
         super().__init__()
-        self.irreps_in1, self.irreps_in2, self.irreps_out = reference.irreps_in1, reference.irreps_in2, reference.irreps_out
-        if any(mul != 1 for mul, _ in self.irreps_in2):
-            raise ValueError("GroupedUVUTensorProduct needs multiplicity 1 in the second input (spherical harmonics)")
-        if any(ins.connection_mode != "uvu" or not ins.has_weight for ins in reference.instructions):
-            raise ValueError("GroupedUVUTensorProduct implements weighted 'uvu' paths only")
-        self.weight_numel = reference.weight_numel
-        self.split1 = [mul_ir.dim for mul_ir in self.irreps_in1]
+        _take_uvu_reference(self, reference)
         sh_starts = [sl.start for sl in self.irreps_in2.slices()]
         weight_start, by_input = 0, {}
         for ins in reference.instructions:
