@@ -185,3 +185,7 @@ def test_frozen_exact_circuit_reuses_its_unitary_and_notices_weight_changes():
     assert circuit._frozen[1] is not cached
     torch.testing.assert_close(moved, z_expectations("cz", x.detach(), circuit.weight), atol=1e-12, rtol=0)
     assert (moved - frozen).abs().max() > 1e-3
+    for trainable in (False, True):   # both paths check the input width
+        circuit.requires_grad_(trainable)
+        with pytest.raises(ValueError, match=r"expected inputs of shape \(B, 8\)"):
+            circuit(torch.rand(5, 7, dtype=torch.float64))

@@ -177,17 +177,20 @@ class ExactEngine(nn.Module):
             state = _apply(state, gate, step.qubits, n)
         return state.reshape(2**n, 2**n_in)
 
+    def columns(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``unitary_columns`` for weights w (n_weights values, checked) in the complex type matching ``dtype``."""
+        if w.numel() != self.compiled.n_weights:
+            raise ValueError(f"expected {self.compiled.n_weights} weights, got {w.numel()}")
+        return self.unitary_columns(w.to(dtype))
+
     def probabilities(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """(B, 2^n_total) probabilities of all computational basis states."""
-        c = self.compiled
-        if x.shape[-1] != len(c.input_qubits):
-            raise ValueError(f"expected inputs of shape (B, {len(c.input_qubits)}), got {tuple(x.shape)}")
-        if w.numel() != c.n_weights:
-            raise ValueError(f"expected {c.n_weights} weights, got {w.numel()}")
-        return self.probabilities_from_columns(x, self.unitary_columns(w.to(x.dtype)))
+        return self.probabilities_from_columns(x, self.columns(w, x.dtype))
 
     def probabilities_from_columns(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """(B, 2^n_total) probabilities for inputs x (B, n_in) given U_sub = unitary_columns(w)."""
+        if x.shape[-1] != len(self.compiled.input_qubits):
+            raise ValueError(f"expected inputs of shape (B, {len(self.compiled.input_qubits)}), got {tuple(x.shape)}")
         # product state of the RY embedding, little-endian: qubit q is bit q of the column index
         n_batch = x.shape[0]
         half_angles = torch.stack([torch.cos(x / 2), torch.sin(x / 2)], dim=-1)  # (B, n_in, 2)
@@ -198,8 +201,12 @@ class ExactEngine(nn.Module):
         phi = (psi @ u_real.T).view(n_batch, 2, -1)      # (B, re/im, 2^n); views, not slices: cheap backward
         return phi.pow(2).sum(dim=1)                     # (B, 2^n)
 
+    def expectations_from_columns(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """(B, n_outputs) <Z_q> for inputs x (B, n_in) given U_sub = unitary_columns(w)."""
+        return self.probabilities_from_columns(x, u) @ self.z_signs.to(x.dtype)
+
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.probabilities(x, w) @ self.z_signs.to(x.dtype)  # (B, n_outputs)
+        return self.expectations_from_columns(x, self.columns(w, x.dtype))  # (B, n_outputs)
 
     def output_distribution(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """(B, 2^n_outputs): distribution of the measured output bits (bit q = output q), ancillas traced out."""
@@ -229,8 +236,8 @@ class ExactCircuit(nn.Module):
         key = (self.weight._version, self.weight.data_ptr(), x.dtype, x.device)
         if self._frozen is None or self._frozen[0] != key:
             with torch.no_grad():
-                self._frozen = (key, self.engine.unitary_columns(self.weight.to(x.dtype)))
-        return self.engine.probabilities_from_columns(x, self._frozen[1]) @ self.engine.z_signs.to(x.dtype)
+                self._frozen = (key, self.engine.columns(self.weight, x.dtype))
+        return self.engine.expectations_from_columns(x, self._frozen[1])
 
 
 @functools.lru_cache(maxsize=None)
