@@ -146,9 +146,12 @@ class _ChainOutputs:
         self.delta = opt.delta
         self.trial_energy = math.nan
         self.t0, self.wall_before = time.perf_counter(), 0.0
+        self.t_last_step = self.t0
 
     def wall_seconds(self) -> float:
-        return self.wall_before + time.perf_counter() - self.t0
+        """Seconds spent on this chain up to its last step, over all runs: resuming a finished chain
+        (to re-read its summary) adds nothing."""
+        return self.wall_before + self.t_last_step - self.t0
 
     def measure(self, positions, rng) -> Measurement:
         m = self._measure(positions, rng)
@@ -171,6 +174,7 @@ class _ChainOutputs:
             self._sample(state)
 
     def on_step(self, state: ChainState, accepted: bool) -> None:
+        self.t_last_step = time.perf_counter()
         self.log.add(state.step, energy_eV=state.energy, trial_energy_eV=self.trial_energy, sigma_eV=state.sigma,
                      accepted=int(accepted), acceptance_ratio=state.accepted / state.step, delta_A=self.delta,
                      shots_total=state.shots, qpu_seconds_total=state.qpu_seconds)

@@ -172,9 +172,10 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         atomic_write_json({"step": step, "n_atoms": n, "positions": atoms.get_positions().tolist(),
                            "momenta": atoms.get_momenta().tolist(), "thermostat": _thermostat_state(dyn),
                            "rng_state": rng.bit_generator.state, "options": asdict(opt),
-                           "wall_seconds": elapsed + time.perf_counter() - t0}, ckpt_path)
+                           "wall_seconds": elapsed + t_last_step - t0}, ckpt_path)
 
-    t0 = time.perf_counter()
+    # wall time counts up to the last step: re-running a finished run (to re-read its summary) adds nothing
+    t0 = t_last_step = time.perf_counter()
     if start == 0:
         record(0)
         traj.add(atoms, 0)
@@ -186,6 +187,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
             reason = _unstable(atoms, record(step), opt)
         if step % opt.traj_every == 0:
             traj.add(atoms, step)
+        t_last_step = time.perf_counter()
         if step % opt.checkpoint_every == 0 or step == opt.steps or reason:
             save(step)
         if progress is not None:
@@ -197,6 +199,6 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     summary = {"steps": step, "time_ps": step * opt.timestep / 1000.0, "stable": reason is None,
                "unstable_reason": reason, "n_atoms": n, "mean_T_K": float(temps.mean()), "std_T_K": float(temps.std()),
                "drift_conserved_mev_per_atom_ps": drift_mev_per_atom_ps(rows, n),
-               "wall_seconds": elapsed + time.perf_counter() - t0, "options": asdict(opt)}
+               "wall_seconds": elapsed + t_last_step - t0, "options": asdict(opt)}
     atomic_write_json(summary, out / SUMMARY)
     return summary

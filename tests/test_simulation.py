@@ -59,7 +59,8 @@ def test_md_resume_continues_identically(start, quick_calc, tmp_path, thermostat
         run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut")
     with pytest.raises(HQCError, match="timestep"):
         run_md(start, quick_calc, MDOptions(**{**opt, "timestep": 1.0}), tmp_path / "cut", resume=True)
-    run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True)
+    done = run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True)
+    assert run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True) == done   # finished: same summary
     full, cut = read_rows(tmp_path / "full" / "md_log.csv"), read_rows(tmp_path / "cut" / "md_log.csv")
     assert [r["step"] for r in cut] == [r["step"] for r in full]
     np.testing.assert_allclose([r["E_tot_eV"] for r in cut], [r["E_tot_eV"] for r in full], rtol=0, atol=1e-9)
@@ -125,6 +126,8 @@ def test_mc_driver_resumes_identically_with_shot_noise(tmp_path, start):
     full_rows, cut_rows = read_rows(tmp_path / "full" / "mc_log.csv"), read_rows(tmp_path / "cut" / "mc_log.csv")
     assert cut_rows == full_rows and len(cut_rows) == 12
     assert len(read_structures(tmp_path / "cut" / "mc_traj.extxyz")) == 7
+    again = run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", resume=True)   # finished: nothing to do
+    assert again == resumed
 
 
 def test_mc_exact_energies_are_the_models(tmp_path, start):
