@@ -116,7 +116,10 @@ class TrainConfig(_Strict):
     max_epochs: int = Field(100, ge=1)
     lr: float = 0.01
     amsgrad: bool = True
-    weight_decay: float = 0.005
+    weight_decay: float = Field(0.005, ge=0)
+    decoupled_weight_decay: bool = Field(
+        False, description="false: L2 added to the gradient before Adam's scaling (the paper's code); "
+        "true: decay applied to the weights directly (AdamW)")
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)

@@ -164,7 +164,10 @@ class Trainer:
             torch.nn.parallel.DistributedDataParallel(self.model) if self.dist.enabled else self.model
         )
         t = config.train
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay,
+            decoupled_weight_decay=t.decoupled_weight_decay,
+        )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.scheduler.factor, patience=t.scheduler.patience
         )
