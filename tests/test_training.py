@@ -52,6 +52,22 @@ def test_same_seed_same_numbers_and_resume_identical(tiny_config, tmp_path):
         assert ra["train_loss"] == rb["train_loss"] and ra["val_rmse_f_ev_a"] == rb["val_rmse_f_ev_a"]
 
 
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_weight_decay_mode_reaches_the_optimizer(tiny_config, decoupled):
+    """Coupled L2 (the paper's code) by default; decoupled (AdamW) on request. One step with a zero loss
+    gradient tells them apart: coupled Adam normalises the decay term to a ~lr step, decoupled shrinks by lr*wd."""
+    trainer = Trainer(tiny_config(train__weight_decay=0.1, train__decoupled_weight_decay=decoupled), progress=False)
+    group = trainer.optimizer.param_groups[0]
+    assert group["decoupled_weight_decay"] is decoupled and group["weight_decay"] == 0.1
+    p = trainer.model.reference_energies.new_ones(3).requires_grad_()
+    opt = type(trainer.optimizer)([p], **{k: v for k, v in group.items() if k != "params"})
+    p.grad = torch.zeros_like(p)
+    opt.step()
+    lr = group["lr"]
+    expected = 1 - lr * 0.1 if decoupled else 1 - lr
+    torch.testing.assert_close(p.detach(), torch.full_like(p, expected), rtol=1e-5, atol=1e-6)
+
+
 def test_resume_without_checkpoint_is_clear(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         Trainer(tiny_config(), resume=True, progress=False)
