@@ -134,7 +134,8 @@ def test_exact_twice_differentiable():
 
 
 def test_qnn_circuit_module_matches_exact_and_refuses_double_backward():
-    init = torch.rand(3, 8, dtype=torch.float64) * 6
+    # TorchConnector keeps its weights in the default dtype (float32 here): start from values it holds exactly
+    init = (torch.rand(3, 8) * 6).double()
     exact, qnn = ExactCircuit("cx", initial_weights=init).double(), QNNCircuit("cx", initial_weights=init)
     x = torch.rand(2, 8, dtype=torch.float64, requires_grad=True)
     np.testing.assert_allclose(qnn(x).detach().numpy(), exact(x).detach().numpy(), atol=1e-10)
@@ -189,3 +190,34 @@ def test_frozen_exact_circuit_reuses_its_unitary_and_notices_weight_changes():
         circuit.requires_grad_(trainable)
         with pytest.raises(ValueError, match=r"expected inputs of shape \(B, 8\)"):
             circuit(torch.rand(5, 7, dtype=torch.float64))
+
+
+def test_compiler_drops_only_gates_the_outputs_cannot_see():
+    """Trailing gates that commute with every output Z (diagonal ones, ancilla-only ones) are dropped;
+    the joint output distribution stays the Statevector marginal."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
+    from hqc_qiskit.quantum.exact import ExactEngine, compiled_ansatz
+
+    assert len(compiled_ansatz("cz", 8, 3).steps) == 3 * 16 - 8   # the last CZ ring is diagonal
+    assert len(compiled_ansatz("cx", 8, 3).steps) == 3 * 16       # a CNOT ring's targets are outputs
+    x, w = ParameterVector("x", 2), ParameterVector("w", 3)
+    qc = QuantumCircuit(3)                 # qubits 0, 1 are outputs, 2 is an ancilla
+    qc.ry(x[0], 0)
+    qc.ry(x[1], 1)
+    qc.h(2)
+    qc.cx(2, 0)                            # kept: the ancilla feeds an output
+    qc.rx(w[0], 1)
+    qc.cz(0, 1)                            # kept: the H below makes it observable
+    qc.h(0)
+    qc.rz(w[1], 1)                         # dropped: diagonal on an output
+    qc.cx(1, 2)                            # dropped: control on an output, target an ancilla
+    qc.rx(w[2], 2)                         # dropped: ancilla only
+    compiled = compile_circuit(qc, x, w, 2)
+    assert [s.gate or len(s.qubits) for s in compiled.steps] == [1, 2, "rx", 2, 1]
+    xv, wv = np.array([0.7, -1.3]), np.array([0.4, 1.1, 2.2])
+    sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
+    expected = sv.probabilities([0, 1])    # little-endian: index = bit0 + 2 * bit1
+    got = ExactEngine(compiled).double().output_distribution(torch.tensor(xv[None]), torch.tensor(wv))[0]
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)

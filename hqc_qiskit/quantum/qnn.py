@@ -48,7 +48,7 @@ class _NoDoubleBackward(torch.autograd.Function):
             raise EngineError(
                 "the 'qnn' readout engine (Qiskit EstimatorQNN + TorchConnector) cannot give second "
                 "derivatives, which force training needs; use 'engine: exact' (numerically identical), "
-                "or train on energies only (loss.forces_weight: 0)"
+                "or train on energies only (train.forces_weight: 0)"
             )
         return grad
 
