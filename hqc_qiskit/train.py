@@ -11,6 +11,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,15 @@ from .data.graph import atoms_to_graph, collate, to_device
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
+
+#: after this many epochs, a training force RMSE still within 1% of the RMS of the training forces means
+#: the model predicts almost no forces: a warning says so (see PlateauWarning)
+PLATEAU_CHECK_EPOCH = 10
+
+
+class PlateauWarning(UserWarning):
+    """The model still predicts ~zero forces after PLATEAU_CHECK_EPOCH epochs."""
+
 
 METRIC_FIELDS = [
     "epoch", "lr", "train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a",
@@ -150,6 +160,9 @@ class Trainer:
         train, val, test = splits if splits is not None else load_splits(config)
         cutoff, species = config.model.cutoff, config.model.species
         self.graphs = Splits(*[[atoms_to_graph(a, cutoff, species, with_labels=True) for a in part] for part in (train, val, test)])
+        forces = [g[K.FORCES].reshape(-1) for g in self.graphs.train if K.FORCES in g]
+        self.train_force_rms = float(torch.cat(forces).pow(2).mean().sqrt()) if forces else math.nan  # eV/Å
+        self.warnings: list[str] = []
 
         self.model = build_model(config.model).to(self.device)
         if config.model.reference_energies == "fit":
@@ -331,6 +344,7 @@ class Trainer:
                 if progress is not None:
                     progress.update(epochs_task, completed=self.epoch,
                                     info=f"val E {row.get('val_rmse_e_mev_atom', float('nan')):.2f} meV/atom  F {row.get('val_rmse_f_ev_a', float('nan')):.3f} eV/Å")
+                self._check_plateau(row)
                 if t.early_stopping_patience is not None and self.epochs_since_best >= t.early_stopping_patience:
                     stop_reason = "early_stopping"
                     break
@@ -343,9 +357,29 @@ class Trainer:
         summary = {"stop_reason": stop_reason, "epochs": self.epoch, "best_val_loss": self.best_val,
                    "train_seconds": self.wall_offset, "device": str(self.device),
                    "n_parameters": sum(p.numel() for p in self.model.parameters())}
+        if self.warnings:
+            summary["warnings"] = self.warnings
         if self.dist.is_main:
             self.finish(summary)
         return summary
+
+    def _check_plateau(self, row: dict) -> None:
+        """Warn once when, at PLATEAU_CHECK_EPOCH, the training force RMSE is still the forces' own RMS."""
+        rmse_f = row.get("train_rmse_f_ev_a", float("nan"))
+        if self.epoch != PLATEAU_CHECK_EPOCH or not self.config.train.forces_weight or math.isnan(self.train_force_rms):
+            return
+        if rmse_f > 0.99 * self.train_force_rms:
+            message = (
+                f"after {self.epoch} epochs the training force RMSE ({rmse_f:.3f} eV/Å) is still the RMS of the "
+                f"training forces ({self.train_force_rms:.3f} eV/Å): the model predicts almost no forces. "
+                + ("With coupled L2 (train.weight_decay > 0, train.decoupled_weight_decay: false) some models never "
+                   "leave this plateau; consider -o train.decoupled_weight_decay=true (docs/training.md)."
+                   if self.config.train.weight_decay and not self.config.train.decoupled_weight_decay else
+                   "Some models leave it later; check the learning rate and docs/training.md.")
+            )
+            self.warnings.append(message)
+            if self.dist.is_main:
+                warnings.warn(message, PlateauWarning, stacklevel=2)
 
     def finish(self, summary: dict) -> None:
         """Test metrics of the best model, learning-curve plot, summary.json."""

@@ -68,6 +68,23 @@ def test_weight_decay_mode_reaches_the_optimizer(tiny_config, decoupled):
     torch.testing.assert_close(p.detach(), torch.full_like(p, expected), rtol=1e-5, atol=1e-6)
 
 
+def test_plateau_warning_when_forces_are_not_learned(tiny_config, monkeypatch):
+    """A model that has not moved (lr ~ 0) still predicts ~zero forces: the trainer says so, once, with
+    the hint that fits the optimizer settings, and records it in summary.json."""
+    from hqc_qiskit import train as train_module
+
+    monkeypatch.setattr(train_module, "PLATEAU_CHECK_EPOCH", 2)
+    cfg = tiny_config(train__max_epochs=3, train__lr=1e-9)
+    with pytest.warns(train_module.PlateauWarning, match="decoupled_weight_decay=true") as record:
+        summary = Trainer(cfg, progress=False).fit()
+    assert len([w for w in record if w.category is train_module.PlateauWarning]) == 1
+    assert summary["warnings"] and "predicts almost no forces" in summary["warnings"][0]
+    assert json.loads((cfg.run_dir() / "summary.json").read_text())["warnings"] == summary["warnings"]
+    cfg = tiny_config(train__max_epochs=2, train__lr=1e-9, train__decoupled_weight_decay=True, output_dir=str(cfg.run_dir()) + "2")
+    with pytest.warns(train_module.PlateauWarning, match="leave it later"):
+        Trainer(cfg, progress=False).fit()
+
+
 def test_resume_without_checkpoint_is_clear(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         Trainer(tiny_config(), resume=True, progress=False)
