@@ -3,6 +3,7 @@ reduced-register simulation vs Aer's full-device simulation, and shots needed fo
 standard error with optimal vs uniform allocation.
 
     python benchmarks/noisy_energy.py [--full-circuits 4] [--models runs/study_readouts/small_hqc_*_s0]
+    python benchmarks/noisy_energy.py --shots-only --models runs/study_readouts_decoupled/small_hqc_*
 
 The full-device time is measured on --full-circuits circuits and scaled linearly to 320 (labelled
 "extrapolated" in the JSON); running all 320 takes far longer than a session.
@@ -68,7 +69,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full-circuits", type=int, default=4)
     parser.add_argument("--models", nargs="*", default=sorted(glob.glob("runs/study_readouts/small_hqc_*_s0")))
+    parser.add_argument("--shots-only", action="store_true",
+                        help="only the optimal/uniform shot ratios (seconds), written to noisy_energy_shots.json")
     args = parser.parse_args()
+    if args.shots_only:
+        write_results("noisy_energy_shots", {"shots_for_2_mev_per_atom": shot_ratios(args.models),
+                                             "target_optimal_over_uniform": 0.5})
+        return
     batch = _batch()
     rows = []
     for profile in ("ibm_eagle_compact", "ibm_eagle"):
