@@ -194,14 +194,19 @@ def test_frozen_exact_circuit_reuses_its_unitary_and_notices_weight_changes():
 
 def test_compiler_drops_only_gates_the_outputs_cannot_see():
     """Trailing gates that commute with every output Z (diagonal ones, ancilla-only ones) are dropped;
-    the joint output distribution stays the Statevector marginal."""
+    runs of constant gates are fused only when their product is monomial; the joint output
+    distribution stays the Statevector marginal."""
     from qiskit import QuantumCircuit
     from qiskit.circuit import ParameterVector
 
     from hqc_qiskit.quantum.exact import ExactEngine, compiled_ansatz
 
-    assert len(compiled_ansatz("cz", 8, 3).steps) == 3 * 16 - 8   # the last CZ ring is diagonal
-    assert len(compiled_ansatz("cx", 8, 3).steps) == 3 * 16       # a CNOT ring's targets are outputs
+    # 24 RX each; the last CZ ring is diagonal and dropped, a CNOT ring's targets are outputs (kept);
+    # each remaining ring is a permutation with phases, fused into one step
+    cz, cx = compiled_ansatz("cz", 8, 3).steps, compiled_ansatz("cx", 8, 3).steps
+    assert [s.gate or len(s.qubits) for s in cz] == (["rx"] * 8 + [8]) * 2 + ["rx"] * 8
+    assert [s.gate or len(s.qubits) for s in cx] == (["rx"] * 8 + [8]) * 3
+    assert all(s.source is not None for s in cz + cx if s.gate is None)
     x, w = ParameterVector("x", 2), ParameterVector("w", 3)
     qc = QuantumCircuit(3)                 # qubits 0, 1 are outputs, 2 is an ancilla
     qc.ry(x[0], 0)

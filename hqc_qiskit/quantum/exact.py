@@ -62,6 +62,8 @@ class _Step:
     weight_index: int = -1            # angle = coeff * w[weight_index] + offset
     coeff: float = 1.0
     offset: float = 0.0
+    source: np.ndarray | None = None  # monomial constant: out[i] = phase[i] * in[source[i]] over these qubits
+    phase: np.ndarray | None = None
 
 
 @dataclass
@@ -126,7 +128,45 @@ def compile_circuit(qc: QuantumCircuit, inputs: ParameterVector, weights: Parame
             )
     if any(q is None for q in input_qubits):
         raise ValueError("every input parameter must appear in an RY gate")
-    return CompiledCircuit(qc.num_qubits, input_qubits, _drop_unobservable_tail(steps, n_outputs), len(weights), n_outputs)
+    steps = _fuse_monomial_runs(_drop_unobservable_tail(steps, n_outputs))
+    return CompiledCircuit(qc.num_qubits, input_qubits, steps, len(weights), n_outputs)
+
+
+def _fuse_monomial_runs(steps: list[_Step]) -> list[_Step]:
+    """Replace each run of consecutive constant gates whose product is monomial (a permutation with
+    phases: CZ, CNOT, SWAP, X, S, T, ... rings and chains) by one gather-and-multiply step.
+
+    Why: a CZ or CNOT ring of 8 gates costs 8 passes over the state; as one monomial step it costs one.
+    Exact: the product is computed once, in complex128, with Qiskit's Operator.
+    """
+    out: list[_Step] = []
+    k = 0
+    while k < len(steps):
+        end = k
+        while end < len(steps) and steps[end].matrix is not None:
+            end += 1
+        run = steps[k:end]
+        fused = _monomial(run) if len(run) > 1 else None
+        out.extend([fused] if fused is not None else run or [steps[k]])
+        k = max(end, k + 1)
+    return out
+
+
+def _monomial(run: list[_Step]) -> _Step | None:
+    """The run's product as a monomial step, or None when the product is not monomial."""
+    qubits = sorted({q for step in run for q in step.qubits})
+    if len(qubits) > 12:  # the product matrix would be too large to form
+        return None
+    position = {q: i for i, q in enumerate(qubits)}
+    sub = QuantumCircuit(len(qubits))
+    for step in run:
+        sub.unitary(step.matrix, [position[q] for q in step.qubits])
+    u = Operator(sub).data
+    nonzero = np.abs(u) > 1e-12
+    if not np.all(nonzero.sum(axis=1) == 1):
+        return None
+    source = np.argmax(nonzero, axis=1)
+    return _Step(tuple(qubits), source=source, phase=u[np.arange(len(u)), source])
 
 
 def _step_matrix(step: _Step) -> np.ndarray:
@@ -184,6 +224,17 @@ def _apply(state: torch.Tensor, gate: torch.Tensor, qubits: tuple[int, ...], n: 
     return torch.movedim(out, list(range(k)), axes)
 
 
+def _apply_monomial(state: torch.Tensor, source: torch.Tensor, phase: torch.Tensor, qubits: tuple[int, ...], n: int) -> torch.Tensor:
+    """out[i] = phase[i] * state[source[i]] on ``qubits`` (bit j of i = qubit qubits[j]); state [2]*n + [C]."""
+    k = len(qubits)
+    axes = [n - 1 - q for q in reversed(qubits)]
+    front = torch.movedim(state, axes, list(range(k)))
+    shape = front.shape
+    flat = front.reshape(2**k, -1)
+    out = (flat.index_select(0, source) * phase[:, None]).reshape(shape)
+    return torch.movedim(out, list(range(k)), axes)
+
+
 class _ApplyParametricGate(torch.autograd.Function):
     """``_apply`` with the gate-matrix gradient summed in chunks, the chunk sums added in float64.
 
@@ -236,6 +287,9 @@ class ExactEngine(nn.Module):
         for k, step in enumerate(compiled.steps):
             if step.matrix is not None:
                 self.register_buffer(f"const_{k}", torch.tensor(step.matrix, dtype=torch.complex128), persistent=False)
+            elif step.source is not None:
+                self.register_buffer(f"source_{k}", torch.tensor(step.source, dtype=torch.long), persistent=False)
+                self.register_buffer(f"phase_{k}", torch.tensor(step.phase, dtype=torch.complex128), persistent=False)
 
     def unitary_columns(self, w: torch.Tensor) -> torch.Tensor:
         """U_sub(w): (2^n_total, 2^n_in) complex, the columns of U reachable from the embedding."""
@@ -249,6 +303,8 @@ class ExactEngine(nn.Module):
         for k, step in enumerate(c.steps):
             if step.matrix is not None:
                 state = _apply(state, getattr(self, f"const_{k}").to(cdtype), step.qubits, n)
+            elif step.source is not None:
+                state = _apply_monomial(state, getattr(self, f"source_{k}"), getattr(self, f"phase_{k}").to(cdtype), step.qubits, n)
             else:
                 gate = PARAMETRIC_GATES[step.gate](step.coeff * w[step.weight_index] + step.offset)
                 state = _ApplyParametricGate.apply(state, gate, step.qubits, n)
