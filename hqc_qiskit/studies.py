@@ -3,7 +3,8 @@
 ``python -m hqc_qiskit.studies readouts runs/study_readouts [--threshold 0.5]`` reads every
 ``<model>_s<seed>/`` run (metrics.csv, summary.json) and writes ``summary.md``, ``summary.json`` and
 ``val_curves.png`` in that folder: test RMSEs (mean and spread over seeds), epochs to reach a
-validation force RMSE threshold, training time.
+validation force RMSE threshold, training time; and a per-run table with the final training force
+RMSE and the epoch the run left the initial zero-force plateau.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ def epochs_to_reach(cols: dict, key: str, threshold: float) -> float:
     return float(cols["epoch"][hit[0]]) if len(hit) else float("nan")
 
 
+def escape_epoch(cols: dict) -> float:
+    """First epoch whose training force RMSE is 10% below the first epoch's: the end of the initial
+    zero-force plateau (nan if the run never left it)."""
+    f = cols["train_rmse_f_ev_a"]
+    hit = np.nonzero(f < 0.9 * f[0])[0]
+    return float(cols["epoch"][hit[0]]) if len(hit) else float("nan")
+
+
 def collect(folder: Path, threshold: float) -> dict:
     runs = defaultdict(list)
     for run in sorted(folder.iterdir()):
@@ -43,6 +52,7 @@ def collect(folder: Path, threshold: float) -> dict:
             "epochs_to_threshold": epochs_to_reach(cols, "val_rmse_f_ev_a", threshold),
             "best_val_f": float(np.nanmin(cols["val_rmse_f_ev_a"])),
             "epoch_of_best_val_loss": float(cols["epoch"][np.nanargmin(cols["val_loss"])]),
+            "escape_epoch": escape_epoch(cols), "final_train_f": float(cols["train_rmse_f_ev_a"][-1]),
         })
     return runs
 
@@ -81,6 +91,20 @@ def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:
             f"| {model} | {len(row['seeds'])} | {fmt('test_rmse_e_mev_atom')} | {fmt('test_rmse_e_offset_free_mev_atom')} | "
             f"{fmt('test_rmse_f_ev_a', 3)} | {fmt('epochs_to_threshold', 1)} | {fmt('epoch_of_best_val_loss', 1)} | {fmt('train_minutes', 1)} |"
         )
+    lines += [
+        "",
+        "Per run ('escape epoch': first epoch whose training force RMSE is 10% below the first epoch's):",
+        "",
+        "| model | seed | test E RMSE (meV/atom) | offset-free (meV/atom) | test F RMSE (eV/Å) | final train F RMSE (eV/Å) | escape epoch | train min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, items in runs.items():
+        for r in items:
+            t = r["test"]
+            lines.append(
+                f"| {model} | {r['seed']} | {t.get('rmse_e_mev_atom', np.nan):.1f} | {t.get('rmse_e_offset_free_mev_atom', np.nan):.1f} | "
+                f"{t.get('rmse_f_ev_a', np.nan):.3f} | {r['final_train_f']:.3f} | {r['escape_epoch']:.0f} | {r['train_seconds'] / 60:.1f} |"
+            )
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     (folder / "summary.json").write_text(json.dumps({"threshold_f_ev_a": threshold, "models": table}, indent=2))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from hqc_qiskit.studies import readouts_study
+import numpy as np
+
+from hqc_qiskit.studies import escape_epoch, readouts_study
 from hqc_qiskit.train import METRIC_FIELDS
 
 
@@ -35,3 +37,10 @@ def test_readouts_study(tmp_path):
     assert table["b"]["epochs_to_threshold"][0] != table["b"]["epochs_to_threshold"][0]  # nan: never reached
     assert table["a"]["epoch_of_best_val_loss"][0] == pytest.approx(4.0)
     assert (tmp_path / "summary.md").exists() and (tmp_path / "val_curves.png").exists()
+
+
+def test_escape_epoch_marks_the_end_of_the_zero_force_plateau():
+    epoch = np.arange(1.0, 6.0)
+    assert escape_epoch({"epoch": epoch, "train_rmse_f_ev_a": np.array([1.2, 1.2, 1.1, 1.05, 0.8])}) == 4.0
+    never = escape_epoch({"epoch": epoch, "train_rmse_f_ev_a": np.full(5, 1.207)})
+    assert never != never  # nan: the run never left the plateau

@@ -11,6 +11,7 @@ then the time of one training pass of a readout (1,280 atoms: forward, forces, b
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -26,6 +27,18 @@ def jacobian_w(engine: exact.ExactEngine, x: torch.Tensor, w: torch.Tensor) -> t
         lambda ww: engine.expectations_from_columns(x, engine.unitary_columns(ww)), w).double()
 
 
+@contextlib.contextmanager
+def gate_gradients(mode: str):
+    """'chunked': the engine as shipped; 'plain': torch's own backward of the gate application (one reduction)."""
+    original = exact._ApplyParametricGate.apply
+    if mode == "plain":
+        exact._ApplyParametricGate.apply = staticmethod(exact._apply)
+    try:
+        yield
+    finally:
+        exact._ApplyParametricGate.apply = original
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     x, w = rng.uniform(-np.pi, np.pi, (3, 8)), rng.uniform(0, 2 * np.pi, 24)
@@ -34,28 +47,23 @@ def main() -> None:
     for name in ansatz_names():
         engine = exact.ExactEngine(exact.compiled_ansatz(name, 8, 3))
         reference = jacobian_w(engine, x64, w64)
-        chunked = (jacobian_w(engine, x64.float(), w64.float()) - reference).abs().max().item()
-        original = exact._ApplyParametricGate.apply
-        exact._ApplyParametricGate.apply = staticmethod(exact._apply)  # torch's backward: one reduction
-        try:
-            plain = (jacobian_w(engine, x64.float(), w64.float()) - reference).abs().max().item()
-        finally:
-            exact._ApplyParametricGate.apply = original
-        print(f"{name:8s} {chunked:17.2e} {plain:14.2e}")
+        error = {}
+        for mode in ("chunked", "plain"):
+            with gate_gradients(mode):
+                error[mode] = (jacobian_w(engine, x64.float(), w64.float()) - reference).abs().max().item()
+        print(f"{name:8s} {error['chunked']:17.2e} {error['plain']:14.2e}")
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    original = exact._ApplyParametricGate.apply
     for name in ("cz", "qft_cz"):
         readout, h = QuantumReadout(16, ansatz=name), torch.randn(1280, 16, requires_grad=True)
         times = {"chunked": [], "plain": []}
         for _ in range(5):
             for mode in times:  # interleaved, so machine drift hits both alike
-                exact._ApplyParametricGate.apply = original if mode == "chunked" else staticmethod(exact._apply)
-                t = time.perf_counter()
-                (g,) = torch.autograd.grad(readout(h).sum(), h, create_graph=True)
-                g.pow(2).sum().backward()
-                times[mode].append(time.perf_counter() - t)
-        exact._ApplyParametricGate.apply = original
+                with gate_gradients(mode):
+                    t = time.perf_counter()
+                    (g,) = torch.autograd.grad(readout(h).sum(), h, create_graph=True)
+                    g.pow(2).sum().backward()
+                    times[mode].append(time.perf_counter() - t)
         best = {k: min(v) for k, v in times.items()}
         print(f"{name}: readout training pass {best['chunked']:.4f} s chunked, {best['plain']:.4f} s plain "
               f"(ratio {best['chunked'] / best['plain']:.2f})")

@@ -14,6 +14,7 @@ Nothing here knows about a particular ansatz: any circuit of that form compiles.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -140,15 +141,10 @@ def _fuse_monomial_runs(steps: list[_Step]) -> list[_Step]:
     Exact: the product is computed once, in complex128, with Qiskit's Operator.
     """
     out: list[_Step] = []
-    k = 0
-    while k < len(steps):
-        end = k
-        while end < len(steps) and steps[end].matrix is not None:
-            end += 1
-        run = steps[k:end]
-        fused = _monomial(run) if len(run) > 1 else None
-        out.extend([fused] if fused is not None else run or [steps[k]])
-        k = max(end, k + 1)
+    for constant, group in itertools.groupby(steps, key=lambda step: step.matrix is not None):
+        run = list(group)
+        fused = _monomial(run) if constant and len(run) > 1 else None
+        out.extend([fused] if fused is not None else run)
     return out
 
 
@@ -215,11 +211,22 @@ def compiled_ansatz(name: str, n_qubits: int = 8, n_layers: int = 3) -> Compiled
     return compile_circuit(qc, x, w, n_qubits)
 
 
+def _gate_axes(qubits: tuple[int, ...], n: int) -> list[int]:
+    """Axes of a state [2]*n + [C] (axis a = qubit n-1-a) holding ``qubits``, most significant gate bit
+    first: moved to the front and flattened, they index the gate matrix (bit j = qubit qubits[j])."""
+    return [n - 1 - q for q in reversed(qubits)]
+
+
+def _gate_rows(state: torch.Tensor, qubits: tuple[int, ...], n: int) -> torch.Tensor:
+    """``state`` as (2^k, rest): row i is the gate-basis index i of ``qubits``."""
+    return torch.movedim(state, _gate_axes(qubits, n), list(range(len(qubits)))).reshape(2 ** len(qubits), -1)
+
+
 def _apply(state: torch.Tensor, gate: torch.Tensor, qubits: tuple[int, ...], n: int) -> torch.Tensor:
     """Apply a Qiskit-ordered gate matrix to ``state`` of shape [2]*n + [C] (axis a = qubit n-1-a)."""
     k = len(qubits)
     g = gate.reshape([2] * (2 * k))  # out bits then in bits, each ordered q_{k-1} .. q_0
-    axes = [n - 1 - q for q in reversed(qubits)]
+    axes = _gate_axes(qubits, n)
     out = torch.tensordot(g, state, dims=(list(range(k, 2 * k)), axes))
     return torch.movedim(out, list(range(k)), axes)
 
@@ -227,11 +234,9 @@ def _apply(state: torch.Tensor, gate: torch.Tensor, qubits: tuple[int, ...], n: 
 def _apply_monomial(state: torch.Tensor, source: torch.Tensor, phase: torch.Tensor, qubits: tuple[int, ...], n: int) -> torch.Tensor:
     """out[i] = phase[i] * state[source[i]] on ``qubits`` (bit j of i = qubit qubits[j]); state [2]*n + [C]."""
     k = len(qubits)
-    axes = [n - 1 - q for q in reversed(qubits)]
-    front = torch.movedim(state, axes, list(range(k)))
-    shape = front.shape
-    flat = front.reshape(2**k, -1)
-    out = (flat.index_select(0, source) * phase[:, None]).reshape(shape)
+    axes = _gate_axes(qubits, n)
+    out = _gate_rows(state, qubits, n).index_select(0, source) * phase[:, None]
+    out = out.reshape([2] * k + [s for a, s in enumerate(state.shape) if a not in axes])
     return torch.movedim(out, list(range(k)), axes)
 
 
@@ -261,9 +266,7 @@ class _ApplyParametricGate(torch.autograd.Function):
         grad_state = _apply(grad_out, gate.conj().transpose(0, 1), qubits, n) if ctx.needs_input_grad[0] else None
         grad_gate = None
         if ctx.needs_input_grad[1]:
-            axes = [n - 1 - q for q in reversed(qubits)]  # gate axes, in the gate matrix's bit order
-            go = torch.movedim(grad_out, axes, list(range(k))).reshape(2**k, -1)
-            st = torch.movedim(state, axes, list(range(k))).reshape(2**k, -1)
+            go, st = _gate_rows(grad_out, qubits, n), _gate_rows(state, qubits, n)
             n_chunks = max(1, go.shape[1] // _ApplyParametricGate.CHUNK)
             go = go.reshape(2**k, n_chunks, -1).transpose(0, 1)                     # (chunks, 2^k, L)
             st = st.reshape(2**k, n_chunks, -1).transpose(0, 1).conj().transpose(1, 2)  # (chunks, L, 2^k)
