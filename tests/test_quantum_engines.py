@@ -220,9 +220,85 @@ def test_compiler_drops_only_gates_the_outputs_cannot_see():
     qc.cx(1, 2)                            # dropped: control on an output, target an ancilla
     qc.rx(w[2], 2)                         # dropped: ancilla only
     compiled = compile_circuit(qc, x, w, 2)
-    assert [s.gate or len(s.qubits) for s in compiled.steps] == [1, 2, "rx", 2, 1]
+    # the three trailing gates are gone; the ancilla (in |+>, then only a CNOT control) is eliminated
+    # as a classical control: one branch without and one with an X on qubit 0
+    assert compiled.n_total == 2
+    assert [[s.gate or len(s.qubits) for s in b.steps] for b in compiled.branches] == [["rx", 2, 1], [1, "rx", 2, 1]]
     xv, wv = np.array([0.7, -1.3]), np.array([0.4, 1.1, 2.2])
     sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
     expected = sv.probabilities([0, 1])    # little-endian: index = bit0 + 2 * bit1
     got = ExactEngine(compiled).double().output_distribution(torch.tensor(xv[None]), torch.tensor(wv))[0]
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def _marginal_check(qc, x, w, n_outputs, seed=0):
+    """Exact engine vs Statevector marginal of the outputs for random inputs and weights."""
+    from hqc_qiskit.quantum.exact import ExactEngine
+
+    rng = np.random.default_rng(seed)
+    compiled = compile_circuit(qc, x, w, n_outputs)
+    engine = ExactEngine(compiled).double()
+    for _ in range(3):
+        xv, wv = rng.uniform(-3, 3, len(x)), rng.uniform(0, 6, len(w))
+        sv = Statevector(qc.assign_parameters({**dict(zip(x, xv)), **dict(zip(w, wv))}))
+        got = engine.output_distribution(torch.tensor(xv[None]), torch.tensor(wv))[0].numpy()
+        np.testing.assert_allclose(got, sv.probabilities(list(range(n_outputs))), atol=1e-12)
+    return compiled
+
+
+def test_ancilla_elimination_of_the_qft_ansaetze():
+    """qft_cx: the ancillas stay in |+++> (CNOT targets), so they drop out; qft_cz: ancilla 8 is a CZ
+    control in |+>, two equally likely branches of the 8-qubit circuit; ancillas 9, 10 add only phases."""
+    from hqc_qiskit.quantum.exact import compiled_ansatz
+
+    qft_cx, qft_cz, cx = compiled_ansatz("qft_cx", 8, 3), compiled_ansatz("qft_cz", 8, 3), compiled_ansatz("cx", 8, 3)
+    assert (qft_cx.n_circuit_qubits, qft_cx.n_total, len(qft_cx.branches)) == (11, 8, 1)
+    assert (qft_cz.n_total, [b.probability for b in qft_cz.branches]) == (8, pytest.approx([0.5, 0.5]))
+    assert len(qft_cx.steps) == len(cx.steps)            # a CNOT chain instead of a ring: same step count
+    for name in ("qft_cx", "qft_cz"):
+        qc, x, w = ansatz(name, 4, 2)
+        assert _marginal_check(qc, x, w, 4).n_total == 4
+
+
+def test_ancilla_rules_on_hand_made_circuits():
+    """Each rule against the Statevector marginal, including circuits where it must not fire."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
+    x, w = ParameterVector("x", 2), ParameterVector("w", 2)
+
+    def base(n):
+        qc = QuantumCircuit(n)
+        qc.ry(x[0], 0)
+        qc.ry(x[1], 1)
+        qc.rx(w[0], 1)
+        return qc
+
+    qc = base(3)                       # rule 1 with a gate left over: control in |1> -> X on qubit 0
+    qc.x(2)
+    qc.cx(2, 0)
+    qc.cz(0, 1)
+    qc.rx(w[1], 0)
+    c = _marginal_check(qc, x, w, 2)
+    assert c.n_total == 2 and len(c.branches) == 1
+    qc = base(3)                       # a weight rotates the ancilla, which then feeds an output: kept
+    qc.rx(w[1], 2)
+    qc.cx(2, 0)
+    qc.h(0)
+    assert _marginal_check(qc, x, w, 2).n_total == 3
+    qc = base(4)                       # Bell pair of ancillas: 2 is a classical control, 3 is live
+    qc.h(2)
+    qc.cx(2, 3)
+    qc.cx(3, 0)
+    qc.h(3)
+    qc.cz(3, 1)
+    qc.rx(w[1], 1)
+    c = _marginal_check(qc, x, w, 2)
+    assert c.n_total == 3 and len(c.branches) == 2
+    qc = base(3)                       # ancilla in a non-uniform state: branch weights cos^2, sin^2
+    qc.ry(0.8, 2)
+    qc.cx(2, 1)
+    qc.h(1)
+    qc.rx(w[1], 0)
+    c = _marginal_check(qc, x, w, 2)
+    assert sorted(b.probability for b in c.branches) == pytest.approx(sorted([np.cos(0.4) ** 2, np.sin(0.4) ** 2]))

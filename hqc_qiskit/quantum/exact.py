@@ -8,7 +8,9 @@ How: the inputs enter only through the RY(x_q) embedding on |0...0>, a real prod
 psi(x) (B, 2^n_in). Everything after the embedding is a weight-dependent unitary U(w); we apply
 its instructions, one by one, to the 2^n_in columns of U that the embedding can reach, giving
 U_sub (2^n_total, 2^n_in). Then phi = U_sub psi, p = |phi|^2 and <Z_q> = p @ (1 - 2 bit_q).
-Nothing here knows about a particular ansatz: any circuit of that form compiles.
+When ancillas are eliminated as classical controls (``ancillas.py``), p is the probability-weighted
+sum of |U_b psi|^2 over branches b. Nothing here knows about a particular ansatz: any circuit of that
+form compiles.
 """
 
 from __future__ import annotations
@@ -25,57 +27,32 @@ from qiskit.circuit import ParameterExpression, ParameterVector
 from qiskit.quantum_info import Operator
 from torch import nn
 
+from .ancillas import eliminate_ancillas
 from .circuits import ansatz
-
-
-def _rx(theta):
-    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    z = torch.zeros_like(c)
-    return torch.stack([torch.complex(c, z), torch.complex(z, -s), torch.complex(z, -s), torch.complex(c, z)]).reshape(2, 2)
-
-
-def _ry(theta):
-    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    z = torch.zeros_like(c)
-    return torch.stack([torch.complex(c, z), torch.complex(-s, z), torch.complex(s, z), torch.complex(c, z)]).reshape(2, 2)
-
-
-def _rz(theta):
-    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    z = torch.zeros_like(c)
-    return torch.stack([torch.complex(c, -s), torch.complex(z, z), torch.complex(z, z), torch.complex(c, s)]).reshape(2, 2)
-
-
-def _phase(theta):
-    z, o = torch.zeros_like(theta), torch.ones_like(theta)
-    return torch.stack([torch.complex(o, z), torch.complex(z, z), torch.complex(z, z), torch.complex(torch.cos(theta), torch.sin(theta))]).reshape(2, 2)
-
-
-#: torch matrices of the single-angle gates a weight may drive (Qiskit's conventions; tested against Operator)
-PARAMETRIC_GATES = {"rx": _rx, "ry": _ry, "rz": _rz, "p": _phase}
-
-
-@dataclass
-class _Step:
-    qubits: tuple[int, ...]
-    matrix: np.ndarray | None = None  # constant gate (2^k, 2^k) complex
-    gate: str | None = None           # parametric gate name
-    weight_index: int = -1            # angle = coeff * w[weight_index] + offset
-    coeff: float = 1.0
-    offset: float = 0.0
-    source: np.ndarray | None = None  # monomial constant: out[i] = phase[i] * in[source[i]] over these qubits
-    phase: np.ndarray | None = None
+from .steps import PARAMETRIC_GATES, Branch, Step as _Step, step_matrix as _step_matrix
 
 
 @dataclass
 class CompiledCircuit:
-    """A circuit reduced to: which qubit each input angle rotates, and the steps of U(w)."""
+    """A circuit reduced to: which qubit each input angle rotates, and the steps of U(w).
+
+    The output distribution is sum_b probability_b |U_b(w) psi(x)|^2 over ``branches`` on a register
+    of ``n_total`` qubits (one branch unless ancillas were eliminated as classical controls).
+    """
 
     n_total: int
     input_qubits: list[int]  # input q rotates qubit input_qubits[q] (RY)
-    steps: list[_Step]
+    branches: list[Branch]
     n_weights: int
     n_outputs: int
+    n_circuit_qubits: int = 0  # width of the Qiskit circuit, before ancillas were eliminated
+
+    @property
+    def steps(self) -> list[_Step]:
+        """The steps of a single-branch circuit."""
+        if len(self.branches) != 1:
+            raise ValueError(f"this circuit compiles to {len(self.branches)} branches; use .branches")
+        return self.branches[0].steps
 
 
 def _linear_in(expr, allowed: dict) -> tuple[int, float, float]:
@@ -129,8 +106,11 @@ def compile_circuit(qc: QuantumCircuit, inputs: ParameterVector, weights: Parame
             )
     if any(q is None for q in input_qubits):
         raise ValueError("every input parameter must appear in an RY gate")
-    steps = _fuse_monomial_runs(_drop_unobservable_tail(steps, n_outputs))
-    return CompiledCircuit(qc.num_qubits, input_qubits, steps, len(weights), n_outputs)
+    steps = _drop_unobservable_tail(steps, n_outputs)
+    n_reduced, branches, new_index = eliminate_ancillas(steps, qc.num_qubits, set(input_qubits), n_outputs)
+    branches = [Branch(b.probability, _fuse_monomial_runs(b.steps)) for b in branches]
+    inputs_now = [new_index[q] for q in input_qubits]
+    return CompiledCircuit(n_reduced, inputs_now, branches, len(weights), n_outputs, qc.num_qubits)
 
 
 def _fuse_monomial_runs(steps: list[_Step]) -> list[_Step]:
@@ -163,14 +143,6 @@ def _monomial(run: list[_Step]) -> _Step | None:
         return None
     source = np.argmax(nonzero, axis=1)
     return _Step(tuple(qubits), source=source, phase=u[np.arange(len(u)), source])
-
-
-def _step_matrix(step: _Step) -> np.ndarray:
-    """The step's gate matrix; a parametric gate at a generic angle (1 rad: commutation with Z at one
-    generic angle implies it at every angle for the rotation and phase gates)."""
-    if step.matrix is not None:
-        return step.matrix
-    return PARAMETRIC_GATES[step.gate](torch.tensor(1.0, dtype=torch.float64)).numpy()
 
 
 def _commutes_with_output_z(step: _Step, n_outputs: int) -> bool:
@@ -244,7 +216,7 @@ class _ApplyParametricGate(torch.autograd.Function):
     """``_apply`` with the gate-matrix gradient summed in chunks, the chunk sums added in float64.
 
     Why: d(loss)/d(gate) sums grad_out * conj(state) over all 2^n_total * 2^n_in / 2^k other amplitudes
-    (over 10^5 for the qft ansaetze); one float32 reduction of that length lost up to 8e-6 in the weight
+    (over 10^5 for a circuit on 11 qubits); one float32 reduction of that length lost up to 8e-6 in the weight
     gradients on some CPUs (MKL on AMD), above the 1e-6 agreement with EstimatorQNN we require.
     Chunks of 512 summed in float32 then in float64 keep it near 3e-7 at float32 speed. The backward is
     written with differentiable ops, so higher derivatives still work.
@@ -287,31 +259,38 @@ class ExactEngine(nn.Module):
             raise ValueError("the exact engine expects the inputs on qubits 0..n_in-1")
         bits = (np.arange(2**n)[:, None] >> np.arange(compiled.n_outputs)[None, :]) & 1
         self.register_buffer("z_signs", torch.tensor(1.0 - 2.0 * bits, dtype=torch.float64), persistent=False)
-        for k, step in enumerate(compiled.steps):
-            if step.matrix is not None:
-                self.register_buffer(f"const_{k}", torch.tensor(step.matrix, dtype=torch.complex128), persistent=False)
-            elif step.source is not None:
-                self.register_buffer(f"source_{k}", torch.tensor(step.source, dtype=torch.long), persistent=False)
-                self.register_buffer(f"phase_{k}", torch.tensor(step.phase, dtype=torch.complex128), persistent=False)
+        for b, branch in enumerate(compiled.branches):
+            for k, step in enumerate(branch.steps):
+                if step.matrix is not None:
+                    self.register_buffer(f"const_{b}_{k}", torch.tensor(step.matrix, dtype=torch.complex128), persistent=False)
+                elif step.source is not None:
+                    self.register_buffer(f"source_{b}_{k}", torch.tensor(step.source, dtype=torch.long), persistent=False)
+                    self.register_buffer(f"phase_{b}_{k}", torch.tensor(step.phase, dtype=torch.complex128), persistent=False)
 
     def unitary_columns(self, w: torch.Tensor) -> torch.Tensor:
-        """U_sub(w): (2^n_total, 2^n_in) complex, the columns of U reachable from the embedding."""
+        """U_sub(w): (n_branches * 2^n_total, 2^n_in) complex: for each branch b, sqrt(p_b) times the
+        columns of U_b reachable from the embedding, so that sum over rows of |U_sub psi|^2 per basis
+        state is the output distribution."""
         c = self.compiled
         n, n_in = c.n_total, len(c.input_qubits)
         cdtype = torch.complex128 if w.dtype == torch.float64 else torch.complex64
-        state = torch.zeros(2**n, 2**n_in, dtype=cdtype, device=w.device)
-        state[: 2**n_in] = torch.eye(2**n_in, dtype=cdtype, device=w.device)
-        state = state.reshape([2] * n + [2**n_in])
         w = w.reshape(-1)
-        for k, step in enumerate(c.steps):
-            if step.matrix is not None:
-                state = _apply(state, getattr(self, f"const_{k}").to(cdtype), step.qubits, n)
-            elif step.source is not None:
-                state = _apply_monomial(state, getattr(self, f"source_{k}"), getattr(self, f"phase_{k}").to(cdtype), step.qubits, n)
-            else:
-                gate = PARAMETRIC_GATES[step.gate](step.coeff * w[step.weight_index] + step.offset)
-                state = _ApplyParametricGate.apply(state, gate, step.qubits, n)
-        return state.reshape(2**n, 2**n_in)
+        blocks = []
+        for b, branch in enumerate(c.branches):
+            state = torch.zeros(2**n, 2**n_in, dtype=cdtype, device=w.device)
+            state[: 2**n_in] = torch.eye(2**n_in, dtype=cdtype, device=w.device) * math.sqrt(branch.probability)
+            state = state.reshape([2] * n + [2**n_in])
+            for k, step in enumerate(branch.steps):
+                if step.matrix is not None:
+                    state = _apply(state, getattr(self, f"const_{b}_{k}").to(cdtype), step.qubits, n)
+                elif step.source is not None:
+                    source, phase = getattr(self, f"source_{b}_{k}"), getattr(self, f"phase_{b}_{k}").to(cdtype)
+                    state = _apply_monomial(state, source, phase, step.qubits, n)
+                else:
+                    gate = PARAMETRIC_GATES[step.gate](step.coeff * w[step.weight_index] + step.offset)
+                    state = _ApplyParametricGate.apply(state, gate, step.qubits, n)
+            blocks.append(state.reshape(2**n, 2**n_in))
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
 
     def columns(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``unitary_columns`` for weights w (n_weights values, checked) in the complex type matching ``dtype``."""
@@ -333,8 +312,9 @@ class ExactEngine(nn.Module):
         psi = half_angles[:, 0, :]                                              # (B, 2)
         for q in range(1, x.shape[-1]):
             psi = (half_angles[:, q, :, None] * psi[:, None, :]).reshape(n_batch, -1)  # (B, 2^(q+1))
-        u_real = torch.cat([u.real, u.imag], dim=0)      # (2 * 2^n, 2^n_in)
-        phi = (psi @ u_real.T).view(n_batch, 2, -1)      # (B, re/im, 2^n); views, not slices: cheap backward
+        u_real = torch.cat([u.real, u.imag], dim=0)      # (2 * n_branches * 2^n, 2^n_in)
+        n_states = 2**self.compiled.n_total
+        phi = (psi @ u_real.T).view(n_batch, -1, n_states)  # (B, re/im x branch, 2^n); views, not slices: cheap backward
         return phi.pow(2).sum(dim=1)                     # (B, 2^n)
 
     def expectations_from_columns(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
