@@ -163,3 +163,32 @@ def test_fast_interaction_equals_e3nn(val_frames, impl):
     assert g1.keys() == g2.keys() and len(g1) > 10
     for name in g1:
         torch.testing.assert_close(g1[name], g2[name], atol=1e-9, rtol=1e-7)
+
+
+def test_last_layer_computes_only_what_the_readouts_read(val_frames):
+    """The last interaction layer runs only its edge paths that end in 0e (the readouts read nothing
+    else); E, F and every parameter gradient of the force loss equal those of the full layer."""
+    from hqc_qiskit.train import loss_fn
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(**{**TINY_MODEL, "hidden_irreps": "4x0e + 4x0o + 4x1o + 4x1e + 2x2o + 2x2e", "lmax": 2,
+                         "dtype": "float64", "reference_energies": {"Si": 0.0}})
+    model = build_model(cfg)
+    assert [layer.scalar_output_only for layer in model.layers] == [False] * (cfg.n_layers - 1) + [True]
+    last = model.layers[-1]
+    assert len(last.radial_columns_0e) < last.radial.hs[-1] / 3      # most radial weights are skipped
+    batch = to_device(collate([atoms_to_graph(val_frames[0], 4.5, ["Si"], with_labels=True)]), "cpu", torch.float64)
+    results = {}
+    for pruned in (True, False):
+        last.scalar_output_only = pruned
+        model.zero_grad()
+        out = model(batch, compute_forces=True, create_graph=True)
+        loss_fn(out, batch, 1.0, 100.0).backward()
+        results[pruned] = (out["energy"].detach(), out["forces"].detach(),
+                           {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    (e1, f1, g1), (e0, f0, g0) = results[True], results[False]
+    torch.testing.assert_close(e1, e0, atol=1e-10, rtol=0)
+    torch.testing.assert_close(f1, f0, atol=1e-10, rtol=0)
+    assert g1.keys() == g0.keys()
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], atol=1e-10, rtol=1e-8)

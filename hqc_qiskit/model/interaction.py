@@ -60,6 +60,7 @@ class InteractionBlock(nn.Module):
         radial_mlp: list[int],
         avg_num_neighbors: float,
         tensor_product: str = "grouped",
+        scalar_output_only: bool = False,
     ):
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_hidden)
@@ -94,14 +95,66 @@ class InteractionBlock(nn.Module):
             # the message goes to linear_down in the grouped product's own column order (one gather less)
             scalars = torch.arange(self.n_scalars)
             self.linear_down.take_input_in_order(torch.cat([scalars, self.n_scalars + self.conv_tp.out_columns]))
+        #: compute only what the 0e outputs need (see _plan_scalar_output); set for the last layer
+        self.scalar_output_only = False
+        if scalar_output_only and isinstance(self.conv_tp, GroupedUVUTensorProduct):
+            self._plan_scalar_output(conv_tp, irreps_sh)
+            self.scalar_output_only = True
+
+    def _plan_scalar_output(self, conv_tp: o3.TensorProduct, irreps_sh: o3.Irreps) -> None:
+        """Plan the cheap forward of a layer whose non-scalar outputs nobody reads (the last layer: the
+        readouts take the 0e channels only).
+
+        Every module after the edge sum is equivariant, so the 0e outputs depend only on the 0e message
+        channels. Only the edge tensor-product paths that end in 0e (3 of the paper's 36) and the radial
+        MLP columns that weigh them are computed; the other message channels are left at zero, which
+        changes only output channels that are never read. E and F are the same as the full layer's
+        (tested against e3nn's modules, with every parameter gradient). Why: the edge work of this
+        layer is about a fifth of the model's, and most of it feeds unread channels.
+        """
+        mid_0e, ins_0e = uvu_instructions(self.irreps_in, irreps_sh, o3.Irreps("0e"))
+        reference_0e = o3.TensorProduct(self.irreps_in, irreps_sh, mid_0e, ins_0e, shared_weights=False, internal_weights=False)
+        self.conv_tp_0e = GroupedUVUTensorProduct(reference_0e)
+        full_ins = list(conv_tp.instructions)
+        weight_start = [0]
+        for ins in full_ins:
+            weight_start.append(weight_start[-1] + self.irreps_in[ins.i_in1].mul)
+        radial_columns = list(range(self.n_scalars))
+        gather = torch.full((conv_tp.irreps_out.dim,), self.conv_tp_0e.irreps_out.dim, dtype=torch.long)
+        full_slices, slices_0e = conv_tp.irreps_out.slices(), reference_0e.irreps_out.slices()
+        for ins in reference_0e.instructions:
+            (k, full), = [(k, f) for k, f in enumerate(full_ins) if (f.i_in1, f.i_in2) == (ins.i_in1, ins.i_in2)
+                          and conv_tp.irreps_out[f.i_out].ir == o3.Irrep("0e")]
+            if abs(full.path_weight - ins.path_weight) > 1e-12 * abs(full.path_weight):
+                raise ValueError("unexpected path normalisation in the scalar-output plan")
+            radial_columns += [self.n_scalars + weight_start[k] + t for t in range(self.irreps_in[ins.i_in1].mul)]
+            for j_0e, j_full in zip(range(slices_0e[ins.i_out].start, slices_0e[ins.i_out].stop),
+                                    range(full_slices[full.i_out].start, full_slices[full.i_out].stop)):
+                # own order of each grouped product: e3nn column j sits at out_columns[j]
+                gather[self.conv_tp.out_columns[j_full]] = self.conv_tp_0e.out_columns[j_0e]
+        self.register_buffer("radial_columns_0e", torch.tensor(radial_columns, dtype=torch.long), persistent=False)
+        self.register_buffer("message_gather_0e", gather, persistent=False)
+
+    def _radial_weights(self, radial: torch.Tensor) -> torch.Tensor:
+        """The radial MLP's output columns for the 0e paths only (its last layer has no activation)."""
+        layers = list(self.radial)
+        for layer in layers[:-1]:
+            radial = layer(radial)
+        last = layers[-1]
+        w = last.weight.index_select(1, self.radial_columns_0e) / (last.h_in * last.var_in / last.var_out) ** 0.5
+        return radial @ w
 
     def forward(self, h, h0, species_onehot, sh, radial, senders, receivers):
         skip = self.skip(h, species_onehot)                      # (N, hidden)
         x = self.linear_up(h)                                    # (N, in)
-        weights = self.radial(radial)                            # (M, n_scalars + n_tp_weights)
+        weights = self._radial_weights(radial) if self.scalar_output_only else self.radial(radial)  # (M, n_scalars + n_tp_weights)
         w_scalar, w_tp = torch.split(weights, [self.n_scalars, weights.shape[1] - self.n_scalars], dim=1)
         if isinstance(self.conv_tp, GroupedUVUTensorProduct):
-            agg = self.conv_tp.aggregate_unordered(x, sh, w_tp, senders, receivers)   # (N, mid), own order
+            if self.scalar_output_only:   # the 0e paths only, the other message channels left at zero
+                agg = self.conv_tp_0e.aggregate_unordered(x, sh, w_tp, senders, receivers)   # (N, 0e paths)
+                agg = torch.cat([agg, agg.new_zeros(agg.shape[0], 1)], dim=1).index_select(1, self.message_gather_0e)
+            else:
+                agg = self.conv_tp.aggregate_unordered(x, sh, w_tp, senders, receivers)   # (N, mid), own order
             if self.n_scalars:
                 scalars = x.index_select(1, self.scalar_idx).index_select(0, senders) * w_scalar   # (M, n_scalars)
                 agg = torch.cat([h.new_zeros(h.shape[0], self.n_scalars).index_add(0, receivers, scalars), agg], dim=1)

@@ -37,10 +37,11 @@ class HQCPotential(nn.Module):
         self.readouts = nn.ModuleList()
         irreps_in = self.irreps_h0
         readout_options = config.readout.model_dump(exclude={"kind"})
-        for _ in range(config.n_layers):
+        for t in range(config.n_layers):
             block = InteractionBlock(
                 irreps_in, irreps_hidden, self.irreps_sh, self.irreps_h0, n_species,
                 config.n_radial, config.radial_mlp, config.avg_num_neighbors, config.tensor_product,
+                scalar_output_only=t == config.n_layers - 1,   # the readouts read only its 0e channels
             )
             self.layers.append(block)
             irreps_in = block.irreps_out
