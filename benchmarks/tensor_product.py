@@ -1,5 +1,8 @@
 """The interaction layer's implementations side by side: e3nn's modules, 'split' and 'grouped' (issues 3, 7).
 
+'grouped_full_last' is 'grouped' with the last layer computing all its channels (before session 8);
+'grouped' (the default) computes only the last layer's 0e edge paths, the only ones the readouts read.
+
     python benchmarks/tensor_product.py [--configs cmlp,hqc_cz] [--n 4] [--threads 2] [--repeats 2]
 
 Same model weights, same batch; the implementations alternate so machine drift hits all of them.
@@ -27,7 +30,7 @@ from hqc_qiskit.model.potential import build_model  # noqa: E402
 from hqc_qiskit.train import loss_fn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPLEMENTATIONS = ("e3nn", "split", "grouped")
+IMPLEMENTATIONS = ("e3nn", "split", "grouped_full_last", "grouped")
 
 
 def main() -> None:
@@ -47,7 +50,9 @@ def main() -> None:
         steps, infers, losses, forces = {}, {}, {}, {}
         for impl in IMPLEMENTATIONS:
             torch.manual_seed(0)
-            model = build_model(base.model_copy(update={"tensor_product": impl}))
+            model = build_model(base.model_copy(update={"tensor_product": impl.removesuffix("_full_last")}))
+            if impl.endswith("_full_last"):
+                model.layers[-1].scalar_output_only = False
 
             def step(model=model):
                 out = model(batch, compute_forces=True, create_graph=True)
