@@ -165,20 +165,36 @@ def noise_study_cmd(
     mitigations: str = typer.Option("none,rem,zne,zne+rem", help="comma-separated mitigations"),
     shots: Optional[int] = typer.Option(None, help="shots per circuit (default: expectation values, no shot noise)"),
     out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
+    resume: bool = typer.Option(False, "--resume", help="keep the points already in OUT/noise_study.json that "
+                                "match these settings (e.g. of a killed run) and compute only the rest"),
 ):
-    """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations."""
+    """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations.
+
+    Every finished point is written to OUT/noise_study.json at once, so a killed study keeps its points;
+    rerun with --resume to finish it."""
+    import json
+
     from .checkpoint import atomic_write_json
     from .hardware_studies import noise_study
     from .plots import plot_noise_study
 
+    results = out / "noise_study.json"
+    done = json.loads(results.read_text()) if resume and results.exists() else []
+
+    def save(rows):
+        last = rows[-1]
+        console.print(f"{last['profile']} scale {last['scale']:g} {last['mitigation']}: "
+                      f"RMSE {last['rmse_mev_per_atom']:.3f} meV/atom", highlight=False)
+        atomic_write_json(rows, results)
+
     try:
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
+        out.mkdir(parents=True, exist_ok=True)
         rows = noise_study(model, frames, noise, profiles.split(","), _floats(scales), mitigations.split(","),
-                           np.inf if shots is None else shots)
+                           np.inf if shots is None else shots, done=done, on_row=save)
     except (HQCError, ValueError) as exc:
         _fail(exc)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(rows, out / "noise_study.json")
+    atomic_write_json(rows, results)
     plot_noise_study(rows, out / "noise_study.png")
     _print_rows(rows, ["profile", "scale", "mitigation", "rmse_mev_per_atom", "mean_error_mev_per_atom"], out / "noise_study.md")
 

@@ -21,14 +21,25 @@ def _rmse_mev_per_atom(errors_ev: list[float], n_atoms: int) -> float:
     return float(np.sqrt(np.mean(np.square(errors_ev))) / n_atoms * 1000.0)
 
 
+_NOISE_KEY = ("ansatz", "noise", "profile", "scale", "mitigation", "shots", "structures")
+
+
 def noise_study(model, structures, noise: str, profiles: list[str], scales: list[float], mitigations: list[str],
-                shots: float = np.inf, seed: int = 0) -> list[dict]:
-    """Energy RMSE (meV/atom) vs the exact engine for each (profile, scale, mitigation). shots=inf: expectation values."""
+                shots: float = np.inf, seed: int = 0, done: list[dict] = (), on_row=None) -> list[dict]:
+    """Energy RMSE (meV/atom) vs the exact engine for each (profile, scale, mitigation). shots=inf: expectation values.
+
+    ``done``: rows of an earlier, interrupted run; grid points with the same settings are not recomputed.
+    ``on_row(rows)`` is called after every new point (to save partial results).
+    """
     problems = [readout_problem(model, atoms) for atoms in structures]
     n_atoms = problems[0].n_atoms
-    rows = []
+    shots_value = None if not np.isfinite(shots) else int(shots)
+    common = {"ansatz": problems[0].batch.ansatz, "noise": noise, "shots": shots_value, "structures": len(structures)}
+    rows = [dict(r) for r in done if all(r.get(k) == v for k, v in common.items())]
+    finished = {tuple(r[k] for k in _NOISE_KEY) for r in rows}
     rng = np.random.default_rng(seed)
-    grid = list(itertools.product(profiles, scales, mitigations))
+    grid = [(p, sc, m) for p, sc, m in itertools.product(profiles, scales, mitigations)
+            if tuple({**common, "profile": p, "scale": sc, "mitigation": m}[k] for k in _NOISE_KEY) not in finished]
     for profile, scale, mitigation in track(grid, description="noise study"):
         backend = SimulatorBackend(noise, profile, scale, MitigationOptions.parse(mitigation))
         errors, stderrs = [], []
@@ -39,10 +50,11 @@ def noise_study(model, structures, noise: str, profiles: list[str], scales: list
                 est = estimate_energy(model, atoms, backend, None, "uniform", np.random.default_rng(0), problem)
             errors.append(est.energy - problem.exact_energy)
             stderrs.append(est.stderr)
-        rows.append({"ansatz": problems[0].batch.ansatz, "noise": noise, "profile": profile, "scale": scale,
-                     "mitigation": mitigation, "shots": None if not np.isfinite(shots) else int(shots),
-                     "structures": len(structures), "rmse_mev_per_atom": _rmse_mev_per_atom(errors, n_atoms),
+        rows.append({**common, "profile": profile, "scale": scale, "mitigation": mitigation,
+                     "rmse_mev_per_atom": _rmse_mev_per_atom(errors, n_atoms),
                      "mean_error_mev_per_atom": float(np.mean(errors) / n_atoms * 1000.0)})
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 

@@ -243,3 +243,31 @@ def test_energy_estimate_of_a_model_and_cli(tmp_path):
     assert result.exit_code == 0 and "qpu_seconds" in result.output and "nothing was submitted" in result.output
     result = runner.invoke(app, ["transpile", "--profile", "ideal", "--ansatz", "cz", "--json", str(tmp_path / "t.json")])
     assert result.exit_code == 0 and json.loads((tmp_path / "t.json").read_text())[0]["swaps"] == 0
+
+
+def test_noise_study_saves_every_point_and_resumes(tmp_path):
+    """Each finished point is in noise_study.json at once; --resume computes only the missing points."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.cli import app
+
+    from tests.conftest import DATA, tiny_hqc_checkpoint
+
+    _, path = tiny_hqc_checkpoint(tmp_path)
+    out = tmp_path / "ns"
+    base = ["noise-study", str(path), "--structures", str(DATA / "si_liquid_3000K.test.extxyz.gz"), "--n-structures", "1",
+            "--scales", "1", "--out", str(out)]
+    runner = CliRunner()
+    first = runner.invoke(app, base + ["--mitigations", "none"])
+    assert first.exit_code == 0, first.output
+    rows = json.loads((out / "noise_study.json").read_text())
+    assert [r["mitigation"] for r in rows] == ["none"] and rows[0]["rmse_mev_per_atom"] > 0
+    second = runner.invoke(app, base + ["--mitigations", "none,rem", "--resume"])
+    assert second.exit_code == 0, second.output
+    assert "rem: RMSE" in second.output and "none: RMSE" not in second.output     # only the new point ran
+    rows2 = json.loads((out / "noise_study.json").read_text())
+    assert [r["mitigation"] for r in rows2] == ["none", "rem"] and rows2[0] == rows[0]
+    third = runner.invoke(app, base + ["--mitigations", "none"])                   # no --resume: recomputed
+    assert third.exit_code == 0 and "none: RMSE" in third.output
