@@ -101,8 +101,8 @@ def main() -> None:
 def readout_seconds(models: dict, n_atoms: int, repeats: int) -> dict:
     """Best time (s) of each model's readouts alone, force-training pattern, interleaved over ``repeats``."""
     gen = torch.Generator().manual_seed(0)
-    inputs = {k: [torch.randn(n_atoms, r.net[0].in_features if hasattr(r, "net") else r.encode.in_features, generator=gen)
-                  for r in m.readouts] for k, m in models.items()}
+    inputs = {k: [torch.randn(n_atoms, len(m.hidden_scalar_idx), generator=gen) for _ in m.readouts]
+              for k, m in models.items()}   # each readout reads the layer's scalars (HQCPotential.forward)
 
     def run(label):
         loss = 0.0

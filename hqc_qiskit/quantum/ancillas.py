@@ -23,11 +23,12 @@ merged (qft_cz: ancillas 9 and 10 only add phases, so 8 assignments collapse to 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 
-from .steps import Branch, Step, step_matrix
+from .steps import Branch, Step, commutes_with_z
 
 _TOL = 1e-10
 #: at most this many classical ancillas are branched over (2^12 branches before merging)
@@ -41,7 +42,7 @@ def eliminate_ancillas(steps: list[Step], n_total: int, input_qubits: set[int], 
     if not ancillas:
         return n_total, [Branch(1.0, list(steps))], identity_map
     steps, dead, live = _propagate_known_states(steps, ancillas)
-    classical = [a for a, (at, _) in live.items() if all(_diagonal_on(s, a) for s in steps[at:] if a in s.qubits)]
+    classical = [a for a, (at, _) in live.items() if all(commutes_with_z(s, a, _TOL) for s in steps[at:] if a in s.qubits)]
     if len(classical) > MAX_CLASSICAL:
         classical = []
     branches = _branch_over(steps, {a: live[a][1] for a in classical})
@@ -134,13 +135,6 @@ def _is_phase(m: np.ndarray) -> bool:
     return bool(np.allclose(m, m[0, 0] * np.eye(len(m)), atol=_TOL))
 
 
-def _diagonal_on(step: Step, qubit: int) -> bool:
-    """True when the step commutes with Z on ``qubit`` (it never flips that qubit)."""
-    g = step_matrix(step)
-    bit = (np.arange(len(g)) >> step.qubits.index(qubit)) & 1
-    return bool(np.all(np.abs(g[bit[:, None] != bit[None, :]]) < _TOL))
-
-
 def _branch_over(steps: list[Step], classical: dict[int, np.ndarray]) -> list[Branch]:
     """Rule 2: one branch per assignment of the classical ancillas, equal branches merged."""
     if not classical:
@@ -188,4 +182,4 @@ def _renumber(step: Step, new_index: dict[int, int]) -> Step:
         qubits = tuple(new_index[q] for q in step.qubits)
     except KeyError as err:  # a bug in the rules above, never a user error
         raise AssertionError(f"eliminated qubit {err} still has a gate") from None
-    return Step(qubits, matrix=step.matrix, gate=step.gate, weight_index=step.weight_index, coeff=step.coeff, offset=step.offset)
+    return dataclasses.replace(step, qubits=qubits)

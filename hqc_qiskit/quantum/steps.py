@@ -67,3 +67,11 @@ def step_matrix(step: Step) -> np.ndarray:
     return PARAMETRIC_GATES[step.gate](torch.tensor(1.0, dtype=torch.float64)).numpy()
 
 
+
+
+def commutes_with_z(step: Step, qubit: int, atol: float) -> bool:
+    """True when the step commutes with Z on ``qubit`` (one of its qubits): its matrix never flips that
+    qubit, i.e. every entry between basis states that differ in that bit is below ``atol``."""
+    g = step_matrix(step)
+    bit = (np.arange(len(g)) >> step.qubits.index(qubit)) & 1   # Qiskit order: the gate's qubit j is bit j
+    return bool(np.all(np.abs(g[bit[:, None] != bit[None, :]]) < atol))
