@@ -10,7 +10,8 @@ machines, more than the readouts' share of a step. So the run also times what di
 models, the readouts alone: each model's per-layer readouts on (atoms, scalars) inputs, with the
 force-training pattern (energy, its input gradient with create_graph, a loss of both, backward),
 interleaved over many repeats. ``ratio_from_readout_cost`` = 1 + (HQC readouts - CMLP readouts) /
-best CMLP step is the low-noise estimate of the same ratio.
+best CMLP step is a low-noise estimate of the same ratio, and a low one: on the quick backbone, where
+whole-step ratios are clear, it captured 65-78% of the measured extra cost (docs/results.md).
 
     python benchmarks/hqc_training_step.py --backbone small_cmlp --n 20     # fast study config, 20 x 64 atoms
     python benchmarks/hqc_training_step.py --backbone cmlp --n 2            # paper architecture (slow: ~5 s/structure)
