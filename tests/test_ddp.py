@@ -1,10 +1,16 @@
-"""DDP with 2 CPU processes (gloo) gives the same gradients as 1 process on the same batch."""
+"""DDP with 2 CPU processes (gloo) gives the same gradients as 1 process on the same batch.
+
+The workers rendezvous through a file in the test's tmp dir (no TCP port to race for) and the whole
+spawn has a deadline: a hung worker fails the test instead of blocking CI (a fresh-clone CI run once
+hung here with one gloo worker idle).
+"""
 
 from __future__ import annotations
 
-import os
-import socket
+import time
+from datetime import timedelta
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -12,10 +18,7 @@ import torch.multiprocessing as mp
 from tests.conftest import TINY_MODEL
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DEADLINE_S = 240.0
 
 
 def _gradients(model, frames, ddp=None):
@@ -28,11 +31,12 @@ def _gradients(model, frames, ddp=None):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _worker(rank, world, port, frames, state, result_path):
+def _worker(rank, world, store_path, frames, state, result_path):
     from hqc_qiskit.model.potential import build_model
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store_path}", rank=rank, world_size=world, timeout=timedelta(seconds=120)
+    )
     torch.set_num_threads(1)
     model = build_model({**TINY_MODEL, "dtype": "float64"})
     model.load_state_dict(state)
@@ -51,7 +55,15 @@ def test_ddp_two_processes_match_single(val_frames, tmp_path):
     frames = val_frames[:4]
     single = _gradients(model, frames)
     path = tmp_path / "grads.pt"
-    mp.spawn(_worker, args=(2, _free_port(), frames, model.state_dict(), str(path)), nprocs=2, join=True)
+    ctx = mp.spawn(
+        _worker, args=(2, str(tmp_path / "store"), frames, model.state_dict(), str(path)), nprocs=2, join=False
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail(f"DDP workers did not finish within {DEADLINE_S:.0f} s")
     ddp = torch.load(path)
     assert set(ddp) == set(single)
     for name in single:
