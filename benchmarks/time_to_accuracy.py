@@ -16,7 +16,7 @@ then train until they reach it (or the budget ends). Times have the resolution o
 
 recomputes threshold, times, ratios and the plot from a finished run's histories, without training.
 
-Output: benchmarks/results/time_to_accuracy.json (histories, threshold, times, ratios ours/MACE;
+Output (``--out NAME`` to name them otherwise): benchmarks/results/time_to_accuracy.json (histories, threshold, times, ratios ours/MACE;
 target <= 0.33) and benchmarks/results/time_to_accuracy.png (val F RMSE vs training time).
 """
 
@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=None, help="val F RMSE (eV/Å); default: from MACE's curve")
     ap.add_argument("--from-results", default=None, help="re-analyse this results JSON instead of training")
+    ap.add_argument("--out", default="time_to_accuracy",
+                    help="results name: benchmarks/results/<out>.json and <out>.png (keeps earlier runs apart)")
     a = ap.parse_args()
     if a.from_results:
         previous = json.loads(Path(a.from_results).read_text())
@@ -141,13 +143,14 @@ def main() -> None:
     for label, t in times.items():
         print(f"{label:28s} reaches {threshold} eV/Å after {t['seconds']:.0f} s (val E {t['val_rmse_e_mev_atom']:.1f} meV/atom)"
               + (f"  ratio to MACE {ratios[label]:.3f}" if label in ratios else ""))
-    plot(results, threshold, RESULTS / "time_to_accuracy.png")
-    write_results("time_to_accuracy", {"threshold_val_f_rmse_ev_a": threshold, "budget_s": a.budget, "threads": a.threads,
-                                       "eval_every_s": a.eval_every, "time_to_threshold": times,
-                                       "ours_stopped_at_threshold": ours_stop,
-                                       "mace_final_val_f_rmse_ev_a": results["mace (default size)"]["history"][-1]["val_rmse_f_ev_a"],
-                                       "ratio_ours_over_mace": ratios, "target": "ours / MACE <= 0.33",
-                                       "runs": results})
+    plot(results, threshold, RESULTS / f"{a.out}.png")
+    write_results(a.out, {"configs": [label.removeprefix("ours ") for label in results if label.startswith("ours")],
+                          "threshold_val_f_rmse_ev_a": threshold, "budget_s": a.budget, "threads": a.threads,
+                          "eval_every_s": a.eval_every, "time_to_threshold": times,
+                          "ours_stopped_at_threshold": ours_stop,
+                          "mace_final_val_f_rmse_ev_a": results["mace (default size)"]["history"][-1]["val_rmse_f_ev_a"],
+                          "ratio_ours_over_mace": ratios, "target": "ours / MACE <= 0.33",
+                          "runs": results})
 
 
 if __name__ == "__main__":

@@ -102,6 +102,32 @@ def test_zne_reduces_depolarizing_error():
     assert np.abs(zne - exact).mean() < 0.5 * np.abs(raw - exact).mean()
 
 
+def test_mitigations_share_one_simulated_device(monkeypatch):
+    """with_mitigation siblings give what separate backends give, and simulate each fold of a batch once."""
+    from hqc_qiskit.quantum.backends import SimulatorBackend
+    from hqc_qiskit.quantum.mitigation import MitigationOptions
+
+    device = make_backend("aer-noise:depolarizing")
+    simulated = []
+    original = SimulatorBackend._simulate
+
+    def counting(self, batch, factor):
+        if self._distributions is device._distributions:
+            simulated.append((batch.fingerprint(), factor))
+        return original(self, batch, factor)
+
+    monkeypatch.setattr(SimulatorBackend, "_simulate", counting)
+    batches = [_batch("cz", k=3, seed=0), _batch("cz", k=3, seed=1)]
+    for batch in batches:
+        for mitigation in ("none", "rem", "zne", "zne+rem"):
+            shared = device.with_mitigation(MitigationOptions.parse(mitigation)).run(batch, np.inf, np.random.default_rng(0))
+            fresh = make_backend("aer-noise:depolarizing", mitigation=mitigation).run(batch, np.inf, np.random.default_rng(0))
+            np.testing.assert_allclose(shared.mean, fresh.mean, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(shared.cov, fresh.cov, rtol=0, atol=1e-12)
+    assert sorted(simulated) == sorted({(b.fingerprint(), f) for b in batches for f in (1, 3, 5)})
+    assert len(simulated) == 6
+
+
 def test_rem_removes_readout_error(tmp_path):
     model = tmp_path / "readout_only.yaml"
     model.write_text("name: readout_only\nkind: parametric\nreadout_error: 0.05\n")

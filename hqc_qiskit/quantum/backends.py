@@ -18,6 +18,8 @@ circuit come from the same shots; ``ZSamples.cov`` is their per-shot covariance.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +49,15 @@ class CircuitBatch:
 
     def __len__(self) -> int:
         return sum(len(x) for x, _ in self.groups)
+
+    def fingerprint(self) -> str:
+        """Digest of the ansatz, sizes, inputs and weights: equal for batches that run the same circuits."""
+        h = hashlib.sha256(f"{self.ansatz}/{self.n_qubits}/{self.n_layers}".encode())
+        for x, w in self.groups:
+            for a in (x, w):
+                a = np.ascontiguousarray(a, dtype=float)
+                h.update(str(a.shape).encode() + a.tobytes())
+        return h.hexdigest()
 
 
 @dataclass
@@ -125,6 +136,15 @@ class SimulatorBackend(Backend):
         self.mitigation = mitigation or MitigationOptions()
         self.name = name or ("aer" if noise is None else f"aer-noise:{noise}@{self.profile}")
         self._simulators: dict = {}
+        self._distributions: dict = {}   # exact (noisy) distributions by (circuit batch, fold), see with_mitigation
+
+    def with_mitigation(self, mitigation: MitigationOptions) -> "SimulatorBackend":
+        """The same noisy device with other mitigation options, sharing this backend's transpiled readouts
+        and exact output distributions: a study that runs none, REM, ZNE and ZNE + REM on one noise
+        setting simulates each folded circuit once (the distributions do not depend on the mitigation)."""
+        other = copy.copy(self)
+        other.mitigation = mitigation
+        return other
 
     def simulator(self, batch: CircuitBatch) -> ReducedSimulator:
         from .noise import reduced_noise
@@ -138,6 +158,12 @@ class SimulatorBackend(Backend):
 
     def distributions(self, batch: CircuitBatch, scale_factor: int = 1) -> np.ndarray:
         """Exact measured distributions (K, 2^n) (noise and readout error included), folded by ``scale_factor``."""
+        key = (batch.fingerprint(), scale_factor)
+        if key not in self._distributions:
+            self._distributions[key] = self._simulate(batch, scale_factor)
+        return self._distributions[key].copy()
+
+    def _simulate(self, batch: CircuitBatch, scale_factor: int) -> np.ndarray:
         sim = self.simulator(batch)
         if scale_factor != 1:
             sim = sim.with_circuit(fold_global(sim.tr.reduced, scale_factor))
