@@ -40,11 +40,11 @@ def noise_study(model, structures, noise: str, profiles: list[str], scales: list
     rng = np.random.default_rng(seed)
     grid = [(p, sc, m) for p, sc, m in itertools.product(profiles, scales, mitigations)
             if tuple({**common, "profile": p, "scale": sc, "mitigation": m}[k] for k in _NOISE_KEY) not in finished]
-    devices: dict = {}   # one simulated device per (profile, scale): its distributions serve every mitigation
+    device_key = device = None   # one simulated device per (profile, scale): its distributions serve every mitigation
     for profile, scale, mitigation in track(grid, description="noise study"):
-        if (profile, scale) not in devices:
-            devices = {(profile, scale): SimulatorBackend(noise, profile, scale)}   # earlier ones are done
-        backend = devices[profile, scale].with_mitigation(MitigationOptions.parse(mitigation))
+        if device_key != (profile, scale):   # the grid is ordered by (profile, scale): earlier devices are done
+            device_key, device = (profile, scale), SimulatorBackend(noise, profile, scale, keep_distributions=True)
+        backend = device.with_mitigation(MitigationOptions.parse(mitigation))
         errors, stderrs = [], []
         for atoms, problem in zip(structures, problems):
             if np.isfinite(shots):

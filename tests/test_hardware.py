@@ -107,7 +107,8 @@ def test_mitigations_share_one_simulated_device(monkeypatch):
     from hqc_qiskit.quantum.backends import SimulatorBackend
     from hqc_qiskit.quantum.mitigation import MitigationOptions
 
-    device = make_backend("aer-noise:depolarizing")
+    device = SimulatorBackend("depolarizing", keep_distributions=True)
+    assert make_backend("aer-noise:depolarizing")._distributions is None   # others keep nothing
     simulated = []
     original = SimulatorBackend._simulate
 

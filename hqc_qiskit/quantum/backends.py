@@ -127,7 +127,11 @@ class SimulatorBackend(Backend):
     """Aer on the active qubits of the transpiled readouts, optional noise model and mitigation."""
 
     def __init__(self, noise: str | None = None, profile: str | None = None, scale: float = 1.0,
-                 mitigation: MitigationOptions | None = None, name: str | None = None):
+                 mitigation: MitigationOptions | None = None, name: str | None = None,
+                 keep_distributions: bool = False):
+        """``keep_distributions``: remember every exact distribution computed (by circuit batch and fold)
+        for reuse by this backend and its ``with_mitigation`` siblings. Off by default: a long-lived
+        backend that sees a new structure each call (MC, MD) would only accumulate them."""
         from .noise import load_noise_spec
 
         self.spec = load_noise_spec(noise) if noise else None
@@ -136,12 +140,13 @@ class SimulatorBackend(Backend):
         self.mitigation = mitigation or MitigationOptions()
         self.name = name or ("aer" if noise is None else f"aer-noise:{noise}@{self.profile}")
         self._simulators: dict = {}
-        self._distributions: dict = {}   # exact (noisy) distributions by (circuit batch, fold), see with_mitigation
+        self._distributions: dict | None = {} if keep_distributions else None   # by (batch fingerprint, fold)
 
     def with_mitigation(self, mitigation: MitigationOptions) -> "SimulatorBackend":
         """The same noisy device with other mitigation options, sharing this backend's transpiled readouts
-        and exact output distributions: a study that runs none, REM, ZNE and ZNE + REM on one noise
-        setting simulates each folded circuit once (the distributions do not depend on the mitigation)."""
+        and, if it keeps them, its exact output distributions: a study that runs none, REM, ZNE and
+        ZNE + REM on one noise setting then simulates each folded circuit once (the distributions do
+        not depend on the mitigation)."""
         other = copy.copy(self)
         other.mitigation = mitigation
         return other
@@ -158,6 +163,8 @@ class SimulatorBackend(Backend):
 
     def distributions(self, batch: CircuitBatch, scale_factor: int = 1) -> np.ndarray:
         """Exact measured distributions (K, 2^n) (noise and readout error included), folded by ``scale_factor``."""
+        if self._distributions is None:
+            return self._simulate(batch, scale_factor)
         key = (batch.fingerprint(), scale_factor)
         if key not in self._distributions:
             self._distributions[key] = self._simulate(batch, scale_factor)

@@ -67,8 +67,6 @@ def step_matrix(step: Step) -> np.ndarray:
     return PARAMETRIC_GATES[step.gate](torch.tensor(1.0, dtype=torch.float64)).numpy()
 
 
-
-
 def commutes_with_z(step: Step, qubit: int, atol: float) -> bool:
     """True when the step commutes with Z on ``qubit`` (one of its qubits): its matrix never flips that
     qubit, i.e. every entry between basis states that differ in that bit is below ``atol``."""
