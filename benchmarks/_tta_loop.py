@@ -6,10 +6,15 @@ loss w_E * MSE(E) + w_F * MSE(F), seeded shuffled batches; only training time is
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the MACE venv has no hqc_qiskit installed
+from hqc_qiskit.ema import warmup_ema_avg_fn  # noqa: E402  (torch only)
 
 
 def train_timed(
@@ -25,18 +30,28 @@ def train_timed(
     threshold: float | None = None,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    setup_s: float = 0.0,
+    warmup_steps: int = 0,
+    ema_warmup: bool = False,
 ) -> list[dict]:
     """Train until ``budget_s`` seconds of training time (or val F RMSE <= ``threshold``).
 
     ``loss_of(model, indices)`` -> scalar loss of a batch; ``evaluate(ema_model)`` -> (val E RMSE
-    meV/atom, val F RMSE eV/Å). Returns the evaluations: step, epoch, train_seconds, val_e, val_f."""
+    meV/atom, val F RMSE eV/Å). ``setup_s``: seconds already spent preparing the model (e.g. fitting an
+    initial energy shift), counted as training time. ``warmup_steps``: learning rate rises linearly
+    to ``lr`` over that many steps (Adam's first steps move every weight by ~lr and throw the energy off by
+    eV/atom). ``ema_warmup``: EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates (NequIP's
+    ``ema_use_num_updates``, from torch_ema), so the evaluated average follows the model early on. Returns the evaluations: step, epoch, train_seconds,
+    val_e, val_f."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, amsgrad=True)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
-    history, train_s, since_eval, step, epoch = [], 0.0, 0.0, 0, 0
+    sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0 / warmup_steps, 1.0, warmup_steps) if warmup_steps else None
+    ema = AveragedModel(model, avg_fn=warmup_ema_avg_fn(ema_decay)) if ema_warmup else \
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
+    history, train_s, since_eval, step, epoch = [], setup_s, setup_s, 0, 0
     while train_s < budget_s:
         order = torch.randperm(n_train, generator=gen).tolist()
         for start in range(0, n_train - batch_size + 1, batch_size):
@@ -45,6 +60,8 @@ def train_timed(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             ema.update_parameters(model)
             dt = time.perf_counter() - t
             train_s, since_eval, step = train_s + dt, since_eval + dt, step + 1

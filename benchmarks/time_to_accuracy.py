@@ -1,7 +1,8 @@
 """Wall-clock training time to reach a validation force RMSE: our CMLP and HQC-cz vs mace-torch (issue 7).
 
     python benchmarks/time_to_accuracy.py [--configs small_cmlp,small_hqc_cz] [--budget 1800] [--ours-budget S]
-        [--threads 1] [--threshold F] [--mace-python .venv-mace/bin/python] [--out time_to_accuracy]
+        [--threads 1] [--threshold F] [--initial-shift none|residual] [--warmup-steps N] [--ema-warmup]
+        [--mace-python .venv-mace/bin/python] [--out time_to_accuracy]
 
 All models train with one loop (benchmarks/_tta_loop.py): the full shipped train split (900
 structures), batch 20, loss MSE(E) + 100 MSE(F), AMSGrad lr 0.01, EMA 0.99 evaluated on the 50
@@ -30,6 +31,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -43,7 +45,7 @@ from hqc_qiskit.data.dataset import load_labelled  # noqa: E402
 from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device  # noqa: E402
 from hqc_qiskit.metrics import energy_force_metrics  # noqa: E402
 from hqc_qiskit.model.potential import build_model  # noqa: E402
-from hqc_qiskit.train import fit_reference_energies, loss_fn, predict  # noqa: E402
+from hqc_qiskit.train import fit_reference_energies, fit_residual_reference_energies, loss_fn, predict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "si_liquid_3000K"
@@ -53,7 +55,8 @@ TRAIN, VAL = DATA / "si_liquid_3000K.train.extxyz.gz", DATA / "si_liquid_3000K.v
 def run_mace(python: str, e0: float, a) -> dict:
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
     cmd = [python, str(ROOT / "benchmarks" / "_mace_tta_worker.py"), "--train", str(TRAIN), "--val", str(VAL),
-           "--e0", repr(e0), "--threads", str(a.threads), "--budget", str(a.budget), "--eval-every", str(a.eval_every)]
+           "--e0", repr(e0), "--threads", str(a.threads), "--budget", str(a.budget), "--eval-every", str(a.eval_every),
+           "--initial-shift", a.initial_shift, "--warmup-steps", str(a.warmup_steps)] + (["--ema-warmup"] if a.ema_warmup else [])
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)   # stderr: live log
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
@@ -68,6 +71,13 @@ def run_ours(name: str, train, val, threshold: float, a) -> dict:
     model.reference_energies.copy_(fit_reference_energies(train, cfg.species))
     train_graphs = [atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in train]
     val_graphs = [atoms_to_graph(x, cfg.cutoff, cfg.species, with_labels=True) for x in val]
+    setup_s = 0.0
+    if a.initial_shift == "residual":   # = model.reference_energies: fit_residual; its cost counts as training time
+        t = time.perf_counter()
+        model.reference_energies.copy_(fit_residual_reference_energies(model, train_graphs, cfg.species, "cpu", torch.float32))
+        setup_s = time.perf_counter() - t
+        print(f"ours {name}: residual reference energy {float(model.reference_energies[0]):.4f} eV/atom "
+              f"({setup_s:.1f} s)", flush=True)
 
     def loss_of(m, idx):
         batch = to_device(collate([train_graphs[i] for i in idx]), "cpu", torch.float32)
@@ -80,7 +90,8 @@ def run_ours(name: str, train, val, threshold: float, a) -> dict:
 
     print(f"ours {name}: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
     history = train_timed(model, loss_of, evaluate, len(train_graphs), budget_s=a.ours_budget or a.budget,
-                          eval_every_s=a.eval_every,
+                          eval_every_s=a.eval_every, setup_s=setup_s, warmup_steps=a.warmup_steps,
+                          ema_warmup=a.ema_warmup,
                           threshold=threshold, log=lambda s: print(f"  {name}: {s}", flush=True))
     return {"history": history, "n_parameters": sum(p.numel() for p in model.parameters())}
 
@@ -118,6 +129,14 @@ def main() -> None:
     ap.add_argument("--eval-every", type=float, default=60.0, help="seconds of training between validations")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=None, help="val F RMSE (eV/Å); default: from MACE's curve")
+    ap.add_argument("--initial-shift", choices=["none", "residual"], default="none",
+                    help="'residual': before training, every model (MACE too) gets a per-atom energy shift fitted to "
+                    "the labels minus its own untrained energies on 40 training structures (ours: "
+                    "reference_energies: fit_residual; MACE: atomic_inter_shift); the fit counts as training time")
+    ap.add_argument("--warmup-steps", type=int, default=0,
+                    help="linear learning-rate warmup over this many steps, for every model (default: none)")
+    ap.add_argument("--ema-warmup", action="store_true",
+                    help="EMA decay min(0.99, (1+n)/(10+n)) after n updates, for every model (NequIP's ema_use_num_updates)")
     ap.add_argument("--from-results", default=None, help="re-analyse this results JSON instead of training")
     ap.add_argument("--out", default="time_to_accuracy",
                     help="results name: benchmarks/results/<out>.json and <out>.png (keeps earlier runs apart)")
@@ -127,6 +146,8 @@ def main() -> None:
         results = previous["runs"]
         a.budget, a.threads, a.eval_every = previous["budget_s"], previous["threads"], previous["eval_every_s"]
         a.ours_budget = previous.get("ours_budget_s", a.budget)
+        a.initial_shift = previous.get("initial_shift", "none")
+        a.warmup_steps, a.ema_warmup = previous.get("warmup_steps", 0), previous.get("ema_warmup", False)
         threshold = a.threshold or choose_threshold(results["mace (default size)"]["history"])
         ours_stop = previous.get("ours_stopped_at_threshold", previous["threshold_val_f_rmse_ev_a"])
         if threshold < ours_stop:
@@ -159,7 +180,8 @@ def main() -> None:
     write_results(a.out, {"configs": [label.removeprefix("ours ") for label in results if label.startswith("ours")],
                           "threshold_val_f_rmse_ev_a": threshold, "threshold_below_mace_first_evaluation": meaningful,
                           "budget_s": a.budget, "ours_budget_s": a.ours_budget or a.budget, "threads": a.threads,
-                          "eval_every_s": a.eval_every, "time_to_threshold": times,
+                          "eval_every_s": a.eval_every, "initial_shift": a.initial_shift,
+                          "warmup_steps": a.warmup_steps, "ema_warmup": a.ema_warmup, "time_to_threshold": times,
                           "ours_stopped_at_threshold": ours_stop,
                           "mace_final_val_f_rmse_ev_a": results["mace (default size)"]["history"][-1]["val_rmse_f_ev_a"],
                           "ratio_ours_over_mace": ratios, "target": "ours / MACE <= 0.33",

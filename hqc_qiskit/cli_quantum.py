@@ -196,7 +196,8 @@ def noise_study_cmd(
         _fail(exc)
     atomic_write_json(rows, results)
     plot_noise_study(rows, out / "noise_study.png")
-    _print_rows(rows, ["profile", "scale", "mitigation", "rmse_mev_per_atom", "mean_error_mev_per_atom"], out / "noise_study.md")
+    _print_rows(rows, ["profile", "idle_delays", "scale", "mitigation", "rmse_mev_per_atom", "mean_error_mev_per_atom"],
+                out / "noise_study.md")
 
 
 def shots_study_cmd(

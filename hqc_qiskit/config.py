@@ -80,8 +80,10 @@ class ModelConfig(_Strict):
     n_layers: int = Field(5, ge=1)
     radial_mlp: list[int] = [64, 64]
     avg_num_neighbors: float = 25.0
-    reference_energies: Union[dict[str, float], Literal["fit"]] = Field(
-        "fit", description="eV per atom of each element, or 'fit' (least squares on the training set)"
+    reference_energies: Union[dict[str, float], Literal["fit", "fit_residual"]] = Field(
+        "fit", description="eV per atom of each element, 'fit' (least squares on the training set) or "
+        "'fit_residual' (least squares on the training labels minus the untrained model's energies, so training "
+        "starts without an energy offset)"
     )
     readout: Union[ClassicalReadoutConfig, QuantumReadoutConfig] = Field(default_factory=ClassicalReadoutConfig, discriminator="kind")
     dtype: Literal["float32", "float64"] = "float32"
@@ -124,6 +126,10 @@ class TrainConfig(_Strict):
     forces_weight: float = 100.0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     ema_decay: Optional[float] = Field(0.99, description="null disables the EMA")
+    ema_warmup: bool = Field(False, description="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates "
+                             "(torch_ema's use_num_updates, as MACE and NequIP): the EMA follows the model early on")
+    warmup_steps: int = Field(0, ge=0, description="learning rate rises linearly to lr over this many steps "
+                              "(Adam's first steps move every weight by about lr and throw the energy off by eV/atom)")
     early_stopping_patience: Optional[int] = Field(None, description="epochs without val improvement")
     max_minutes: Optional[float] = Field(None, description="stop (checkpointed, resumable) after this wall time")
     device: str = "auto"

@@ -15,13 +15,14 @@ from rich.progress import track
 from .quantum.backends import SimulatorBackend
 from .quantum.estimate import estimate_energy, per_shot_variance, readout_problem
 from .quantum.mitigation import MitigationOptions
+from .quantum.profiles import load_profile
 
 
 def _rmse_mev_per_atom(errors_ev: list[float], n_atoms: int) -> float:
     return float(np.sqrt(np.mean(np.square(errors_ev))) / n_atoms * 1000.0)
 
 
-_NOISE_KEY = ("ansatz", "noise", "profile", "scale", "mitigation", "shots", "structures")
+_NOISE_KEY = ("ansatz", "noise", "profile", "idle_delays", "scale", "mitigation", "shots", "structures")
 
 
 def noise_study(model, structures, noise: str, profiles: list[str], scales: list[float], mitigations: list[str],
@@ -35,11 +36,22 @@ def noise_study(model, structures, noise: str, profiles: list[str], scales: list
     n_atoms = problems[0].n_atoms
     shots_value = None if not np.isfinite(shots) else int(shots)
     common = {"ansatz": problems[0].batch.ansatz, "noise": noise, "shots": shots_value, "structures": len(structures)}
-    rows = [dict(r) for r in done if all(r.get(k) == v for k, v in common.items())]
-    finished = {tuple(r[k] for k in _NOISE_KEY) for r in rows}
+    # idle_delays: whether the profile schedules idle windows as (relaxing) delays; rows computed with other
+    # settings of a profile are stale. Rows from before the field existed were scheduled only with DD.
+    current = {p: load_profile(p) for p in profiles}
+    idle = {p: prof.scheduled for p, prof in current.items()}
+
+    def idle_of(row):
+        prof = current.get(row["profile"])
+        return row.get("idle_delays", None if prof is None else prof.dynamical_decoupling != "none")
+
+    rows = [{**r, "idle_delays": idle_of(r)} for r in done if all(r.get(k) == v for k, v in common.items())
+            and (r["profile"] not in idle or idle_of(r) == idle[r["profile"]])]
+    finished = {tuple(r.get(k) for k in _NOISE_KEY) for r in rows}
     rng = np.random.default_rng(seed)
     grid = [(p, sc, m) for p, sc, m in itertools.product(profiles, scales, mitigations)
-            if tuple({**common, "profile": p, "scale": sc, "mitigation": m}[k] for k in _NOISE_KEY) not in finished]
+            if tuple({**common, "profile": p, "idle_delays": idle[p], "scale": sc, "mitigation": m}[k]
+                     for k in _NOISE_KEY) not in finished]
     device_key = device = None   # one simulated device per (profile, scale): its distributions serve every mitigation
     for profile, scale, mitigation in track(grid, description="noise study"):
         if device_key != (profile, scale):   # the grid is ordered by (profile, scale): earlier devices are done
@@ -53,7 +65,7 @@ def noise_study(model, structures, noise: str, profiles: list[str], scales: list
                 est = estimate_energy(model, atoms, backend, None, "uniform", np.random.default_rng(0), problem)
             errors.append(est.energy - problem.exact_energy)
             stderrs.append(est.stderr)
-        rows.append({**common, "profile": profile, "scale": scale, "mitigation": mitigation,
+        rows.append({**common, "profile": profile, "idle_delays": idle[profile], "scale": scale, "mitigation": mitigation,
                      "rmse_mev_per_atom": _rmse_mev_per_atom(errors, n_atoms),
                      "mean_error_mev_per_atom": float(np.mean(errors) / n_atoms * 1000.0)})
         if on_row is not None:

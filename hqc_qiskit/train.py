@@ -25,6 +25,7 @@ from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
+from .ema import warmup_ema_avg_fn
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
@@ -87,6 +88,31 @@ def fit_reference_energies(frames, species: list[str]) -> torch.Tensor:
     counts = np.array([[a.get_chemical_symbols().count(s) for s in species] for a in frames], dtype=float)
     energies = np.array([a.get_potential_energy() for a in frames])
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return torch.tensor(solution)
+
+
+#: structures used by fit_residual_reference_energies: enough for a per-element mean, cheap (forward only)
+RESIDUAL_FIT_STRUCTURES = 40
+
+
+def fit_residual_reference_energies(model: HQCPotential, graphs: list[dict], species: list[str], device, dtype,
+                                    batch_size: int = 10) -> torch.Tensor:
+    """Per-element energies (eV/atom) fitted to the labels minus the freshly initialised model's own energies.
+
+    Least squares of (E_label - E_model without reference energies) vs composition on the first
+    RESIDUAL_FIT_STRUCTURES training graphs. With these as reference energies training starts without
+    the model's initial energy offset (eV per atom for deep random readouts), so the first steps are not
+    spent removing it (what NequIP/MACE's per-atom shift does for the data mean; here it also absorbs
+    the untrained model's mean). Project science, so hand-written: ~10 lines of least squares."""
+    graphs = graphs[:RESIDUAL_FIT_STRUCTURES]
+    saved = model.reference_energies.clone()
+    model.reference_energies.zero_()
+    try:
+        p = predict(model, graphs, batch_size, device, dtype, forces=False)
+    finally:
+        model.reference_energies.copy_(saved)
+    counts = np.stack([np.bincount(g[K.SPECIES].cpu().numpy(), minlength=len(species)) for g in graphs]).astype(float)
+    solution, *_ = np.linalg.lstsq(counts, p["e_ref"] - p["e_pred"], rcond=None)
     return torch.tensor(solution)
 
 
@@ -167,6 +193,9 @@ class Trainer:
         self.model = build_model(config.model).to(self.device)
         if config.model.reference_energies == "fit":
             self.model.reference_energies.copy_(fit_reference_energies(train, species))
+        elif config.model.reference_energies == "fit_residual" and not resume:
+            self.model.reference_energies.copy_(
+                fit_residual_reference_energies(self.model, self.graphs.train, species, self.device, self.dtype))
         if config.train.forces_weight and not self.model.supports_double_backward:
             raise EngineError(
                 f"readout engine '{config.model.readout.engine}' cannot give the second derivatives that "
@@ -184,10 +213,14 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.scheduler.factor, patience=t.scheduler.patience
         )
-        self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
-            if t.ema_decay else None
-        )
+        # linear warm-up per step; after warmup_steps LinearLR leaves the (plateau-reduced) lr alone
+        self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0 / t.warmup_steps, 1.0, t.warmup_steps)
+                       if t.warmup_steps else None)
+        self.ema = None
+        if t.ema_decay:
+            average = {"avg_fn": warmup_ema_avg_fn(t.ema_decay)} if t.ema_warmup else \
+                {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)}
+            self.ema = AveragedModel(self.model, use_buffers=True, **average)
         self.epoch = 0
         self.best_val = math.inf
         self.epochs_since_best = 0
@@ -206,6 +239,7 @@ class Trainer:
             **model_payload(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "warmup": self.warmup.state_dict() if self.warmup is not None else None,
             "epoch": self.epoch,
             "best_val": self.best_val,
             "epochs_since_best": self.epochs_since_best,
@@ -225,6 +259,8 @@ class Trainer:
         self.model.load_state_dict(state["model_state"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.warmup is not None and state.get("warmup") is not None:
+            self.warmup.load_state_dict(state["warmup"])
         if self.ema is not None and "ema_averaged" in state:
             self.ema.load_state_dict(state["ema_averaged"])
         self.epoch, self.best_val = state["epoch"], state["best_val"]
@@ -268,6 +304,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.warmup is not None:
+                self.warmup.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             with torch.no_grad():

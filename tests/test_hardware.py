@@ -45,6 +45,33 @@ def test_profile_errors_are_clear(tmp_path):
         load_profile(bad)
 
 
+def test_device_profiles_simulate_idle_relaxation(tmp_path):
+    """Device profiles are ALAP-scheduled with delays in idle windows (schedule: auto), so the device noise
+    model relaxes waiting qubits; 'schedule: none' leaves them noiseless; ideal profiles are not scheduled."""
+    import yaml
+
+    from hqc_qiskit.quantum.backends import SimulatorBackend
+
+    from hqc_qiskit.quantum.profiles import PROFILES_DIR
+
+    base = yaml.safe_load((PROFILES_DIR / "ibm_eagle_compact.yaml").read_text())
+    path = tmp_path / "eagle_unscheduled.yaml"
+    path.write_text(yaml.safe_dump({**base, "name": "eagle_unscheduled", "schedule": "none"}))
+    scheduled, unscheduled = transpile_readout("cx", "ibm_eagle_compact", 3, 1), transpile_readout("cx", str(path), 3, 1)
+    assert scheduled.reduced.count_ops().get("delay", 0) > 0
+    assert "delay" not in unscheduled.reduced.count_ops() and "delay" not in transpile_readout("cx", "ideal").isa.count_ops()
+    batch = _batch("cx", n_qubits=3, n_layers=1, k=3)
+    with_idle = SimulatorBackend("fake_brisbane", "ibm_eagle_compact").run(batch, np.inf).mean
+    without_idle = SimulatorBackend("fake_brisbane", str(path)).run(batch, np.inf).mean
+    exact = make_backend("exact").run(batch).mean
+    assert np.abs(with_idle - without_idle).max() > 1e-3
+    assert np.abs(with_idle - exact).mean() > np.abs(without_idle - exact).mean()   # waiting adds error
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntarget: ideal\nbasis_gates: [rz, sx, cz]\nschedule: alap\n")
+    with pytest.raises(ConfigError, match="gate durations"):
+        load_profile(bad)
+
+
 def test_infinite_shots_without_noise_equal_exact():
     batch = _batch()
     exact = make_backend("exact").run(batch)
@@ -298,3 +325,8 @@ def test_noise_study_saves_every_point_and_resumes(tmp_path):
     assert [r["mitigation"] for r in rows2] == ["none", "rem"] and rows2[0] == rows[0]
     third = runner.invoke(app, base + ["--mitigations", "none"])                   # no --resume: recomputed
     assert third.exit_code == 0 and "none: RMSE" in third.output
+    stale = [dict(r, idle_delays=True) for r in json.loads((out / "noise_study.json").read_text())]
+    (out / "noise_study.json").write_text(json.dumps(stale))                        # other idle settings: stale
+    fourth = runner.invoke(app, base + ["--mitigations", "none", "--resume"])
+    assert fourth.exit_code == 0 and "none: RMSE" in fourth.output
+    assert [r["idle_delays"] for r in json.loads((out / "noise_study.json").read_text())] == [False]

@@ -31,15 +31,20 @@ def test_loss_decreases(tiny_config):
     assert "rmse_f_ev_a" in json.loads((cfg.run_dir() / "summary.json").read_text())["test"]
 
 
-def test_same_seed_same_numbers_and_resume_identical(tiny_config, tmp_path):
-    full = tiny_config(output_dir=str(tmp_path / "full"), train__max_epochs=4)
+# the fast-start recipe: 2 steps per epoch, so a resume at epoch 2 lands inside the 5-step warm-up
+FAST_START = {"train__warmup_steps": 5, "train__ema_warmup": True, "model__reference_energies": "fit_residual"}
+
+
+@pytest.mark.parametrize("recipe", [{}, FAST_START], ids=["paper", "fast_start"])
+def test_same_seed_same_numbers_and_resume_identical(tiny_config, tmp_path, recipe):
+    full = tiny_config(output_dir=str(tmp_path / "full"), train__max_epochs=4, **recipe)
     Trainer(full, progress=False).fit()
     # "killed" after 2 epochs: the checkpoint of epoch 2 is all that survives, plus a metrics row of a lost epoch 3
-    part = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=2)
+    part = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=2, **recipe)
     Trainer(part, progress=False).fit()
     with open(part.run_dir() / "metrics.csv", "a") as fh:
         fh.write("3,0.01,999,999,999,999,999,999,999,1,1\n")
-    resumed = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=4)
+    resumed = tiny_config(output_dir=str(tmp_path / "part"), train__max_epochs=4, **recipe)
     Trainer(resumed, resume=True, progress=False).fit()
     a = torch.load(full.run_dir() / "checkpoint.pt", weights_only=False)
     b = torch.load(part.run_dir() / "checkpoint.pt", weights_only=False)
@@ -165,3 +170,54 @@ def test_shipped_configs_validate_and_point_at_shipped_data():
     paper = load_config(ROOT / "runs" / "cmlp.yaml").model
     assert paper.n_layers == 5 and paper.lmax == 3 and paper.hidden_irreps == "64x0e + 64x0o + 64x1o + 64x1e + 8x2o + 8x2e"
     assert load_config(ROOT / "runs" / "hqc_qft_cz.yaml").model.readout.ansatz == "qft_cz"
+
+
+def test_fit_residual_reference_energies_remove_the_initial_offset(tiny_config):
+    """'fit_residual' absorbs the untrained model's mean energy: on the structures it was fitted to, the
+    initial per-atom energy errors average to zero (least squares with one element), while 'fit' leaves
+    the model's own offset in place."""
+    from hqc_qiskit.train import RESIDUAL_FIT_STRUCTURES, predict
+
+    def mean_error(trainer):
+        graphs = trainer.graphs.train[:RESIDUAL_FIT_STRUCTURES]
+        p = predict(trainer.model, graphs, 10, trainer.device, trainer.dtype, forces=False)
+        return float(np.mean((p["e_pred"] - p["e_ref"]) / p["n_atoms"]))
+
+    plain = Trainer(tiny_config(model__reference_energies="fit"), progress=False)
+    residual = Trainer(tiny_config(model__reference_energies="fit_residual"), progress=False)
+    assert abs(mean_error(plain)) > 1e-3                     # the untrained model has an offset (eV/atom)
+    assert abs(mean_error(residual)) < 5e-5                  # float32 rounding of ~7000 eV totals
+    shift = float(residual.model.reference_energies[0] - plain.model.reference_energies[0])
+    assert shift == pytest.approx(-mean_error(plain), abs=5e-5)
+
+
+def test_learning_rate_warmup_and_ema_warmup(tiny_config):
+    """warmup_steps: lr = lr * (1/W + (1 - 1/W) k / W) after k steps, then lr (2 steps per epoch here);
+    ema_warmup: decay (1 + n) / (10 + n) while that is below ema_decay, so the first average is the model."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from hqc_qiskit.ema import warmup_ema_avg_fn
+
+    cfg = tiny_config(train__max_epochs=4, train__warmup_steps=5, train__scheduler__patience=100)
+    Trainer(cfg, progress=False).fit()
+    lrs = [float(r["lr"]) for r in _rows(cfg.run_dir())]
+    expected = [0.01 * min(1.0, 0.2 + 0.8 * k / 5) for k in (2, 4, 6, 8)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+
+    m = torch.nn.Linear(1, 1, bias=False)
+    ema = AveragedModel(m, avg_fn=warmup_ema_avg_fn(0.5))
+    values = []
+    for w in (1.0, 2.0, 3.0, 4.0):
+        m.weight.data.fill_(w)
+        ema.update_parameters(m)
+        values.append(ema.module.weight.item())
+    e = [1.0]                                                # the first update copies the model
+    for d, w in zip((2 / 11, 3 / 12, 4 / 13), (2.0, 3.0, 4.0)):   # n = 1, 2, 3: all below 0.5
+        e.append(d * e[-1] + (1 - d) * w)
+    np.testing.assert_allclose(values, e, rtol=1e-6)
+    capped = AveragedModel(m, avg_fn=warmup_ema_avg_fn(0.1))   # decay never above ema_decay
+    m.weight.data.fill_(0.0)
+    capped.update_parameters(m)
+    m.weight.data.fill_(1.0)
+    capped.update_parameters(m)
+    assert capped.module.weight.item() == pytest.approx(0.9)

@@ -33,6 +33,10 @@ class TranspileProfile(BaseModel):
     initial_layout: list[int] | None = None    # physical qubit of each logical qubit (optional)
     seed: int = 0
     dynamical_decoupling: Literal["none", "XX"] = "none"
+    # 'alap': schedule the circuit (as late as possible) with the target's gate durations and fill idle
+    # windows with delays, so noise models relax idle qubits as hardware does (Aer's delay relaxation);
+    # 'none': no schedule, idle qubits are noiseless in simulation. 'auto': alap on device targets.
+    schedule: Literal["auto", "alap", "none"] = "auto"
     # 'compact': compile onto a connected region of exactly as many physical qubits as the circuit has
     # (chosen for low two-qubit error), so routing adds no extra qubits: cheaper to simulate, often
     # more SWAPs. 'all': the transpiler may use any qubit of the device.
@@ -46,13 +50,20 @@ class TranspileProfile(BaseModel):
             raise ValueError(f"target {self.target!r} needs basis_gates")
         if self.region == "compact" and not self.is_device:
             raise ValueError("region 'compact' needs a device target")
-        if self.target == "ideal" and self.dynamical_decoupling != "none":
-            raise ValueError("dynamical decoupling needs gate durations: use a device target")
+        if not self.is_device and (self.dynamical_decoupling != "none" or self.schedule == "alap"):
+            raise ValueError("scheduling and dynamical decoupling need gate durations: use a device target")
+        if self.dynamical_decoupling != "none" and self.schedule == "none":
+            raise ValueError("dynamical decoupling pads the idle windows of a schedule: drop 'schedule: none'")
         return self
 
     @property
     def is_device(self) -> bool:
         return self.target not in ("ideal", "custom")
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether idle windows become delays (and so relax in noisy simulation)."""
+        return self.schedule == "alap" or (self.schedule == "auto" and self.is_device)
 
 
 def named_yaml_files(folder: Path) -> list[str]:

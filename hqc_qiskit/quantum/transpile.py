@@ -15,7 +15,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import XGate
 from qiskit.transpiler import CouplingMap, PassManager, Target
-from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDynamicalDecoupling
+from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay, PadDynamicalDecoupling
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
 from .circuits import ansatz
@@ -123,13 +123,16 @@ def _pass_manager(profile: TranspileProfile, region: list[int] | None = None):
     return generate_preset_pass_manager(basis_gates=profile.basis_gates, coupling_map=coupling, **kwargs), None
 
 
-def _dynamical_decoupling(circuit: QuantumCircuit, target: Target, sequence: str, qubits: list[int]) -> QuantumCircuit:
-    """ALAP-schedule and pad the idle windows of ``qubits`` with an X-X echo (needs the target's gate durations)."""
-    if sequence != "XX":
+def _schedule(circuit: QuantumCircuit, target: Target, sequence: str, qubits: list[int]) -> QuantumCircuit:
+    """ALAP-schedule and fill the idle windows with delays, or with an X-X echo on ``qubits`` when
+    ``sequence`` is 'XX' (needs the target's gate durations)."""
+    if sequence == "none":
+        pad = PadDelay(target=target)
+    elif sequence == "XX":
+        pad = PadDynamicalDecoupling(target=target, dd_sequence=[XGate(), XGate()], qubits=qubits)
+    else:
         raise ValueError(f"unknown dynamical-decoupling sequence {sequence!r}")
-    pm = PassManager([ALAPScheduleAnalysis(target=target),
-                      PadDynamicalDecoupling(target=target, dd_sequence=[XGate(), XGate()], qubits=qubits)])
-    return pm.run(circuit)
+    return PassManager([ALAPScheduleAnalysis(target=target), pad]).run(circuit)
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,8 +165,8 @@ def _transpile_cached(name: str, profile_key: str, n_qubits: int, n_layers: int)
         isa, output_qubits = full, [region[q] for q in output_qubits]
     active = sorted({isa.find_bit(q).index for inst in isa.data if inst.operation.name not in _IGNORED for q in inst.qubits}
                     | set(output_qubits))
-    if profile.dynamical_decoupling != "none":
-        isa = _dynamical_decoupling(isa, target, profile.dynamical_decoupling, active)
+    if profile.scheduled:
+        isa = _schedule(isa, target, profile.dynamical_decoupling, active)
     return TranspiledReadout(name, profile, qc, x, w, isa, output_qubits, active, max(swap_counts) - (baseline[0] if baseline else 0), target)
 
 
