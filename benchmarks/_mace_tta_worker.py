@@ -35,8 +35,10 @@ ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--warmup-steps", type=int, default=0)
 ap.add_argument("--ema-warmup", action="store_true")
 ap.add_argument("--initial-shift", choices=["none", "residual"], default="none",
-                help="'residual': atomic_inter_shift = mean per-atom (label - untrained model) energy on 40 training "
-                "structures (the same fit as ours' reference_energies: fit_residual); its cost counts as training time")
+                help="'residual': atomic_inter_shift = mean per-atom (label - untrained model) energy on the first "
+                "--residual-structures training structures (the same fit as ours' reference_energies: fit_residual); "
+                "its cost counts as training time")
+ap.add_argument("--residual-structures", type=int, default=40, help="hqc_qiskit.train.RESIDUAL_FIT_STRUCTURES")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
@@ -70,7 +72,7 @@ def batch_of(items, idx):
     return next(iter(torch_geometric.dataloader.DataLoader([items[i] for i in idx], batch_size=len(idx), shuffle=False))).to_dict()
 
 
-def residual_shift(m, n_structures=40, batch_size=10):
+def residual_shift(m, n_structures, batch_size=10):
     """Mean per-atom (label - model) energy, eV/atom; one element, so least squares is this mean."""
     total, atoms = 0.0, 0
     for start in range(0, n_structures, batch_size):
@@ -84,7 +86,7 @@ def residual_shift(m, n_structures=40, batch_size=10):
 setup_s = 0.0
 if args.initial_shift == "residual":
     t0 = time.perf_counter()
-    shift = residual_shift(model)
+    shift = residual_shift(model, args.residual_structures)
     model.scale_shift.shift.fill_(shift)
     setup_s = time.perf_counter() - t0
     print(f"MACE residual shift {shift:.4f} eV/atom ({setup_s:.1f} s)", file=sys.stderr, flush=True)

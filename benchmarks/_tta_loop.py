@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the MACE venv has no hqc_qiskit installed
-from hqc_qiskit.ema import warmup_ema_avg_fn  # noqa: E402  (torch only)
+from hqc_qiskit.ema import ema_model  # noqa: E402  (torch only)
 
 
 def train_timed(
@@ -41,16 +41,13 @@ def train_timed(
     initial energy shift), counted as training time. ``warmup_steps``: learning rate rises linearly
     to ``lr`` over that many steps (Adam's first steps move every weight by ~lr and throw the energy off by
     eV/atom). ``ema_warmup``: EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates (NequIP's
-    ``ema_use_num_updates``, from torch_ema), so the evaluated average follows the model early on. Returns the evaluations: step, epoch, train_seconds,
-    val_e, val_f."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
+    ``ema_use_num_updates``, from torch_ema), so the evaluated average follows the model early on.
+    Returns the evaluations: step, epoch, train_seconds, val_e, val_f."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, amsgrad=True)
     sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0 / warmup_steps, 1.0, warmup_steps) if warmup_steps else None
-    ema = AveragedModel(model, avg_fn=warmup_ema_avg_fn(ema_decay)) if ema_warmup else \
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
+    ema = ema_model(model, ema_decay, ema_warmup)
     history, train_s, since_eval, step, epoch = [], setup_s, setup_s, 0, 0
     while train_s < budget_s:
         order = torch.randperm(n_train, generator=gen).tolist()

@@ -45,7 +45,8 @@ from hqc_qiskit.data.dataset import load_labelled  # noqa: E402
 from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device  # noqa: E402
 from hqc_qiskit.metrics import energy_force_metrics  # noqa: E402
 from hqc_qiskit.model.potential import build_model  # noqa: E402
-from hqc_qiskit.train import fit_reference_energies, fit_residual_reference_energies, loss_fn, predict  # noqa: E402
+from hqc_qiskit.train import (  # noqa: E402
+    RESIDUAL_FIT_STRUCTURES, fit_reference_energies, fit_residual_reference_energies, loss_fn, predict)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "si_liquid_3000K"
@@ -56,7 +57,8 @@ def run_mace(python: str, e0: float, a) -> dict:
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
     cmd = [python, str(ROOT / "benchmarks" / "_mace_tta_worker.py"), "--train", str(TRAIN), "--val", str(VAL),
            "--e0", repr(e0), "--threads", str(a.threads), "--budget", str(a.budget), "--eval-every", str(a.eval_every),
-           "--initial-shift", a.initial_shift, "--warmup-steps", str(a.warmup_steps)] + (["--ema-warmup"] if a.ema_warmup else [])
+           "--initial-shift", a.initial_shift, "--residual-structures", str(RESIDUAL_FIT_STRUCTURES),
+           "--warmup-steps", str(a.warmup_steps)] + (["--ema-warmup"] if a.ema_warmup else [])
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)   # stderr: live log
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
@@ -131,7 +133,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None, help="val F RMSE (eV/Å); default: from MACE's curve")
     ap.add_argument("--initial-shift", choices=["none", "residual"], default="none",
                     help="'residual': before training, every model (MACE too) gets a per-atom energy shift fitted to "
-                    "the labels minus its own untrained energies on 40 training structures (ours: "
+                    f"the labels minus its own untrained energies on the first {RESIDUAL_FIT_STRUCTURES} training structures (ours: "
                     "reference_energies: fit_residual; MACE: atomic_inter_shift); the fit counts as training time")
     ap.add_argument("--warmup-steps", type=int, default=0,
                     help="linear learning-rate warmup over this many steps, for every model (default: none)")

@@ -9,6 +9,9 @@ and adding torch_ema would mean a second EMA implementation and checkpoint forma
 
 from __future__ import annotations
 
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
 
 def warmup_ema_avg_fn(decay: float):
     """avg_fn(averaged, current, num_averaged): EMA with decay min(decay, (1 + n) / (10 + n)), n = updates so far."""
@@ -19,3 +22,9 @@ def warmup_ema_avg_fn(decay: float):
         return d * averaged + (1.0 - d) * current
 
     return avg_fn
+
+
+def ema_model(model: torch.nn.Module, decay: float, warmup: bool = False, use_buffers: bool = False) -> AveragedModel:
+    """AveragedModel of ``model``: EMA with fixed ``decay`` (torch's own), or with the warm-up above."""
+    average = {"avg_fn": warmup_ema_avg_fn(decay)} if warmup else {"multi_avg_fn": get_ema_multi_avg_fn(decay)}
+    return AveragedModel(model, use_buffers=use_buffers, **average)

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload
 from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
-from .ema import warmup_ema_avg_fn
+from .ema import ema_model
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
@@ -216,11 +215,7 @@ class Trainer:
         # linear warm-up per step; after warmup_steps LinearLR leaves the (plateau-reduced) lr alone
         self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0 / t.warmup_steps, 1.0, t.warmup_steps)
                        if t.warmup_steps else None)
-        self.ema = None
-        if t.ema_decay:
-            average = {"avg_fn": warmup_ema_avg_fn(t.ema_decay)} if t.ema_warmup else \
-                {"multi_avg_fn": get_ema_multi_avg_fn(t.ema_decay)}
-            self.ema = AveragedModel(self.model, use_buffers=True, **average)
+        self.ema = ema_model(self.model, t.ema_decay, t.ema_warmup, use_buffers=True) if t.ema_decay else None
         self.epoch = 0
         self.best_val = math.inf
         self.epochs_since_best = 0
