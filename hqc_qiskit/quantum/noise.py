@@ -7,7 +7,9 @@ Two kinds:
 * ``device``: the per-qubit, per-gate calibration of a fake backend snapshot, built exactly as Aer's
   ``NoiseModel.from_backend`` does (depolarizing + thermal relaxation per gate, readout error per
   qubit, relaxation on delays) but only for the active qubits of a transpiled readout, relabelled
-  0..n-1. That is what makes noisy simulation of a 127-qubit device cheap.
+  0..n-1. That is what makes noisy simulation of a 127-qubit device cheap. The delay relaxation is
+  kept beside the Aer model (``ReducedNoise.idle``) and written into the circuit by the simulator
+  (``simulate.explicit_idle_relaxation``); ``ReducedNoise.aer_model()`` is Aer's own form of the same.
 
 ``scale`` multiplies every error rate (gate errors, readout errors, 1/T1, 1/T2): 0 = noiseless,
 1 = the model as specified.
@@ -15,6 +17,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +86,16 @@ class ReducedNoise:
 
     model: NoiseModel | None
     readout: dict[int, np.ndarray] = field(default_factory=dict)   # reduced qubit -> (2, 2), [prepared, measured]
+    idle: RelaxationNoisePass | None = None     # thermal relaxation of each delay (device models), no thermal excitation
+
+    def aer_model(self) -> NoiseModel | None:
+        """The whole noise as one Aer model, delay relaxation as Aer's custom noise pass (what
+        ``NoiseModel.from_backend`` builds): the reference the simulator's explicit form is tested against."""
+        if self.model is None or self.idle is None:
+            return self.model
+        model = copy.deepcopy(self.model)
+        model._custom_noise_passes.append(self.idle)   # Aer has no public setter; from_backend does the same
+        return model
 
 
 def _symmetric_readout(p: float) -> np.ndarray:
@@ -133,8 +146,8 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
                 model.add_quantum_error(error, name, qubits)
         t1s = [np.inf if q.t1 is None else q.t1 for q in target.qubit_properties]
         t2s = [np.inf if q.t2 is None else min(q.t2, 2 * q.t1) for q in target.qubit_properties]
-        model._custom_noise_passes.append(   # idle (delay) relaxation, as NoiseModel.from_backend adds it
-            RelaxationNoisePass(t1s=t1s, t2s=t2s, dt=target.dt, op_types=Delay, target=target))
+        idle = RelaxationNoisePass(t1s=t1s, t2s=t2s, dt=target.dt, op_types=Delay, target=target)
+        return ReducedNoise(model, readout, idle)   # idle (delay) relaxation, as NoiseModel.from_backend adds it
     return ReducedNoise(model, readout)
 
 
