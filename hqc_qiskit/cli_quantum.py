@@ -37,12 +37,14 @@ def transpile_cmd(
     except (HQCError, ValueError) as exc:
         _fail(exc)
     table = Table(title=f"readout circuits compiled with profile {rows[0]['profile']}")
-    cols = ["ansatz", "two_qubit_gates", "depth", "two_qubit_depth", "swaps", "qubits_used", "success_probability"]
+    cols = ["ansatz", "two_qubit_gates", "depth", "two_qubit_depth", "swaps", "qubits_used", "idle_fidelity",
+            "success_probability"]
     for c in cols:
         table.add_column(c.replace("_", " "), justify="right")
     for r in rows:
         sp = r["success_probability"]
-        table.add_row(*[str(r[c]) for c in cols[:-1]], "n/a (no calibration)" if sp is None else f"{sp:.3f}")
+        table.add_row(*[str(r[c]) for c in cols[:-2]], f"{r['idle_fidelity']:.3f}",
+                      "n/a (no calibration)" if sp is None else f"{sp:.3f}")
     console.print(table)
     if json_out:
         from .checkpoint import atomic_write_json

@@ -66,6 +66,9 @@ def test_device_profiles_simulate_idle_relaxation(tmp_path):
     exact = make_backend("exact").run(batch).mean
     assert np.abs(with_idle - without_idle).max() > 1e-3
     assert np.abs(with_idle - exact).mean() > np.abs(without_idle - exact).mean()   # waiting adds error
+    # the transpile table's success estimate counts the idle windows too
+    assert unscheduled.idle_fidelity() == 1.0 and scheduled.idle_fidelity() < 0.99
+    assert scheduled.success_probability() < unscheduled.success_probability()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ntarget: ideal\nbasis_gates: [rz, sx, cz]\nschedule: alap\n")
     with pytest.raises(ConfigError, match="gate durations"):
@@ -95,6 +98,17 @@ def test_explicit_idle_relaxation_equals_aer_noise_pass():
         theirs = circuit.copy()
         theirs.save_probabilities(qubits=sim.tr.reduced_outputs, label="probs")
         np.testing.assert_allclose(ours.distributions(params), reference.distributions(params, theirs), atol=1e-12)
+
+
+def test_relaxation_fidelity_is_the_average_gate_fidelity_of_aers_channel():
+    from qiskit.quantum_info import Kraus, average_gate_fidelity
+    from qiskit_aer.noise import thermal_relaxation_error
+
+    from hqc_qiskit.quantum.transpile import relaxation_fidelity
+
+    for t1, t2, t in [(200e-6, 150e-6, 30e-6), (100e-6, 200e-6, 5e-6), (50e-6, 20e-6, 80e-6)]:
+        channel = Kraus(thermal_relaxation_error(t1, t2, t).to_quantumchannel())
+        assert relaxation_fidelity(t, t1, t2) == pytest.approx(average_gate_fidelity(channel), abs=1e-12)
 
 
 def test_infinite_shots_without_noise_equal_exact():

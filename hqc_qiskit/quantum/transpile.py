@@ -17,6 +17,7 @@ from qiskit.circuit.library import XGate
 from qiskit.transpiler import CouplingMap, PassManager, Target
 from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay, PadDynamicalDecoupling
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
+from qiskit.utils.units import apply_prefix
 
 from .circuits import ansatz
 from .devices import compact_region, fake_backend, reduced_target
@@ -80,12 +81,12 @@ class TranspiledReadout:
             "swaps": self.swaps,
             "qubits_used": len(self.active_qubits),
             "success_probability": self.success_probability(),
+            "idle_fidelity": self.idle_fidelity(),
         }
 
     def success_probability(self) -> float | None:
-        """Product of (1 - error) over every gate and output measurement, from the target's calibration.
-
-        None where the target has no calibrated errors (ideal and custom targets)."""
+        """Product of (1 - error) over every gate and output measurement, from the target's calibration,
+        times :meth:`idle_fidelity`. None where the target has no calibrated errors (ideal and custom targets)."""
         if self.target is None:
             return None
         p = 1.0
@@ -101,7 +102,35 @@ class TranspiledReadout:
             props = self.target["measure"].get((q,)) if "measure" in self.target else None
             if props is not None and props.error is not None:
                 p *= 1.0 - props.error
-        return p
+        return p * self.idle_fidelity()
+
+    def idle_fidelity(self) -> float:
+        """Product over the idle windows (delays) of active qubits, after their first gate, of the
+        average gate fidelity of T1/T2 relaxation for the window (:func:`relaxation_fidelity`), the analogue of a gate's 1 - error (calibrated gate errors are average-gate-infidelities).
+        1 for unscheduled circuits. Leading windows are skipped: a qubit still in |0> does not relax."""
+        if self.target is None or "delay" not in self.isa.count_ops():
+            return 1.0
+        props, active, started, f = self.target.qubit_properties, set(self.active_qubits), set(), 1.0
+        for inst in self.isa.data:
+            qubits = [self.isa.find_bit(q).index for q in inst.qubits]
+            if inst.operation.name != "delay":
+                started.update(qubits)
+                continue
+            q = qubits[0]
+            if q not in active or q not in started or props is None or props[q] is None or props[q].t1 is None:
+                continue
+            op = inst.operation
+            t = op.duration * self.target.dt if op.unit == "dt" else apply_prefix(op.duration, op.unit)
+            t1 = props[q].t1
+            t2 = min(props[q].t2, 2 * t1) if props[q].t2 is not None else 2 * t1
+            f *= relaxation_fidelity(t, t1, t2)
+        return f
+
+
+def relaxation_fidelity(t: float, t1: float, t2: float) -> float:
+    """Average gate fidelity of thermal relaxation (no thermal excitation) for t seconds with T1, T2 (s):
+    (3 + 2 exp(-t/T2) + exp(-t/T1)) / 6, from its Pauli transfer matrix diagonal (1, e^-t/T2, e^-t/T2, e^-t/T1)."""
+    return float((3.0 + 2.0 * np.exp(-t / t2) + np.exp(-t / t1)) / 6.0)
 
 
 def _pass_manager(profile: TranspileProfile, region: list[int] | None = None):
