@@ -106,18 +106,20 @@ class TranspiledReadout:
 
     def idle_fidelity(self) -> float:
         """Product over the idle windows (delays) of active qubits, after their first gate, of the
-        average gate fidelity of T1/T2 relaxation for the window (:func:`relaxation_fidelity`), the analogue of a gate's 1 - error (calibrated gate errors are average-gate-infidelities).
-        1 for unscheduled circuits. Leading windows are skipped: a qubit still in |0> does not relax."""
-        if self.target is None or "delay" not in self.isa.count_ops():
+        average gate fidelity of T1/T2 relaxation for the window (:func:`relaxation_fidelity`): the
+        analogue of a gate's 1 - error (calibrated gate errors are average gate infidelities). 1 for
+        unscheduled circuits. Leading windows are skipped: a qubit still in |0> does not relax."""
+        props = None if self.target is None else self.target.qubit_properties
+        if props is None or "delay" not in self.isa.count_ops():
             return 1.0
-        props, active, started, f = self.target.qubit_properties, set(self.active_qubits), set(), 1.0
+        active, started, f = set(self.active_qubits), set(), 1.0
         for inst in self.isa.data:
             qubits = [self.isa.find_bit(q).index for q in inst.qubits]
             if inst.operation.name != "delay":
                 started.update(qubits)
                 continue
             q = qubits[0]
-            if q not in active or q not in started or props is None or props[q] is None or props[q].t1 is None:
+            if q not in active or q not in started or props[q] is None or props[q].t1 is None:
                 continue
             op = inst.operation
             t = op.duration * self.target.dt if op.unit == "dt" else apply_prefix(op.duration, op.unit)
