@@ -17,9 +17,11 @@ def warmup_ema_avg_fn(decay: float):
     """avg_fn(averaged, current, num_averaged): EMA with decay min(decay, (1 + n) / (10 + n)), n = updates so far."""
 
     def avg_fn(averaged, current, num_averaged):
+        if not (averaged.is_floating_point() or averaged.is_complex()):
+            return current   # integer buffers (index tables) are constants: averaging would truncate them
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
-        return d * averaged + (1.0 - d) * current
+        return torch.lerp(averaged, current, 1.0 - d)   # exact where averaged == current (constant buffers)
 
     return avg_fn
 

@@ -191,6 +191,19 @@ def test_fit_residual_reference_energies_remove_the_initial_offset(tiny_config):
     assert shift == pytest.approx(-mean_error(plain), abs=5e-5)
 
 
+@pytest.mark.parametrize("ema_warmup", [False, True])
+def test_ema_keeps_the_models_buffers(tiny_config, ema_warmup):
+    """The trainer's EMA averages parameters, never the model's constant buffers: integer index tables
+    and constant float tables stay bit-identical to the model's (the first warm-up EMA truncated the
+    index tables, and the EMA model's forces were garbage)."""
+    trainer = Trainer(tiny_config(train__max_epochs=2, train__ema_warmup=ema_warmup), progress=False)
+    trainer.fit()
+    buffers = dict(trainer.model.named_buffers())
+    assert any(not b.is_floating_point() for b in buffers.values())
+    for name, averaged in trainer.ema.module.named_buffers():
+        assert torch.equal(averaged, buffers[name]), name
+
+
 def test_learning_rate_warmup_and_ema_warmup(tiny_config):
     """warmup_steps: lr = lr * (1/W + (1 - 1/W) k / W) after k steps, then lr (2 steps per epoch here);
     ema_warmup: decay (1 + n) / (10 + n) while that is below ema_decay, so the first average is the model."""
