@@ -17,16 +17,18 @@ def warmup_ema_avg_fn(decay: float):
     """avg_fn(averaged, current, num_averaged): EMA with decay min(decay, (1 + n) / (10 + n)), n = updates so far."""
 
     def avg_fn(averaged, current, num_averaged):
-        if not (averaged.is_floating_point() or averaged.is_complex()):
-            return current   # integer buffers (index tables) are constants: averaging would truncate them
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
-        return torch.lerp(averaged, current, 1.0 - d)   # exact where averaged == current (constant buffers)
+        return torch.lerp(averaged, current, 1.0 - d)   # the update of torch's fixed-decay EMA, with d instead
 
     return avg_fn
 
 
-def ema_model(model: torch.nn.Module, decay: float, warmup: bool = False, use_buffers: bool = False) -> AveragedModel:
-    """AveragedModel of ``model``: EMA with fixed ``decay`` (torch's own), or with the warm-up above."""
+def ema_model(model: torch.nn.Module, decay: float, warmup: bool = False) -> AveragedModel:
+    """AveragedModel of ``model``: EMA with fixed ``decay`` (torch's own), or with the warm-up above.
+
+    Parameters only: the model's buffers (integer index tables, reference energies) are constants and
+    are copied at each update (``use_buffers=False``); averaging integer tables truncated them for some
+    decays (0.9, the warm-up decays) and broke the averaged model's predictions."""
     average = {"avg_fn": warmup_ema_avg_fn(decay)} if warmup else {"multi_avg_fn": get_ema_multi_avg_fn(decay)}
-    return AveragedModel(model, use_buffers=use_buffers, **average)
+    return AveragedModel(model, use_buffers=False, **average)

@@ -215,9 +215,7 @@ class Trainer:
         # linear warm-up per step; after warmup_steps LinearLR leaves the (plateau-reduced) lr alone
         self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0 / t.warmup_steps, 1.0, t.warmup_steps)
                        if t.warmup_steps else None)
-        # parameters only: the model's buffers are constants (index tables, reference energies) and are copied,
-        # not averaged (averaging integer index tables with decay 0.9 or the warm-up decays truncated them)
-        self.ema = ema_model(self.model, t.ema_decay, t.ema_warmup, use_buffers=False) if t.ema_decay else None
+        self.ema = ema_model(self.model, t.ema_decay, t.ema_warmup) if t.ema_decay else None   # parameters only
         self.epoch = 0
         self.best_val = math.inf
         self.epochs_since_best = 0
