@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 from qiskit.transpiler import InstructionProperties, QubitProperties, Target
 
@@ -34,6 +35,16 @@ def fake_backend(name: str):
             if isinstance(cls, type):
                 return cls()
     raise ConfigError(f"unknown fake device {name!r}; available: {', '.join(fake_device_names())}")
+
+
+def relaxation_times(qp: QubitProperties | None) -> tuple[float, float]:
+    """(T1, T2) of a qubit in seconds, T2 truncated to 2 T1 (missing T2: 2 T1), missing values infinite:
+    the rule of Aer's device noise models (``NoiseModel.from_backend``)."""
+    t1 = None if qp is None else qp.t1
+    t2 = None if qp is None else qp.t2
+    if t1 is not None:
+        t2 = 2 * t1 if t2 is None else min(t2, 2 * t1)
+    return (math.inf if t1 is None else t1, math.inf if t2 is None else t2)
 
 
 def reduced_target(target: Target, qubits: list[int], scale: float = 1.0) -> Target:

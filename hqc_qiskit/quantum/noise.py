@@ -31,7 +31,7 @@ from qiskit_aer.noise.device import basic_device_gate_errors
 from qiskit_aer.noise.passes import RelaxationNoisePass
 
 from ..errors import ConfigError
-from .devices import reduced_target
+from .devices import reduced_target, relaxation_times
 from .profiles import load_named_yaml, named_yaml_files
 from .transpile import TranspiledReadout
 
@@ -144,9 +144,8 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
             warnings.simplefilter("ignore")
             for name, qubits, error in basic_device_gate_errors(target=target):
                 model.add_quantum_error(error, name, qubits)
-        t1s = [np.inf if q.t1 is None else q.t1 for q in target.qubit_properties]
-        t2s = [np.inf if q.t2 is None else min(q.t2, 2 * q.t1) for q in target.qubit_properties]
-        idle = RelaxationNoisePass(t1s=t1s, t2s=t2s, dt=target.dt, op_types=Delay, target=target)
+        t1s, t2s = zip(*(relaxation_times(q) for q in target.qubit_properties))
+        idle = RelaxationNoisePass(t1s=list(t1s), t2s=list(t2s), dt=target.dt, op_types=Delay, target=target)
         return ReducedNoise(model, readout, idle)   # idle (delay) relaxation, as NoiseModel.from_backend adds it
     return ReducedNoise(model, readout)
 

@@ -20,7 +20,7 @@ from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit.utils.units import apply_prefix
 
 from .circuits import ansatz
-from .devices import compact_region, fake_backend, reduced_target
+from .devices import compact_region, fake_backend, reduced_target, relaxation_times
 from .profiles import TranspileProfile, load_profile
 
 _IGNORED = ("barrier", "delay")  # do not make a qubit "active" on their own
@@ -119,13 +119,11 @@ class TranspiledReadout:
                 started.update(qubits)
                 continue
             q = qubits[0]
-            if q not in active or q not in started or props[q] is None or props[q].t1 is None:
+            if q not in active or q not in started:
                 continue
             op = inst.operation
             t = op.duration * self.target.dt if op.unit == "dt" else apply_prefix(op.duration, op.unit)
-            t1 = props[q].t1
-            t2 = min(props[q].t2, 2 * t1) if props[q].t2 is not None else 2 * t1
-            f *= relaxation_fidelity(t, t1, t2)
+            f *= relaxation_fidelity(t, *relaxation_times(props[q]))   # unknown T1 and T2: fidelity 1
         return f
 
 
