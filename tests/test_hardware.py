@@ -92,9 +92,11 @@ def test_explicit_idle_relaxation_equals_aer_noise_pass():
     assert sim.circuit.count_ops().get("kraus", 0) > 0
     params = sim.tr.parameter_values(batch.x, batch.w, sim.tr.reduced)
     reference = copy.copy(sim)
+    reference.engine = "aer"
     reference.simulator = AerSimulator(method="density_matrix", noise_model=sim.noise.aer_model())
     for circuit in (sim.tr.reduced, fold_global(sim.tr.reduced, 3)):
         ours = sim.with_circuit(circuit)
+        ours.engine = "aer"
         theirs = circuit.copy()
         theirs.save_probabilities(qubits=sim.tr.reduced_outputs, label="probs")
         np.testing.assert_allclose(ours.distributions(params), reference.distributions(params, theirs), atol=1e-12)

@@ -3,9 +3,9 @@
 Names:
   ``exact``                  exact engine, no shot noise (the training engine)
   ``aer``                    Aer, ideal, with shots
-  ``aer-noise:<model>[@<profile>]``  Aer with a noise model of ``noise_models/`` on the circuits transpiled
+  ``aer-noise:<model>[@<profile>]``  an Aer noise model of ``noise_models/`` on the circuits transpiled
                              with a profile of ``transpile_profiles/`` (default: the model's own), simulated
-                             on the active qubits only
+                             on the active qubits only (batched density matrices, ``simulate.py``)
   ``fake_<device>``          qiskit-ibm-runtime local mode on a fake device (full-device Aer simulation:
                              exact but slow; ``aer-noise:fake_<device>`` is the fast equivalent)
   ``ibm_<device>``           IBM Quantum hardware through QiskitRuntimeService (saved account)
@@ -124,19 +124,21 @@ class ExactBackend(Backend):
 
 
 class SimulatorBackend(Backend):
-    """Aer on the active qubits of the transpiled readouts, optional noise model and mitigation."""
+    """Simulation of the transpiled readouts on their active qubits, optional noise model and mitigation."""
 
     def __init__(self, noise: str | None = None, profile: str | None = None, scale: float = 1.0,
                  mitigation: MitigationOptions | None = None, name: str | None = None,
-                 keep_distributions: bool = False):
+                 keep_distributions: bool = False, engine: str = "batched"):
         """``keep_distributions``: remember every exact distribution computed (by circuit batch and fold)
         for reuse by this backend and its ``with_mitigation`` siblings. Off by default: a long-lived
-        backend that sees a new structure each call (MC, MD) would only accumulate them."""
+        backend that sees a new structure each call (MC, MD) would only accumulate them. ``engine``: noisy
+        circuits by the batched density-matrix engine (default) or by Aer (``"aer"``), see ``ReducedSimulator``."""
         from .noise import load_noise_spec
 
         self.spec = load_noise_spec(noise) if noise else None
         self.profile = profile or (self.spec.profile if self.spec else "ideal")
         self.scale = scale
+        self.engine = engine
         self.mitigation = mitigation or MitigationOptions()
         self.name = name or ("aer" if noise is None else f"aer-noise:{noise}@{self.profile}")
         self._simulators: dict = {}
@@ -151,14 +153,20 @@ class SimulatorBackend(Backend):
         other.mitigation = mitigation
         return other
 
-    def simulator(self, batch: CircuitBatch) -> ReducedSimulator:
+    def simulator(self, batch: CircuitBatch, scale_factor: int = 1) -> ReducedSimulator:
+        """The readout's reduced simulator, its circuit folded ``scale_factor`` times for ZNE (built once each)."""
         from .noise import reduced_noise
         from .transpile import transpile_readout
 
-        key = (batch.ansatz, batch.n_qubits, batch.n_layers)
+        key = (batch.ansatz, batch.n_qubits, batch.n_layers, scale_factor)
         if key not in self._simulators:
-            tr = transpile_readout(batch.ansatz, self.profile, batch.n_qubits, batch.n_layers)
-            self._simulators[key] = ReducedSimulator(tr, reduced_noise(self.spec, tr, self.scale) if self.spec else None)
+            if scale_factor != 1:
+                plain = self.simulator(batch)
+                self._simulators[key] = plain.with_circuit(fold_global(plain.tr.reduced, scale_factor))
+            else:
+                tr = transpile_readout(batch.ansatz, self.profile, batch.n_qubits, batch.n_layers)
+                noise = reduced_noise(self.spec, tr, self.scale) if self.spec else None
+                self._simulators[key] = ReducedSimulator(tr, noise, engine=self.engine)
         return self._simulators[key]
 
     def distributions(self, batch: CircuitBatch, scale_factor: int = 1) -> np.ndarray:
@@ -171,11 +179,9 @@ class SimulatorBackend(Backend):
         return self._distributions[key].copy()
 
     def _simulate(self, batch: CircuitBatch, scale_factor: int) -> np.ndarray:
-        sim = self.simulator(batch)
-        if scale_factor != 1:
-            sim = sim.with_circuit(fold_global(sim.tr.reduced, scale_factor))
+        sim = self.simulator(batch, scale_factor)
         params = sim.tr.parameter_values(batch.x, batch.w, sim.tr.reduced)
-        return sim.distributions(params, sim.circuit)
+        return sim.distributions(params)
 
     def _calibration(self, batch: CircuitBatch, rng: np.random.Generator) -> list[np.ndarray]:
         """Per-output confusion [prepared, measured] from |0..0> / |1..1> preparations, measured with the

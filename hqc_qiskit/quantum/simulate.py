@@ -2,20 +2,22 @@
 
 Why this exists: simulating the full 127-qubit device with Aer is far too slow for 320 circuits per
 structure. The reduced circuit (active qubits) with the reduced noise model is the same physics.
-Aer computes each circuit's exact output distribution over the measured qubits (density matrix
-when noisy, statevector otherwise; one ``run`` with all parameter sets as parameter binds); the
-readout confusion is applied to that distribution, and shots are drawn from it by a multinomial,
-which is what sampling does. Equality with Aer's own shot sampling and with the full-device
-simulation is tested.
+Each circuit's exact output distribution over the measured qubits is computed (noisy: by the
+batched density-matrix engine of :mod:`.density`, all parameter sets at once, or by Aer's
+density-matrix method with ``engine="aer"``; noiseless: Aer's statevector); the readout confusion is
+applied to that distribution, and shots are drawn from it by a multinomial, which is what sampling
+does. Equality with Aer, with qiskit's exact density-matrix evolution, with Aer's own shot sampling
+and with the full-device simulation is tested.
 
 Idle relaxation (device noise on scheduled circuits) is written into the circuit once, as one Kraus
 instruction per delay (:func:`explicit_idle_relaxation`), instead of leaving it to Aer's noise pass at
-every run: the same channels, but the pass's own instruction form is not merged by Aer's
-density-matrix fusion and made the noisy energy about 2x slower (benchmarks/noisy_energy.py measures
-both side by side; equality with Aer's form is tested to 1e-12).
+every run: the same channels (tested to 1e-12), in a form both engines simulate directly (Aer's
+density-matrix fusion does not merge the pass's own instructions, which made Aer 2x slower).
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -23,6 +25,7 @@ from qiskit.quantum_info import DensityMatrix, Kraus
 from qiskit.transpiler import PassManager
 from qiskit_aer import AerSimulator
 
+from .density import BatchedDensityMatrix
 from .noise import ReducedNoise
 from .transpile import TranspiledReadout
 
@@ -78,38 +81,58 @@ def explicit_idle_relaxation(circuit: QuantumCircuit, noise: ReducedNoise) -> Qu
 
 
 class ReducedSimulator:
-    """Output distributions and shots of one transpiled readout under one reduced noise model."""
+    """Output distributions and shots of one transpiled readout under one reduced noise model.
 
-    def __init__(self, tr: TranspiledReadout, noise: ReducedNoise | None = None, precision: str = "double"):
+    ``engine``: ``"batched"`` (default; :class:`.density.BatchedDensityMatrix`) or ``"aer"`` (Aer's
+    density-matrix method, one experiment per parameter set) for noisy circuits; noiseless circuits always
+    use Aer's statevector. ``precision``: ``"double"`` or ``"single"``, for either engine."""
+
+    def __init__(self, tr: TranspiledReadout, noise: ReducedNoise | None = None, precision: str = "double",
+                 engine: str = "batched"):
+        if engine not in ("batched", "aer"):
+            raise ValueError(f"unknown simulation engine {engine!r}; use 'batched' or 'aer'")
         self.tr = tr
         self.noise = noise if noise is not None else ReducedNoise(None, {})
         noisy = self.noise.model is not None
+        self.engine, self.precision = (engine if noisy else "aer"), precision
         self.circuit = self._measured(tr.reduced)
         self.simulator = AerSimulator(method="density_matrix" if noisy else "statevector",
                                       noise_model=self.noise.model, precision=precision,
                                       max_parallel_experiments=0)
         self.confusion = [self.noise.readout.get(q, np.eye(2)) for q in tr.reduced_outputs]
+        self._compiled: dict[int, tuple[QuantumCircuit, BatchedDensityMatrix]] = {}
 
     def distributions(self, params: np.ndarray, circuit: QuantumCircuit | None = None) -> np.ndarray:
         """Exact measured-outcome distributions (K, 2^n_out) for parameter rows ``params`` (K, P) of the
         reduced circuit (see ``TranspiledReadout.parameter_values``), readout error included."""
         circuit = self.circuit if circuit is None else circuit
         params = np.atleast_2d(params)
+        if self.engine == "batched":
+            probs = self._batched(circuit).probabilities(params)
+        else:
+            probs = self._aer(circuit, params)
+        probs = np.clip(probs, 0.0, None)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return apply_readout(probs, self.confusion)
+
+    def _batched(self, circuit: QuantumCircuit) -> BatchedDensityMatrix:
+        """The circuit compiled with this noise model, once per circuit object."""
+        if id(circuit) not in self._compiled:
+            self._compiled[id(circuit)] = (circuit, BatchedDensityMatrix(circuit, self.noise.model, self.precision))
+        return self._compiled[id(circuit)][1]
+
+    def _aer(self, circuit: QuantumCircuit, params: np.ndarray) -> np.ndarray:
         if circuit.num_parameters:
             binds = [{p: params[:, i] for i, p in enumerate(circuit.parameters)}]
             result = self.simulator.run([circuit], parameter_binds=binds, shots=1).result()
         else:
             result = self.simulator.run([circuit] * params.shape[0], shots=1).result()
-        probs = np.stack([np.asarray(result.data(i)["probs"], dtype=float) for i in range(params.shape[0])])
-        probs = np.clip(probs, 0.0, None)
-        probs /= probs.sum(axis=1, keepdims=True)
-        return apply_readout(probs, self.confusion)
+        return np.stack([np.asarray(result.data(i)["probs"], dtype=float) for i in range(params.shape[0])])
 
     def with_circuit(self, reduced: QuantumCircuit) -> "ReducedSimulator":
-        """Same noise and outputs, a different reduced circuit on the same register (e.g. folded for ZNE)."""
-        other = object.__new__(ReducedSimulator)
-        other.tr, other.noise, other.simulator, other.confusion = self.tr, self.noise, self.simulator, self.confusion
-        other.circuit = other._measured(reduced)
+        """Same noise, engine and outputs, a different reduced circuit on the same register (e.g. folded for ZNE)."""
+        other = copy.copy(self)
+        other.circuit, other._compiled = other._measured(reduced), {}
         return other
 
     def _measured(self, reduced: QuantumCircuit) -> QuantumCircuit:
