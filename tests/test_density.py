@@ -40,8 +40,8 @@ def _aer(circuit: QuantumCircuit, noise_model, values: np.ndarray) -> np.ndarray
 
 
 def _toy_circuit() -> tuple[QuantumCircuit, NoiseModel]:
-    """Four qubits, one idle; every kind of step: affine rz of an input, a weight shared by the batch, a
-    non-affine expression and a parameterised rx (row-by-row path), cz, ecr and cx in both qubit orders,
+    """Four qubits, one idle; every kind of step: affine rz of an input, a weight shared by the batch,
+    non-affine expressions of one and two parameters and a parameterised rx (row-by-row path), cz, ecr and cx in both qubit orders,
     a Kraus channel, 1q/2q noise; the measured qubits out of order and one active qubit traced out."""
     x, y, w = Parameter("x"), Parameter("y"), Parameter("w")
     qc = QuantumCircuit(4)
@@ -52,6 +52,7 @@ def _toy_circuit() -> tuple[QuantumCircuit, NoiseModel]:
     qc.sx(2)
     qc.cz(0, 1)
     qc.rz(x * y, 1)
+    qc.rz(x * x, 2)
     qc.append(Kraus(amplitude_damping_error(0.2).to_quantumchannel()), [1])
     qc.ecr(2, 1)
     qc.sx(1)

@@ -88,10 +88,11 @@ def _expression_values(expr, parameters: list, values: np.ndarray) -> np.ndarray
         return np.full(values.shape[0], float(expr))
     free = list(expr.parameters)
     columns = [parameters.index(p) for p in free]
-    if len(free) == 1:   # affine in its parameter (every transpiled rz): evaluate vectorised, after checking
-        f = [float(expr.bind({free[0]: t}).numeric()) for t in (0.0, 1.0, 2.0)]
-        if abs((f[2] - f[1]) - (f[1] - f[0])) < 1e-12:
-            return f[0] + (f[1] - f[0]) * values[:, columns[0]]
+    if len(free) == 1:   # affine in its parameter (every transpiled rz: constant slope): vectorised
+        slope = expr.gradient(free[0])
+        if not isinstance(slope, ParameterExpression):
+            offset = float(expr.bind({free[0]: 0.0}).numeric())
+            return offset + float(slope) * values[:, columns[0]]
     rows = [float(expr.bind(dict(zip(free, row))).numeric()) for row in values[:, columns]]
     return np.asarray(rows)
 
@@ -132,7 +133,7 @@ def _constant_step(inst, qubits, cache: dict) -> _Step:
 
 
 def _compose(later: np.ndarray, later_q: tuple, earlier: np.ndarray, earlier_q: tuple) -> tuple[np.ndarray, tuple]:
-    """Superop of ``earlier`` then ``later`` on the union of their qubits (at most 2), in ``later``'s order
+    """Transfer matrix of ``earlier`` then ``later`` on the union of their qubits (at most 2), in ``later``'s order
     extended by ``earlier``'s other qubits. Broadcasts over a leading batch axis."""
     qubits = tuple(later_q) + tuple(q for q in earlier_q if q not in later_q)
     return _embed(later, later_q, qubits) @ _embed(earlier, earlier_q, qubits), qubits
