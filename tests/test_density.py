@@ -82,14 +82,24 @@ def test_batched_density_matrix_equals_exact_evolution(precision, atol):
     assert exact.std(axis=0).min() > 1e-3                                   # the rows really differ
 
 
-def test_batched_density_matrix_chunks_agree(monkeypatch):
-    """Splitting the batch into cache-sized chunks changes nothing."""
+@pytest.mark.parametrize("tiles", [False, True])
+def test_batched_density_matrix_chunks_and_tiles_agree(monkeypatch, tiles):
+    """Splitting the batch into cache-sized chunks, and (one large state at a time) applying blocks in tiles
+    slab by slab, changes nothing."""
     import hqc_qiskit.quantum.density as density
 
     qc, noise = _toy_circuit()
+    save = qc.data.pop()
+    qc.cz(3, 1)              # all four qubits live: tiles of 3 qubits leave 4 rows, in slabs of 2
+    qc.data.append(save)
     values = np.random.default_rng(1).uniform(-2, 2, (7, qc.num_parameters))
     whole = BatchedDensityMatrix(qc, noise).probabilities(values)
-    monkeypatch.setattr(density, "_CHUNK_BYTES", 2 * 4**qc.num_qubits * 8)   # two rows per chunk
+    if tiles:   # one state per chunk, larger than the budget: tiles of up to 3 qubits, slabs of 2 rows
+        monkeypatch.setattr(density, "_CHUNK_BYTES", 4**qc.num_qubits * 8 - 1)
+        monkeypatch.setattr(density, "_TILE_QUBITS", 3)
+        monkeypatch.setattr(density, "_TILE_BYTES", 2 * 4**3 * 8)
+    else:       # two rows per chunk
+        monkeypatch.setattr(density, "_CHUNK_BYTES", 2 * 4**qc.num_qubits * 8)
     np.testing.assert_allclose(BatchedDensityMatrix(qc, noise).probabilities(values), whole, atol=1e-15)
 
 

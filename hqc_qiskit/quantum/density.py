@@ -39,6 +39,8 @@ from qiskit.quantum_info import Kraus, Operator
 
 _SKIPPED = {"barrier", "delay", "id"}          # identity on the state (idle noise comes as explicit Kraus)
 _CHUNK_BYTES = 4 * 2**20                         # state bytes per chunk of the batch (fits in L2/L3 cache)
+_TILE_QUBITS = 7                                 # a larger state: blocks grouped on up to 7 qubits (4^7 coefficients)
+_TILE_BYTES = 2**20                              # ... and applied to slabs of this many bytes
 
 
 _PAULI_1Q = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
@@ -211,17 +213,30 @@ class BatchedDensityMatrix:
         # chunks small enough to stay in cache: the work is a few dozen passes over the whole state
         chunk = max(1, _CHUNK_BYTES // (4**self.n * self.dtype.itemsize))
         out = []
+        # one circuit larger than the cache: consecutive blocks within _TILE_QUBITS qubits are applied together,
+        # slab by slab of the other qubits' coefficients, so that memory is swept once per tile, not per block
+        tiled = chunk == 1 and 4**self.n * self.dtype.itemsize > _CHUNK_BYTES
         for start in range(0, values.shape[0], chunk):
             rows = slice(start, start + chunk)
             state = _PauliState.empty(len(values[rows]), self.dtype)
-            for i, (r, qs) in enumerate(blocks):
-                for q in qs:            # a qubit joins the state (in its prefix's product state) when first needed
+            i = 0
+            while i < len(blocks):
+                j, tile = i + 1, set(blocks[i][1])
+                while tiled and j < len(blocks) and len(tile | set(blocks[j][1])) <= _TILE_QUBITS:
+                    tile |= set(blocks[j][1])
+                    j += 1
+                for q in sorted(tile):  # a qubit joins the state (in its prefix's product state) when first needed
                     if q not in state.axes:
                         state.add(q, states[q][rows])
-                state.apply(r if r.ndim == 2 else r[rows], qs)
-                for q in qs:            # and an unmeasured one leaves it (partial trace) after its last operation
-                    if last[q] == i and q not in self.measured:
+                group = [(r if r.ndim == 2 else r[rows], qs) for r, qs in blocks[i:j]]
+                if tiled:
+                    state.apply_tile(group, sorted(tile))
+                else:
+                    state.apply(*group[0])
+                for q in sorted(tile):  # and an unmeasured one leaves it (partial trace) after its last operation
+                    if last[q] < j and q not in self.measured:
                         state.trace_out(q)
+                i = j
             for q in self.measured:     # measured qubits that never met another one
                 if q not in state.axes:
                     state.add(q, states[q][rows])
@@ -272,6 +287,23 @@ class _PauliState:
         v = torch.tensor(np.asarray(vector), dtype=self.c.dtype)
         self.c = (self.c.reshape(self.c.shape[0], -1, 1) * v[:, None, :]).reshape(self.c.shape + (4,))
         self.axes = self.axes + [qubit]
+
+    def apply_tile(self, group: list[tuple[np.ndarray, tuple]], tile: list[int]) -> None:
+        """Apply the blocks of ``group`` in order (one state in the batch; matrices (4^k, 4^k) or (1, 4^k, 4^k)),
+        all acting within the qubits ``tile``: the tile's axes are moved last once, and the blocks are applied to
+        one cache-sized slab of rows (other qubits' Pauli indices) after another."""
+        assert self.c.shape[0] == 1, "tiles are for one large state at a time"
+        rest = [q for q in self.axes if q not in tile]
+        m = len(tile)
+        x = _permuted(self.c, [0] + [1 + self.axes.index(q) for q in rest + tile]).reshape(-1, 4**m)
+        rows = max(1, _TILE_BYTES // (4**m * self.c.element_size()))
+        for s0 in range(0, x.shape[0], rows):
+            slab = _PauliState(x[s0:s0 + rows].reshape((-1,) + (4,) * m), list(tile))
+            for r, qs in group:
+                slab.apply(r[0] if r.ndim == 3 else r, qs)
+            x[s0:s0 + rows] = _permuted(slab.c, [0] + [1 + slab.axes.index(q) for q in tile]).reshape(-1, 4**m)
+        self.c = x.reshape(self.c.shape)
+        self.axes = rest + tile
 
     def trace_out(self, qubit: int) -> None:
         """Partial trace over ``qubit``: keep its identity component (c_I of a normalised qubit state is 1)."""
