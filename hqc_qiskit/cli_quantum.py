@@ -69,7 +69,8 @@ def backends_cmd():
     table.add_column("notes")
     table.add_row("exact", "yes", "exact engine, no shot noise (training engine)")
     table.add_row("aer", "yes", "Aer, ideal, shots")
-    table.add_row("aer-noise:<model>[@<profile>]", "yes", f"models: {', '.join(noise_model_names())}; profiles: {', '.join(profile_names())}")
+    table.add_row("aer-noise:<model>[@<profile>]", "yes", "Aer noise model on the active qubits, batched density matrices; "
+                  f"models: {', '.join(noise_model_names())}; profiles: {', '.join(profile_names())}")
     table.add_row("fake_<device>", "yes", f"runtime local mode, {len(fake_device_names())} snapshots (e.g. fake_brisbane, fake_torino)")
     status, note = _ibm_status()
     table.add_row("ibm_<device>", status, note)

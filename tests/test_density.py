@@ -131,6 +131,10 @@ def test_batched_engine_rejects_what_it_cannot_simulate():
         BatchedDensityMatrix(qc)
     with pytest.raises(ValueError, match="save_probabilities"):
         BatchedDensityMatrix(QuantumCircuit(1))
+    wide = QuantumCircuit(5)
+    wide.mcx([0, 1, 2, 3], 4)
+    with pytest.raises(ValueError, match="on 5 qubits"):
+        BatchedDensityMatrix(wide)
     sim = SimulatorBackend("fake_brisbane", "ibm_eagle_compact").simulator(CircuitBatch("cx", 3, 1, [(np.zeros((1, 3)), np.zeros(3))]))
     with pytest.raises(ValueError, match="custom noise passes"):     # delay relaxation would be skipped silently
         BatchedDensityMatrix(sim.circuit, sim.noise.aer_model())

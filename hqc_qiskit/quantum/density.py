@@ -39,7 +39,7 @@ from qiskit.quantum_info import Kraus, Operator
 
 _SKIPPED = {"barrier", "delay", "id"}          # identity on the state (idle noise comes as explicit Kraus)
 _CHUNK_BYTES = 4 * 2**20                         # state bytes per chunk of the batch (fits in L2/L3 cache)
-_TILE_QUBITS = 7                                 # a larger state: blocks grouped on up to 7 qubits (4^7 coefficients)
+_TILE_QUBITS = 7                                 # a larger state: blocks grouped on up to 7 qubits (0: no tiles)
 _TILE_BYTES = 2**20                              # ... and applied to slabs of this many bytes
 
 
@@ -186,9 +186,10 @@ class BatchedDensityMatrix:
                 self.measured = list(qubits)
             elif name in _SKIPPED:
                 continue
-            elif name in ("measure", "reset") or inst.clbits:
-                raise ValueError(f"batched density matrix: unsupported instruction {name!r} (only unitary gates "
-                                 "and noise channels, with save_probabilities at the end)")
+            elif name in ("measure", "reset") or inst.clbits or len(qubits) > 4:
+                raise ValueError(f"batched density matrix: unsupported instruction {name!r} on {len(qubits)} qubits "
+                                 "(only unitary gates and noise channels on up to 4 qubits, as in transpiled circuits, "
+                                 "with save_probabilities at the end)")
             elif inst.operation.is_parameterized():
                 steps.append(_parametric_step(inst, qubits[::-1], self.parameters))
             else:
@@ -215,7 +216,7 @@ class BatchedDensityMatrix:
         out = []
         # one circuit larger than the cache: consecutive blocks within _TILE_QUBITS qubits are applied together,
         # slab by slab of the other qubits' coefficients, so that memory is swept once per tile, not per block
-        tiled = chunk == 1 and 4**self.n * self.dtype.itemsize > _CHUNK_BYTES
+        tiled = _TILE_QUBITS > 2 and chunk == 1 and 4**self.n * self.dtype.itemsize > _CHUNK_BYTES
         for start in range(0, values.shape[0], chunk):
             rows = slice(start, start + chunk)
             state = _PauliState.empty(len(values[rows]), self.dtype)
