@@ -106,3 +106,31 @@ def test_edge_tensor_products_sum_over_edges_like_e3nn(impl):
             torch.testing.assert_close(p, q, atol=1e-9, rtol=1e-8)
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("readout", [{"kind": "classical", "hidden": 8},
+                                     {"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1}])
+def test_model_trains_under_autocast(val_frames, readout):
+    """torch.autocast with bfloat16 (on CPU here; the same code path as CUDA mixed precision): the force loss
+    backpropagates to finite gradients and E, F stay close to float32. The edge sums accumulate in float32
+    and the quantum circuit runs in the parameters' precision (both failed under autocast before)."""
+    from conftest import TINY_MODEL
+
+    from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device
+    from hqc_qiskit.model.potential import build_model
+    from hqc_qiskit.train import loss_fn
+
+    torch.manual_seed(0)
+    model = build_model(dict(TINY_MODEL, readout=readout))
+    batch = to_device(collate([atoms_to_graph(a, 4.5, ["Si"], with_labels=True) for a in val_frames[:2]]), "cpu", torch.float32)
+    ref = model(batch, compute_forces=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch, compute_forces=True, create_graph=True)
+        loss = loss_fn(out, batch, 1.0, 100.0)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    de = (out["energy"].float() - ref["energy"]).abs().max()
+    df = (out["forces"].float() - ref["forces"]).pow(2).mean().sqrt()
+    assert 0 < de < 0.02 * ref["energy"].abs().max() + 0.05            # eV per structure; > 0: bf16 really ran
+    assert df < 0.05 * ref["forces"].pow(2).mean().sqrt()

@@ -28,6 +28,13 @@ def _take_uvu_reference(module: nn.Module, reference: o3.TensorProduct) -> None:
     module.split1 = [mul_ir.dim for mul_ir in module.irreps_in1]
 
 
+
+def edge_sum(like: torch.Tensor, values: torch.Tensor, receivers: torch.Tensor) -> torch.Tensor:
+    """Sum of per-edge ``values`` (M, c) onto the receiving atoms: (N, c) with N = ``like.shape[0]``, in
+    ``like``'s dtype. Under torch.autocast the edge terms may come out of a matmul in half precision; they
+    are summed in the node features' precision (index_add needs one dtype; a no-op cast otherwise)."""
+    return like.new_zeros(like.shape[0], values.shape[1]).index_add(0, receivers, values.to(like.dtype))
+
 class SplitUVUTensorProduct(nn.Module):
     """x1 (M, irreps_in1) x x2 (M, irreps_in2; every multiplicity 1) with weights (M, weight_numel) -> (M, irreps_out).
 
@@ -149,7 +156,7 @@ class GroupedUVUTensorProduct(nn.Module):
                             senders: torch.Tensor, receivers: torch.Tensor) -> torch.Tensor:
         """The same sums with their columns in this module's own order: column ``out_columns[j]`` is
         column j of e3nn's layout. A following ``FusedLinear`` can take this order directly."""
-        n, m = x.shape[0], x2.shape[0]
+        m = x2.shape[0]
         # index_select, not x[senders]: its backward is index_add, much faster than index_put
         xs = torch.split(x.index_select(0, senders), self.split1, dim=1)
         ws = torch.split(weights, self.weight_split, dim=1)   # split, not narrow: one backward for all
@@ -163,5 +170,5 @@ class GroupedUVUTensorProduct(nn.Module):
             else:
                 x1 = xs[i1].reshape(m, u, d1)                                       # (M, u, d1)
                 r = torch.bmm(y.transpose(1, 2), x1.transpose(1, 2)) * w.index_select(1, repeat)  # (M, K, u)
-            sums.append(x.new_zeros(n, k_total * u).index_add(0, receivers, r.reshape(m, k_total * u)))   # (N, K*u)
+            sums.append(edge_sum(x, r.reshape(m, k_total * u), receivers))   # (N, K*u)
         return torch.cat(sums, dim=1)                                              # (N, irreps_out dim)

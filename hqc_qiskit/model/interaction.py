@@ -15,7 +15,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import nn
 
-from .conv_tp import GroupedUVUTensorProduct, SplitUVUTensorProduct
+from .conv_tp import GroupedUVUTensorProduct, SplitUVUTensorProduct, edge_sum
 from .fused_linear import FusedLinear
 from .scalar_tp import ScalarPartnerTensorProduct
 
@@ -157,7 +157,7 @@ class InteractionBlock(nn.Module):
                 agg = self.conv_tp.aggregate_unordered(x, sh, w_tp, senders, receivers)   # (N, mid), own order
             if self.n_scalars:
                 scalars = x.index_select(1, self.scalar_idx).index_select(0, senders) * w_scalar   # (M, n_scalars)
-                agg = torch.cat([h.new_zeros(h.shape[0], self.n_scalars).index_add(0, receivers, scalars), agg], dim=1)
+                agg = torch.cat([edge_sum(h, scalars, receivers), agg], dim=1)
             return self._update(agg, h0, skip)
         x_j = x[senders]                                         # (M, in)
         if isinstance(self.conv_tp, SplitUVUTensorProduct):
@@ -168,7 +168,7 @@ class InteractionBlock(nn.Module):
             blocks = [x_j[:, self.scalar_idx] * w_scalar] + blocks
         # sum over edges block by block, then concatenate the (N, .) sums: concatenating (M, .) edge
         # blocks first costs a full-size zero fill per block in the force-training double backward
-        agg = torch.cat([h.new_zeros(h.shape[0], b.shape[1]).index_add(0, receivers, b) for b in blocks], dim=1)
+        agg = torch.cat([edge_sum(h, b, receivers) for b in blocks], dim=1)
         return self._update(agg, h0, skip)
 
     def _update(self, agg, h0, skip):

@@ -38,7 +38,12 @@ class QuantumReadout(nn.Module):
         self.supports_double_backward = self.circuit.supports_double_backward
 
     def forward(self, scalars: torch.Tensor) -> torch.Tensor:  # (N, n_scalars) -> (N,)
-        return self.decode(self.circuit(self.angle_scale * self.encode(scalars))).squeeze(-1)
+        angles = self.angle_scale * self.encode(scalars)
+        # the circuit is simulated in the parameters' precision even under torch.autocast: its complex
+        # amplitudes have no half-precision kernels, and rotation angles lose too much in bfloat16
+        with torch.autocast(angles.device.type, enabled=False):
+            z = self.circuit(angles.to(self.decode.weight.dtype))
+        return self.decode(z).squeeze(-1)
 
 
 READOUTS = {"classical": ClassicalReadout, "quantum": QuantumReadout}
