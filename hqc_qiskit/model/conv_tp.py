@@ -28,12 +28,12 @@ def _take_uvu_reference(module: nn.Module, reference: o3.TensorProduct) -> None:
     module.split1 = [mul_ir.dim for mul_ir in module.irreps_in1]
 
 
-
 def edge_sum(like: torch.Tensor, values: torch.Tensor, receivers: torch.Tensor) -> torch.Tensor:
     """Sum of per-edge ``values`` (M, c) onto the receiving atoms: (N, c) with N = ``like.shape[0]``, in
     ``like``'s dtype. Under torch.autocast the edge terms may come out of a matmul in half precision; they
     are summed in the node features' precision (index_add needs one dtype; a no-op cast otherwise)."""
     return like.new_zeros(like.shape[0], values.shape[1]).index_add(0, receivers, values.to(like.dtype))
+
 
 class SplitUVUTensorProduct(nn.Module):
     """x1 (M, irreps_in1) x x2 (M, irreps_in2; every multiplicity 1) with weights (M, weight_numel) -> (M, irreps_out).

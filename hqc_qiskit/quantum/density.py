@@ -202,14 +202,16 @@ class BatchedDensityMatrix:
             if len(step.qubits) > 1:
                 for q in step.qubits:
                     first_multi.setdefault(q, i)
-        self.prefix = [s for i, s in enumerate(steps) if i < first_multi.get(s.qubits[0], len(steps)) and len(s.qubits) == 1]
-        self.body = [s for i, s in enumerate(steps) if not (len(s.qubits) == 1 and i < first_multi.get(s.qubits[0], len(steps)))]
+        in_prefix = [len(s.qubits) == 1 and i < first_multi.get(s.qubits[0], len(steps)) for i, s in enumerate(steps)]
+        self.prefix = [s for s, p in zip(steps, in_prefix) if p]
+        self.body = [s for s, p in zip(steps, in_prefix) if not p]
 
     def probabilities(self, values: np.ndarray) -> np.ndarray:
         """Distributions (K, 2^m) over the measured qubits (bit j of the index = measured qubit j, as Aer's
         ``save_probabilities``) for parameter rows ``values`` (K, P) in ``circuit.parameters`` order."""
         values = np.atleast_2d(np.asarray(values, dtype=float))
         states, blocks = self._plan(values)
+        blocks = [(torch.as_tensor(r, dtype=self.dtype), qs) for r, qs in blocks]   # once, not per chunk or slab
         last = {q: i for i, (_, qs) in enumerate(blocks) for q in qs}
         # chunks small enough to stay in cache: the work is a few dozen passes over the whole state
         chunk = max(1, _CHUNK_BYTES // (4**self.n * self.dtype.itemsize))
@@ -289,8 +291,8 @@ class _PauliState:
         self.c = (self.c.reshape(self.c.shape[0], -1, 1) * v[:, None, :]).reshape(self.c.shape + (4,))
         self.axes = self.axes + [qubit]
 
-    def apply_tile(self, group: list[tuple[np.ndarray, tuple]], tile: list[int]) -> None:
-        """Apply the blocks of ``group`` in order (one state in the batch; matrices (4^k, 4^k) or (1, 4^k, 4^k)),
+    def apply_tile(self, group: list[tuple[torch.Tensor, tuple]], tile: list[int]) -> None:
+        """Apply the blocks of ``group`` in order (one state in the batch; tensors (4^k, 4^k) or (1, 4^k, 4^k)),
         all acting within the qubits ``tile``: the tile's axes are moved last once, and the blocks are applied to
         one cache-sized slab of rows (other qubits' Pauli indices) after another."""
         assert self.c.shape[0] == 1, "tiles are for one large state at a time"
@@ -307,18 +309,18 @@ class _PauliState:
         self.axes = rest + tile
 
     def trace_out(self, qubit: int) -> None:
-        """Partial trace over ``qubit``: keep its identity component (c_I of a normalised qubit state is 1)."""
+        """Partial trace over ``qubit``: the remaining coefficients are those with the identity on it."""
         axis = self.axes.index(qubit)
         self.c = self.c.select(1 + axis, 0).contiguous()
         self.axes = self.axes[:axis] + self.axes[axis + 1:]
 
-    def apply(self, r: np.ndarray, qs: tuple) -> None:
-        """Apply transfer matrix ``r`` ((4^k, 4^k) or (K, 4^k, 4^k)) on qubits ``qs`` (block order). The
+    def apply(self, r: torch.Tensor, qs: tuple) -> None:
+        """Apply transfer matrix ``r`` ((4^k, 4^k) or (K, 4^k, 4^k), the state's dtype) on qubits ``qs`` (block order). The
         target axes go first (R @ x with a long inner dimension is the fast matrix product here)."""
         rest = [q for q in self.axes if q not in qs]
         k, d = self.c.shape[0], 4 ** len(qs)
         x = _permuted(self.c, [0] + [1 + self.axes.index(q) for q in list(qs) + rest]).reshape(k, d, -1)
-        self.c = torch.matmul(torch.as_tensor(r, dtype=self.c.dtype), x).reshape(self.c.shape)
+        self.c = torch.matmul(r, x).reshape(self.c.shape)
         self.axes = list(qs) + rest
 
     def probabilities(self, measured: list[int]) -> np.ndarray:
