@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
 console = Console()
+
+# the option of every command that can simulate noisy circuits (energy, mc, noise-study, shots-study)
+NoisyEngine = Annotated[str, typer.Option(
+    "--noisy-engine", help="how aer-noise: backends simulate noisy circuits: batched (density-matrix engine, "
+    "default) or aer (Aer's density-matrix method: slower, a cross-check)")]
 
 
 def fail(exc: Exception) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli_common import console
+from .cli_common import NoisyEngine, console
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -109,6 +109,7 @@ def energy_cmd(
     journal: Optional[Path] = typer.Option(None, help="runtime backends: keep finished jobs' counts here (resume)"),
     seed: Optional[int] = typer.Option(None, help="seed of the simulated shot noise"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
+    noisy_engine: NoisyEngine = "batched",
 ):
     """Shot-based energy of one structure (eV) with its standard error, on any backend."""
     from .checkpoint import atomic_write_json, load_model
@@ -124,7 +125,7 @@ def energy_cmd(
         atoms = frames[index]
         runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
                                  max_qpu_seconds=max_qpu_seconds, journal=str(journal) if journal else None, seed=seed)
-        b = make_backend(backend, profile, noise_scale, mitigation, runtime)
+        b = make_backend(backend, profile, noise_scale, mitigation, runtime, noisy_engine)
         problem = readout_problem(model, atoms)
         if dry_run:
             cost = b.cost(problem.batch, shots_per_circuit(problem, shots, allocation))
@@ -170,6 +171,7 @@ def noise_study_cmd(
     out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
     resume: bool = typer.Option(False, "--resume", help="keep the points already in OUT/noise_study.json that "
                                 "match these settings (e.g. of a killed run) and compute only the rest"),
+    noisy_engine: NoisyEngine = "batched",
 ):
     """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations.
 
@@ -194,7 +196,7 @@ def noise_study_cmd(
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         out.mkdir(parents=True, exist_ok=True)
         rows = noise_study(model, frames, noise, profiles.split(","), _floats(scales), mitigations.split(","),
-                           np.inf if shots is None else shots, done=done, on_row=save)
+                           np.inf if shots is None else shots, done=done, on_row=save, engine=noisy_engine)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     atomic_write_json(rows, results)
@@ -212,6 +214,7 @@ def shots_study_cmd(
     repeats: int = typer.Option(3, help="repeats per structure and shot count"),
     target: float = typer.Option(2.0, help="standard error (meV/atom) for the uniform-vs-optimal shot count"),
     out: Path = typer.Option(Path("shots_study"), help="output folder: shots_study.json, .md, .png"),
+    noisy_engine: NoisyEngine = "batched",
 ):
     """Energy error vs shots (log-log, with the 1/sqrt(S) line) for uniform and optimal allocation."""
     from .checkpoint import atomic_write_json
@@ -221,7 +224,8 @@ def shots_study_cmd(
 
     try:
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
-        rows = shots_study(model, frames, make_backend(backend), [int(s) for s in _floats(shots)], repeats=repeats)
+        simulator = make_backend(backend, engine=noisy_engine)
+        rows = shots_study(model, frames, simulator, [int(s) for s in _floats(shots)], repeats=repeats)
         needed = shots_for_stderr(model, frames, target)
     except (HQCError, ValueError) as exc:
         _fail(exc)

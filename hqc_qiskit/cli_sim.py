@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from .cli_common import console
+from .cli_common import NoisyEngine, console
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -113,6 +113,7 @@ def mc_cmd(
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print what the run would cost (circuits, shots, QPU time) and exit"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    noisy_engine: NoisyEngine = "batched",
 ):
     """Metropolis Monte Carlo at T with energies from any backend (shot noise handled by the penalty method)."""
     from .checkpoint import load_model
@@ -131,7 +132,7 @@ def mc_cmd(
         runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
                                  max_qpu_seconds=max_qpu_seconds,
                                  journal=str(out / "jobs") if runtime_backend else None)
-        b = None if backend == "exact" else make_backend(backend, profile, noise_scale, mitigation, runtime)
+        b = None if backend == "exact" else make_backend(backend, profile, noise_scale, mitigation, runtime, noisy_engine)
         model = load_model(run_dir).double()
         atoms = _frame(structure, index)
         if dry_run:

@@ -26,11 +26,13 @@ _NOISE_KEY = ("ansatz", "noise", "profile", "idle_delays", "scale", "mitigation"
 
 
 def noise_study(model, structures, noise: str, profiles: list[str], scales: list[float], mitigations: list[str],
-                shots: float = np.inf, seed: int = 0, done: list[dict] = (), on_row=None) -> list[dict]:
+                shots: float = np.inf, seed: int = 0, done: list[dict] = (), on_row=None,
+                engine: str = "batched") -> list[dict]:
     """Energy RMSE (meV/atom) vs the exact engine for each (profile, scale, mitigation). shots=inf: expectation values.
 
     ``done``: rows of an earlier, interrupted run; grid points with the same settings are not recomputed.
-    ``on_row(rows)`` is called after every new point (to save partial results).
+    ``on_row(rows)`` is called after every new point (to save partial results). ``engine``: the noisy
+    simulation engine of ``SimulatorBackend`` (both give the same distributions to 1e-8, tests/test_density.py).
     """
     problems = [readout_problem(model, atoms) for atoms in structures]
     n_atoms = problems[0].n_atoms
@@ -55,7 +57,8 @@ def noise_study(model, structures, noise: str, profiles: list[str], scales: list
     device_key = device = None   # one simulated device per (profile, scale): its distributions serve every mitigation
     for profile, scale, mitigation in track(grid, description="noise study"):
         if device_key != (profile, scale):   # the grid is ordered by (profile, scale): earlier devices are done
-            device_key, device = (profile, scale), SimulatorBackend(noise, profile, scale, keep_distributions=True)
+            device_key = (profile, scale)
+            device = SimulatorBackend(noise, profile, scale, keep_distributions=True, engine=engine)
         backend = device.with_mitigation(MitigationOptions.parse(mitigation))
         errors, stderrs = [], []
         for atoms, problem in zip(structures, problems):

@@ -309,7 +309,7 @@ def test_unknown_backend_and_noise_model():
         make_backend("aer-noise:fake_brisbane@ideal").run(_batch(k=1), np.inf)
 
 
-def test_energy_estimate_of_a_model_and_cli(tmp_path):
+def test_energy_estimate_of_a_model_and_cli(tmp_path, monkeypatch):
     """Shot-based energy of a tiny HQC model: exact backend = model; aer within its standard error; CLI."""
     import json
 
@@ -318,6 +318,7 @@ def test_energy_estimate_of_a_model_and_cli(tmp_path):
     from hqc_qiskit.cli import app
     from hqc_qiskit.data.dataset import read_structures
     from hqc_qiskit.quantum.estimate import estimate_energy
+    from hqc_qiskit.quantum.simulate import ReducedSimulator
 
     from tests.conftest import DATA, tiny_hqc_checkpoint
 
@@ -334,6 +335,19 @@ def test_energy_estimate_of_a_model_and_cli(tmp_path):
                                  "--seed", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["circuits"] == 2 * 64
+    noisy, aer_calls = {}, []
+    aer = ReducedSimulator._aer
+    monkeypatch.setattr(ReducedSimulator, "_aer", lambda self, *a: aer_calls.append(1) or aer(self, *a))
+    for engine in ("batched", "aer"):   # --noisy-engine: the same sampled energy from either noisy simulator
+        result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "aer-noise:depolarizing",
+                                     "--shots", "500", "--seed", "1", "--json", str(out), "--noisy-engine", engine])
+        assert result.exit_code == 0, result.output
+        noisy[engine] = json.loads(out.read_text())
+        assert bool(aer_calls) == (engine == "aer")   # the option reached the simulator
+    assert abs(noisy["batched"]["energy"] - noisy["aer"]["energy"]) < 1e-3 * noisy["aer"]["stderr"]
+    result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "aer-noise:depolarizing",
+                                 "--noisy-engine", "statevector"])
+    assert result.exit_code == 2 and "unknown simulation engine 'statevector'" in result.output
     result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "ibm_brisbane", "--dry-run"])
     assert result.exit_code == 0 and "qpu_seconds" in result.output and "nothing was submitted" in result.output
     result = runner.invoke(app, ["transpile", "--profile", "ideal", "--ansatz", "cz", "--json", str(tmp_path / "t.json")])

@@ -27,7 +27,7 @@ import torch
 
 from ..errors import ConfigError
 from .mitigation import MitigationOptions, calibrate_confusion, extrapolation_weights, fold_global, inverse_confusion
-from .simulate import ReducedSimulator, sample_counts, z_signs
+from .simulate import ReducedSimulator, check_engine, sample_counts, z_signs
 
 
 @dataclass
@@ -135,6 +135,7 @@ class SimulatorBackend(Backend):
         circuits by the batched density-matrix engine (default) or by Aer (``"aer"``), see ``ReducedSimulator``."""
         from .noise import load_noise_spec
 
+        check_engine(engine)
         self.spec = load_noise_spec(noise) if noise else None
         self.profile = profile or (self.spec.profile if self.spec else "ideal")
         self.scale = scale
@@ -231,16 +232,17 @@ class SimulatorBackend(Backend):
 
 
 def make_backend(name: str, profile: str | None = None, scale: float = 1.0, mitigation: str | None = None,
-                 runtime: RuntimeOptions | None = None) -> Backend:
-    """Backend by name (see module docstring)."""
+                 runtime: RuntimeOptions | None = None, engine: str = "batched") -> Backend:
+    """Backend by name (see module docstring). ``engine``: how ``aer-noise:`` backends simulate noisy
+    circuits, ``"batched"`` (density-matrix engine, default) or ``"aer"`` (Aer's density-matrix method)."""
     options = MitigationOptions.parse(mitigation)
     if name == "exact":
         return ExactBackend()
     if name == "aer":
-        return SimulatorBackend(None, profile, scale, options)
+        return SimulatorBackend(None, profile, scale, options, engine=engine)
     if name.startswith("aer-noise:"):
         model, _, at_profile = name.removeprefix("aer-noise:").partition("@")
-        return SimulatorBackend(model, at_profile or profile, scale, options)
+        return SimulatorBackend(model, at_profile or profile, scale, options, engine=engine)
     if name.startswith("fake_") or name.startswith("ibm_"):
         # on runtime backends the same --mitigation is done by the runtime (Estimator resilience options)
         return RuntimeBackend(name, profile, (runtime or RuntimeOptions()).with_mitigation(options))

@@ -25,6 +25,7 @@ from qiskit.quantum_info import DensityMatrix, Kraus
 from qiskit.transpiler import PassManager
 from qiskit_aer import AerSimulator
 
+from ..errors import ConfigError
 from .density import BatchedDensityMatrix
 from .noise import ReducedNoise
 from .transpile import TranspiledReadout
@@ -80,6 +81,15 @@ def explicit_idle_relaxation(circuit: QuantumCircuit, noise: ReducedNoise) -> Qu
     return out
 
 
+SIMULATION_ENGINES = ("batched", "aer")
+
+
+def check_engine(engine: str) -> None:
+    """Refuse an unknown noisy-simulation engine name (before any work is done)."""
+    if engine not in SIMULATION_ENGINES:
+        raise ConfigError(f"unknown simulation engine {engine!r}; use {' or '.join(map(repr, SIMULATION_ENGINES))}")
+
+
 class ReducedSimulator:
     """Output distributions and shots of one transpiled readout under one reduced noise model.
 
@@ -89,8 +99,7 @@ class ReducedSimulator:
 
     def __init__(self, tr: TranspiledReadout, noise: ReducedNoise | None = None, precision: str = "double",
                  engine: str = "batched"):
-        if engine not in ("batched", "aer"):
-            raise ValueError(f"unknown simulation engine {engine!r}; use 'batched' or 'aer'")
+        check_engine(engine)
         self.tr = tr
         self.noise = noise if noise is not None else ReducedNoise(None, {})
         noisy = self.noise.model is not None
