@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -14,8 +14,31 @@ NoisyEngine = Annotated[str, typer.Option(
     "--noisy-engine", help="how aer-noise: backends simulate noisy circuits: batched (density-matrix engine, "
     "default) or aer (Aer's density-matrix method: slower, a cross-check)")]
 
+# the backend options of the commands that run a model's circuits on any backend (energy, mc)
+Allocation = Annotated[str, typer.Option(help="uniform or optimal (variance-weighted) shot allocation")]
+Profile = Annotated[Optional[str], typer.Option(help="transpile profile (default: the backend's or model's)")]
+NoiseScale = Annotated[float, typer.Option(help="aer-noise: multiply every error rate of the noise model")]
+Mitigation = Annotated[str, typer.Option(
+    help="none, rem, zne, zne-linear, zne:1,3,5, or zne+rem (aer: mitiq; runtime backends: the runtime "
+    "Estimator's own TREX/ZNE)")]
+ResilienceLevel = Annotated[Optional[int], typer.Option(
+    help="runtime backends: run the runtime Estimator at this resilience level (0, 1 TREX, 2 TREX+ZNE)")]
+DynamicalDecoupling = Annotated[bool, typer.Option("--dd", help="runtime backends: dynamical decoupling")]
+Twirling = Annotated[bool, typer.Option("--twirling", help="runtime backends: gate and measurement twirling")]
+MaxQPUSeconds = Annotated[Optional[float], typer.Option(
+    help="runtime backends: refuse to submit any job estimated above this")]
+
 
 def fail(exc: Exception) -> None:
     """Print ``exc`` as one red line (no traceback) and exit with status 2."""
     console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(2)
+
+
+def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
+    """Dry runs: say whether a real run would submit under ``--max-qpu-seconds``, which the runtime backend
+    checks against each energy's estimate before submitting its jobs (and refuses above it)."""
+    if cap is None:
+        return
+    verdict = "a real run would refuse it" if qpu_seconds > cap else "within the cap"
+    console.print(f"estimated QPU time per energy {qpu_seconds:.4g} s vs --max-qpu-seconds {cap:g}: {verdict}")

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli_common import NoisyEngine, console
+from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
+                         ResilienceLevel, Twirling, console, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -97,15 +98,15 @@ def energy_cmd(
     index: int = typer.Option(0, help="frame of the structure file"),
     backend: str = typer.Option("aer", help="exact, aer, aer-noise:<model>[@<profile>], fake_<device>, ibm_<device>"),
     shots: int = typer.Option(50000, help="shots per circuit (average; total = shots x circuits)"),
-    allocation: str = typer.Option("uniform", help="uniform or optimal (variance-weighted) shot allocation"),
-    profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's or model's)"),
-    noise_scale: float = typer.Option(1.0, help="multiply every error rate of the noise model"),
-    mitigation: str = typer.Option("none", help="none, rem, zne, zne-linear, zne:1,3,5, or 'zne+rem' (aer: mitiq; runtime backends: the runtime Estimator's own TREX/ZNE)"),
-    resilience_level: Optional[int] = typer.Option(None, help="runtime backends: run the runtime Estimator at this resilience level (0, 1 TREX, 2 TREX+ZNE)"),
+    allocation: Allocation = "uniform",
+    profile: Profile = None,
+    noise_scale: NoiseScale = 1.0,
+    mitigation: Mitigation = "none",
+    resilience_level: ResilienceLevel = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="print circuits, shots and estimated QPU time; submit nothing"),
-    max_qpu_seconds: Optional[float] = typer.Option(None, help="refuse to submit a hardware job estimated above this"),
-    dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
-    twirling: bool = typer.Option(False, "--twirling", help="runtime backends: gate and measurement twirling"),
+    max_qpu_seconds: MaxQPUSeconds = None,
+    dd: DynamicalDecoupling = False,
+    twirling: Twirling = False,
     journal: Optional[Path] = typer.Option(None, help="runtime backends: keep finished jobs' counts here (resume)"),
     seed: Optional[int] = typer.Option(None, help="seed of the simulated shot noise"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
@@ -131,6 +132,7 @@ def energy_cmd(
             cost = b.cost(problem.batch, shots_per_circuit(problem, shots, allocation))
             for key, value in cost.items():
                 console.print(f"{key:>22}: {value}")
+            print_cap_check(cost["qpu_seconds"], max_qpu_seconds)
             console.print("dry run: nothing was submitted")
             return
         est = estimate_energy(model, atoms, b, shots, allocation, np.random.default_rng(seed), problem)

@@ -9,7 +9,8 @@ from typing import Iterator, Optional
 
 import typer
 
-from .cli_common import NoisyEngine, console
+from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
+                         ResilienceLevel, Twirling, console, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -98,14 +99,14 @@ def mc_cmd(
     target_acceptance: float = typer.Option(0.5, help="acceptance ratio the adaptation aims for"),
     acceptance: str = typer.Option("penalty", help="penalty (Ceperley-Dewing, unbiased with noisy energies) or plain (the paper)"),
     remeasure: bool = typer.Option(False, "--remeasure", help="measure the current state again every step instead of reusing its energy"),
-    allocation: str = typer.Option("uniform", help="uniform or optimal shot allocation"),
-    profile: Optional[str] = typer.Option(None, help="transpile profile (default: the backend's)"),
-    noise_scale: float = typer.Option(1.0, help="aer-noise: multiply every error rate"),
-    mitigation: str = typer.Option("none", help="none, rem, zne, zne-linear, zne:1,3,5, zne+rem (aer: mitiq; runtime backends: the runtime Estimator's own TREX/ZNE)"),
-    resilience_level: Optional[int] = typer.Option(None, help="runtime backends: run the runtime Estimator at this resilience level (0, 1 TREX, 2 TREX+ZNE)"),
-    dd: bool = typer.Option(False, "--dd", help="runtime backends: dynamical decoupling"),
-    twirling: bool = typer.Option(False, "--twirling", help="runtime backends: gate and measurement twirling"),
-    max_qpu_seconds: Optional[float] = typer.Option(None, help="runtime backends: refuse any job estimated above this"),
+    allocation: Allocation = "uniform",
+    profile: Profile = None,
+    noise_scale: NoiseScale = 1.0,
+    mitigation: Mitigation = "none",
+    resilience_level: ResilienceLevel = None,
+    dd: DynamicalDecoupling = False,
+    twirling: Twirling = False,
+    max_qpu_seconds: MaxQPUSeconds = None,
     seed: int = typer.Option(0, help="seed of moves, acceptance and simulated shot noise"),
     sample_every: int = typer.Option(10, help="steps between saved configurations"),
     checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints (default 10; 1 on runtime backends)"),
@@ -139,8 +140,10 @@ def mc_cmd(
             if b is None:
                 console.print("backend exact: no circuits are run, nothing to cost")
                 return
-            for key, value in mc_cost(model, atoms, b, opt).items():
+            cost = mc_cost(model, atoms, b, opt)
+            for key, value in cost.items():
                 console.print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+            print_cap_check(cost["qpu_seconds_per_energy"], max_qpu_seconds)
             console.print("dry run: nothing was submitted")
             return
         if runtime_backend:

@@ -348,8 +348,14 @@ def test_energy_estimate_of_a_model_and_cli(tmp_path, monkeypatch):
     result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "aer-noise:depolarizing",
                                  "--noisy-engine", "statevector"])
     assert result.exit_code == 2 and "unknown simulation engine 'statevector'" in result.output
-    result = runner.invoke(app, ["energy", str(path), "--structure", str(structure), "--backend", "ibm_brisbane", "--dry-run"])
+    dry = ["energy", str(path), "--structure", str(structure), "--backend", "ibm_brisbane", "--dry-run", "--dd", "--twirling",
+           "--resilience-level", "1", "--allocation", "optimal"]
+    result = runner.invoke(app, dry)
     assert result.exit_code == 0 and "qpu_seconds" in result.output and "nothing was submitted" in result.output
+    assert "max-qpu-seconds" not in result.output
+    for cap, verdict in (("1", "a real run would refuse it"), ("1e9", "within the cap")):
+        result = runner.invoke(app, dry + ["--max-qpu-seconds", cap])
+        assert result.exit_code == 0 and verdict in " ".join(result.output.split()), result.output   # unwrapped
     result = runner.invoke(app, ["transpile", "--profile", "ideal", "--ansatz", "cz", "--json", str(tmp_path / "t.json")])
     assert result.exit_code == 0 and json.loads((tmp_path / "t.json").read_text())[0]["swaps"] == 0
 
