@@ -1,0 +1,143 @@
+"""Test accuracy at convergence: the fastest named configs against the paper's architecture (issue 7).
+
+    python benchmarks/converged_accuracy.py [--pairs cmlp:small_cmlp,hqc_cz:small_hqc_cz] [--patience 50]
+        [--max-minutes M] [--threads N] [--device auto|cpu|cuda] [--runs-dir runs/converged]
+        [--train-only small_cmlp,...] [--report-only] [--out converged_accuracy]
+
+Every config of the pairs (paper config : fast named config) trains on all 900 training structures
+with the same recipe: the config's own model, optimizer and scheduler, plus the fast start of
+docs/training.md (learning-rate warmup over 20 steps, EMA warmup, per-atom shift fitted to the
+residual), until early stopping: no better validation loss for --patience epochs. That stop is what
+"converged" means here. Runs live in <runs-dir>/<config> and resume from their checkpoints, so a
+training that does not fit in one sitting (--max-minutes per config and invocation) continues on the
+next invocation; --train-only trains some configs now, --report-only trains none.
+
+Output: the test RMSE of E (meV/atom) and F (eV/Å) of each run's best EMA model (from its
+summary.json, written by the trainer at each stop) and, per pair, fast / paper for E and F; the
+target is at most 1.10 for both. A ratio from a run that has not converged is printed as
+provisional. benchmarks/results/<out>.json has everything.
+
+The paper configs need thousands of 20-second steps on a 2-core CPU (docs/results.md, "The paper's
+architecture"): run this on a GPU, e.g. --device cuda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+from hqc_qiskit.config import load_config  # noqa: E402
+from hqc_qiskit.train import Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# the fast start of docs/training.md, on all the training data; the same for every config
+RECIPE = ["data.max_train=null", "train.warmup_steps=20", "train.ema_warmup=true",
+          "model.reference_energies=fit_residual"]
+TARGET = 1.10
+
+
+def overrides(a, run_dir: Path) -> list[str]:
+    return RECIPE + ([f"data.max_train={a.max_train}"] if a.max_train else []) + [f"output_dir={run_dir}", "train.max_epochs=100000", f"train.early_stopping_patience={a.patience}",
+                     f"train.device={a.device}"] + ([f"train.max_minutes={a.max_minutes}"] if a.max_minutes else []) \
+        + ([f"train.num_threads={a.threads}"] if a.threads else [])
+
+
+def train(config: str, run_dir: Path, a) -> None:
+    summary = run_dir / "summary.json"
+    if summary.exists() and json.loads(summary.read_text())["stop_reason"] == "early_stopping":
+        print(f"{config}: converged already ({run_dir})")
+        return
+    resume = (run_dir / "checkpoint.pt").exists()
+    print(f"{config}: {'resuming' if resume else 'starting'} in {run_dir}", flush=True)
+    cfg = load_config(ROOT / "runs" / f"{config}.yaml", overrides(a, run_dir))
+    Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
+
+
+def recent_gain(run_dir: Path, epochs: int = 10) -> float | None:
+    """Relative fall of the best validation F RMSE over the last ``epochs`` epochs (how far from flat)."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    f = [float(r["val_rmse_f_ev_a"]) for r in csv.DictReader(path.open()) if r.get("val_rmse_f_ev_a")]
+    if len(f) <= epochs:
+        return None
+    before, now = min(f[:-epochs]), min(f)
+    return (before - now) / before
+
+
+def report(config: str, run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return {"config": config, "run_dir": str(run_dir), "trained": False}
+    s = json.loads(path.read_text())
+    test = s.get("test", {})
+    return {"config": config, "run_dir": str(run_dir), "trained": True, "epochs": s["epochs"],
+            "train_hours": s["train_seconds"] / 3600, "device": s["device"], "n_parameters": s["n_parameters"],
+            "stop_reason": s["stop_reason"], "converged": s["stop_reason"] == "early_stopping",
+            "val_f_gain_last_10_epochs": recent_gain(run_dir),
+            "test_rmse_e_mev_atom": test.get("rmse_e_mev_atom"), "test_rmse_f_ev_a": test.get("rmse_f_ev_a")}
+
+
+def compare(paper: dict, fast: dict) -> dict:
+    row = {"paper": paper["config"], "fast": fast["config"]}
+    if not (paper["trained"] and fast["trained"]):
+        return {**row, "verdict": "not measured: " + ", ".join(r["config"] for r in (paper, fast) if not r["trained"])
+                + " not trained"}
+    for key, name in (("test_rmse_e_mev_atom", "ratio_e"), ("test_rmse_f_ev_a", "ratio_f")):
+        row[name] = fast[key] / paper[key]
+    met = row["ratio_e"] <= TARGET and row["ratio_f"] <= TARGET
+    converged = paper["converged"] and fast["converged"]
+    row["verdict"] = ("met" if met else "not met") + ("" if converged else " (provisional: not converged: " + ", ".join(
+        r["config"] for r in (paper, fast) if not r["converged"]) + ")")
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", default="cmlp:small_cmlp,hqc_cz:small_hqc_cz", help="paper:fast config names (runs/*.yaml)")
+    p.add_argument("--patience", type=int, default=50, help="early stopping: epochs without a better validation loss")
+    p.add_argument("--max-minutes", type=float, default=None, help="per config and invocation (resumable)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-train", type=int, default=None, help="fewer training structures (to try the script; "
+                   "the target is about all 900)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "converged")
+    p.add_argument("--train-only", default=None, help="comma-separated configs to train now (default: all)")
+    p.add_argument("--report-only", action="store_true", help="train nothing; report the runs as they are")
+    p.add_argument("--out", default="converged_accuracy")
+    a = p.parse_args()
+    pairs = [tuple(pair.split(":")) for pair in a.pairs.split(",")]
+    if any(len(pair) != 2 for pair in pairs):
+        p.error("--pairs wants paper:fast,paper:fast")
+    configs = list(dict.fromkeys(c for pair in pairs for c in pair))
+    for c in configs:
+        if not (ROOT / "runs" / f"{c}.yaml").exists():
+            p.error(f"no config runs/{c}.yaml")
+    now = [] if a.report_only else (a.train_only.split(",") if a.train_only else configs)
+    for c in now:
+        train(c, a.runs_dir / c, a)
+    runs = {c: report(c, a.runs_dir / c) for c in configs}
+    rows = [compare(runs[paper], runs[fast]) for paper, fast in pairs]
+    for r in runs.values():
+        if r["trained"]:
+            gain = r["val_f_gain_last_10_epochs"]
+            print(f"{r['config']:>14}: {r['epochs']} epochs, {r['train_hours']:.2f} h on {r['device']}, {r['stop_reason']}; "
+                  f"test E {r['test_rmse_e_mev_atom']:.2f} meV/atom, F {r['test_rmse_f_ev_a']:.4f} eV/Å; "
+                  f"val F best fell {'n/a' if gain is None else f'{100 * gain:.2f}%'} in the last 10 epochs")
+        else:
+            print(f"{r['config']:>14}: not trained ({r['run_dir']})")
+    for r in rows:
+        ratios = "" if "ratio_e" not in r else f"E {r['ratio_e']:.3f}, F {r['ratio_f']:.3f}; "
+        print(f"{r['fast']} / {r['paper']}: {ratios}target <= {TARGET}: {r['verdict']}")
+    write_results(a.out, {"recipe": overrides(a, a.runs_dir / "<config>"), "target": TARGET, "runs": list(runs.values()),
+                          "pairs": rows})
+
+
+if __name__ == "__main__":
+    main()
