@@ -9,7 +9,9 @@
 * REM: per-qubit confusion matrices calibrated by preparing |0...0> and |1...1> on the output qubits
   of the same noisy circuit register; inverted with mitiq's tensored inverse confusion matrix.
 
-Dynamical decoupling is a transpile-profile option (``dynamical_decoupling: XX``), as on hardware.
+Dynamical decoupling is a transpile-profile option (``dynamical_decoupling: XX``), as on hardware:
+Qiskit's timing-aware pass fills the scheduled idle windows; mitiq's DDD would convert the circuit via
+OpenQASM 2 to Cirq, which knows neither ``ecr`` nor ``delay`` (docs/hardware.md).
 On IBM Runtime backends the runtime's own resilience options are used instead (see backends.py).
 """
 
