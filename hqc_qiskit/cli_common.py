@@ -16,7 +16,9 @@ NoisyEngine = Annotated[str, typer.Option(
 
 # the backend options of the commands that run a model's circuits on any backend (energy, mc)
 Allocation = Annotated[str, typer.Option(help="uniform or optimal (variance-weighted) shot allocation")]
-Profile = Annotated[Optional[str], typer.Option(help="transpile profile (default: the backend's or model's)")]
+Profile = Annotated[Optional[str], typer.Option(
+    help="transpile profile (default: the noise model's for aer-noise:, the device's plain profile for "
+    "runtime backends)")]
 NoiseScale = Annotated[float, typer.Option(help="aer-noise: multiply every error rate of the noise model")]
 Mitigation = Annotated[str, typer.Option(
     help="none, rem, zne, zne-linear, zne:1,3,5, or zne+rem (aer: mitiq; runtime backends: the runtime "
