@@ -5,6 +5,9 @@
 ``val_curves.png`` in that folder: test RMSEs (mean and spread over seeds), epochs to reach a
 validation force RMSE threshold, training time; and a per-run table with the final training force
 RMSE and the epoch the run left the initial zero-force plateau.
+
+``python -m hqc_qiskit.studies curves RUN [RUN ...] --epochs 20,40,80 [--out curves.png]`` compares any
+runs epoch by epoch: validation E and F RMSE at the given epochs (a Markdown table) and both curves.
 """
 
 from __future__ import annotations
@@ -129,11 +132,58 @@ def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:
     return table
 
 
+def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | None = None) -> str:
+    """Validation E (meV/atom) and F (eV/Å) RMSE of each run at ``epochs`` (Markdown table, returned and
+    printed; '-' where a run has no such epoch) and, if ``out``, both curves of every run in one figure."""
+    curves = {}
+    for run in map(Path, runs):
+        if not (run / "metrics.csv").exists():
+            raise SystemExit(f"{run}: no metrics.csv")
+        curves[run.name] = _read_csv(run / "metrics.csv")
+    lines = ["| run | " + " | ".join(f"epoch {e}: val E, F" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for name, cols in curves.items():
+        cells = []
+        for e in epochs:
+            row = np.nonzero(cols["epoch"] == e)[0]
+            cells.append("-" if not len(row) else
+                         f"{cols['val_rmse_e_mev_atom'][row[0]]:.2f}, {cols['val_rmse_f_ev_a'][row[0]]:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if out is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        for name, cols in curves.items():
+            axes[0].plot(cols["epoch"], cols["val_rmse_e_mev_atom"], label=name)
+            axes[1].plot(cols["epoch"], cols["val_rmse_f_ev_a"], label=name)
+        for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+    return table
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) < 2 or argv[0] != "readouts":
-        raise SystemExit("usage: python -m hqc_qiskit.studies readouts FOLDER [--threshold EV_PER_A]")
-    threshold = float(argv[argv.index("--threshold") + 1]) if "--threshold" in argv else 0.5
-    readouts_study(argv[1], threshold)
+    usage = ("usage: python -m hqc_qiskit.studies readouts FOLDER [--threshold EV_PER_A]\n"
+             "       python -m hqc_qiskit.studies curves RUN [RUN ...] --epochs 20,40,80 [--out FILE.png]")
+    if len(argv) < 2 or argv[0] not in ("readouts", "curves"):
+        raise SystemExit(usage)
+
+    def option(name):
+        return argv[argv.index(name) + 1] if name in argv else None
+
+    if argv[0] == "readouts":
+        readouts_study(argv[1], float(option("--threshold") or 0.5))
+        return
+    if option("--epochs") is None:
+        raise SystemExit(usage)
+    flags = {i for i, a in enumerate(argv) if a in ("--epochs", "--out")}
+    runs = [a for i, a in enumerate(argv[1:], 1) if i not in flags and i - 1 not in flags]
+    compare_curves(runs, [int(e) for e in option("--epochs").split(",")], option("--out"))
 
 
 if __name__ == "__main__":

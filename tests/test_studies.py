@@ -9,7 +9,7 @@ import pytest
 
 import numpy as np
 
-from hqc_qiskit.studies import escape_epoch, readouts_study
+from hqc_qiskit.studies import compare_curves, escape_epoch, readouts_study
 from hqc_qiskit.train import METRIC_FIELDS
 
 
@@ -44,3 +44,18 @@ def test_escape_epoch_marks_the_end_of_the_zero_force_plateau():
     assert escape_epoch({"epoch": epoch, "train_rmse_f_ev_a": np.array([1.2, 1.2, 1.1, 1.05, 0.8])}) == 4.0
     never = escape_epoch({"epoch": epoch, "train_rmse_f_ev_a": np.full(5, 1.207)})
     assert never != never  # nan: the run never left the plateau
+
+
+def test_compare_curves_reads_each_run_at_the_given_epochs(tmp_path):
+    from hqc_qiskit.studies import main
+
+    _fake_run(tmp_path, "long", [1.0, 0.6, 0.4, 0.3], 0.30)
+    _fake_run(tmp_path, "short", [0.9, 0.5], 0.50)
+    main(["curves", str(tmp_path / "long"), str(tmp_path / "short"), "--epochs", "2,4", "--out", str(tmp_path / "c.png")])
+    assert (tmp_path / "c.png").stat().st_size > 0
+    table = compare_curves([tmp_path / "long", tmp_path / "short"], [2, 4])
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, *cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[name] = cells
+    assert rows == {"long": ["6.00, 0.6000", "3.00, 0.3000"], "short": ["5.00, 0.5000", "-"]}
