@@ -96,16 +96,21 @@ def shots_study(model, structures, backend, shots_list: list[int], allocations=(
     return rows
 
 
-def shots_for_stderr(model, structures, target_mev_per_atom: float = 2.0) -> dict:
+def shots_for_stderr(model, structures, target_mev_per_atom: float = 2.0, zne_weights=None) -> dict:
     """Total shots per structure for a target standard error, uniform vs optimal allocation (exact prior).
 
-    For variances v_k: uniform needs K sum(v) / sigma^2 shots, optimal (sum sqrt v)^2 / sigma^2."""
+    For variances v_k: uniform needs K sum(v) / sigma^2 shots, optimal (sum sqrt v)^2 / sigma^2. With ZNE
+    (extrapolation weights gamma over F folds, every fold's per-shot variance taken as the prior's v_k):
+    uniform, every fold with the same shots, needs F K sum(gamma^2) sum(v) / sigma^2; optimal, shots in
+    proportion to |gamma_j| sqrt(v_k) over circuits and folds, (sum |gamma|)^2 (sum sqrt v)^2 / sigma^2."""
+    g = np.ones(1) if zne_weights is None else np.asarray(zne_weights, dtype=float)
     out = []
     for atoms in structures:
         problem = readout_problem(model, atoms)
         v = per_shot_variance(problem)
         sigma2 = (target_mev_per_atom * problem.n_atoms / 1000.0) ** 2
-        out.append((len(v) * v.sum() / sigma2, np.sqrt(v).sum() ** 2 / sigma2))
+        out.append((len(g) * np.sum(g**2) * len(v) * v.sum() / sigma2,
+                    np.abs(g).sum() ** 2 * np.sqrt(v).sum() ** 2 / sigma2))
     uniform, optimal = np.mean(out, axis=0)
     return {"target_mev_per_atom": target_mev_per_atom, "uniform_total_shots": float(uniform),
             "optimal_total_shots": float(optimal), "ratio_optimal_over_uniform": float(optimal / uniform)}

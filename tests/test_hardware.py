@@ -391,3 +391,46 @@ def test_noise_study_saves_every_point_and_resumes(tmp_path):
     fourth = runner.invoke(app, base + ["--mitigations", "none", "--resume"])
     assert fourth.exit_code == 0 and "none: RMSE" in fourth.output
     assert [r["idle_delays"] for r in json.loads((out / "noise_study.json").read_text())] == [False]
+
+
+def test_zne_shot_split():
+    from hqc_qiskit.quantum.mitigation import extrapolation_weights, zne_shot_split
+
+    gamma = extrapolation_weights((1, 3, 5), "richardson")
+    shots = np.array([1000.0, 37.0, 4.0])
+    uniform = zne_shot_split(shots, gamma, "uniform")
+    np.testing.assert_array_equal(uniform, np.tile(shots, (3, 1)))
+    optimal = zne_shot_split(shots, gamma, "optimal")
+    np.testing.assert_array_equal(optimal.sum(axis=0), 3 * shots)          # the same total per circuit
+    assert optimal.min() >= 1 and np.all(optimal == np.round(optimal))
+    np.testing.assert_allclose(optimal[:, 0] / 3000, np.abs(gamma) / np.abs(gamma).sum(), atol=1e-3)
+    # equal per-shot variances: the Neyman split's variance is (sum |gamma|)^2 / (F sum gamma^2) of the uniform one
+    var = lambda n: np.sum(gamma**2 / n[:, 0])   # noqa: E731
+    assert var(optimal) / var(uniform) == pytest.approx(np.abs(gamma).sum() ** 2 / (3 * np.sum(gamma**2)), rel=1e-3)
+    assert np.all(np.isinf(zne_shot_split(np.full(2, np.inf), gamma, "optimal")))
+
+
+def test_optimal_allocation_splits_zne_shots_and_predicts_their_spread():
+    """With ZNE, 'optimal' splits each circuit's shots over its folds (same total): lower predicted error
+    than the uniform split, and the predicted standard error still matches the spread of repeats."""
+    from hqc_qiskit.quantum.backends import SimulatorBackend
+    from hqc_qiskit.quantum.mitigation import MitigationOptions
+
+    batch = _batch("cz", k=6)
+    coeffs = np.random.default_rng(3).normal(size=(6, 8))
+    device = SimulatorBackend("depolarizing", keep_distributions=True).with_mitigation(MitigationOptions.parse("zne"))
+    assert device.for_allocation("uniform") is device
+    split = device.for_allocation("optimal")
+    assert split.mitigation.zne_shots == "optimal" and device.mitigation.zne_shots == "uniform"
+    rng = np.random.default_rng(4)
+    spread, predicted = {}, {}
+    for name, backend in (("uniform", device), ("optimal", split)):
+        energies, errors = [], []
+        for _ in range(300):
+            s = backend.run(batch, 500, rng)
+            assert s.info["executed_shots"] == 3 * 500 * len(batch)
+            energies.append(np.sum(coeffs * s.mean))
+            errors.append(np.sqrt(np.einsum("kq,kqr,kr->", coeffs, s.cov / 500, coeffs)))
+        spread[name], predicted[name] = np.std(energies, ddof=1), np.mean(errors)
+        assert spread[name] == pytest.approx(predicted[name], rel=0.12), name
+    assert predicted["optimal"] ** 2 < 0.85 * predicted["uniform"] ** 2

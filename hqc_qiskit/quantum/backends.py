@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .mitigation import MitigationOptions, calibrate_confusion, extrapolation_weights, fold_global, inverse_confusion
+from .mitigation import (MitigationOptions, calibrate_confusion, extrapolation_weights, fold_global, inverse_confusion,
+                         zne_shot_split)
 from .simulate import ReducedSimulator, check_engine, sample_counts, z_signs
 
 
@@ -111,6 +112,11 @@ class Backend:
         shots = np.broadcast_to(np.asarray(shots), (len(batch),))
         return {"backend": self.name, "circuits": len(batch), "shots": int(np.sum(shots)), "qpu_seconds": 0.0}
 
+    def for_allocation(self, allocation: str) -> "Backend":
+        """This backend as a shot allocation wants it (``"optimal"``: also within what the backend
+        splits itself, e.g. the folds of ZNE); itself unless a subclass has such a choice."""
+        return self
+
 
 class ExactBackend(Backend):
     """The exact engine: shots -> infinity, no noise."""
@@ -153,6 +159,14 @@ class SimulatorBackend(Backend):
         other = copy.copy(self)
         other.mitigation = mitigation
         return other
+
+    def for_allocation(self, allocation: str) -> "SimulatorBackend":
+        """With ZNE and ``"optimal"`` allocation, each circuit's shots are split over its folds in
+        proportion to |extrapolation weight| (``zne_shot_split``); the same device and distributions."""
+        split = "optimal" if allocation == "optimal" and self.mitigation.zne_scale_factors else "uniform"
+        if split == self.mitigation.zne_shots:
+            return self
+        return self.with_mitigation(replace(self.mitigation, zne_shots=split))
 
     def simulator(self, batch: CircuitBatch, scale_factor: int = 1) -> ReducedSimulator:
         """The readout's reduced simulator, its circuit folded ``scale_factor`` times for ZNE (built once each)."""
@@ -213,22 +227,25 @@ class SimulatorBackend(Backend):
             inverse = inverse_confusion(confusion)
             # REM maps each raw <Z_q> affinely with slope 1 / (1 - p(1|0) - p(0|1)): covariance scales by it
             contrast = np.array([1.0 - c[0, 1] - c[1, 0] for c in confusion])
+        per_fold = zne_shot_split(shots, weights, self.mitigation.zne_shots) if len(factors) > 1 else shots[None]
         mean = np.zeros((len(batch), n))
-        cov = np.zeros((len(batch), n, n))
-        for factor, gamma in zip(factors, weights):
+        cov = np.zeros((len(batch), n, n))   # per shot of the circuit's nominal ``shots``: cov / shots = variance
+        for factor, gamma, fold_shots in zip(factors, weights, per_fold):
             probs = self.distributions(batch, factor)
             if exact:
                 freq, c = probs, stats_from_distribution(probs, n)[1]
             else:
-                counts = sample_counts(probs, shots, rng)
+                counts = sample_counts(probs, fold_shots, rng)
                 _, c, _ = stats_from_counts(counts, n)
                 freq = counts / counts.sum(axis=1, keepdims=True)
+                c = c * (shots / fold_shots)[:, None, None]
             if inverse is not None:
                 freq = freq @ inverse.T
                 c = c / contrast[None, :, None] / contrast[None, None, :]
             mean += gamma * (freq @ z_signs(n))
             cov += gamma**2 * c
-        return ZSamples(mean, cov, shots.copy(), info={"mitigation": self.mitigation.label})
+        info = {"mitigation": self.mitigation.label, "executed_shots": float(per_fold.sum())}
+        return ZSamples(mean, cov, shots.copy(), info=info)
 
 
 def make_backend(name: str, profile: str | None = None, scale: float = 1.0, mitigation: str | None = None,

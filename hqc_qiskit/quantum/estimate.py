@@ -130,16 +130,17 @@ def estimate_energy(model, atoms, backend: Backend, shots: int | None = 50000, a
                     rng: np.random.Generator | None = None, problem: ReadoutProblem | None = None) -> EnergyEstimate:
     """Energy (eV) of ``atoms`` and its shot-noise standard error, measured on ``backend``.
 
-    ``shots`` is per circuit on average: the total budget is shots x circuits for both allocations.
+    ``shots`` is per circuit on average: the total budget is shots x circuits for both allocations (times
+    the number of folds with ZNE, whose shots "optimal" also splits optimally, ``zne_shot_split``).
     ``shots=None`` (or a backend without shots) gives expectation values: noise, no shot noise."""
     problem = problem or readout_problem(model, atoms)
     k = len(problem.batch)
     per_circuit = shots_per_circuit(problem, shots if backend.shot_based else None, allocation)
-    samples = backend.run(problem.batch, per_circuit, rng)
+    samples = backend.for_allocation(allocation).run(problem.batch, per_circuit, rng)
     energy = problem.constant + float(np.sum(problem.coeffs * samples.mean))
     finite = np.isfinite(samples.shots)
     var = np.einsum("kq,kqr,kr->k", problem.coeffs, samples.cov, problem.coeffs)
     stderr = float(np.sqrt(np.sum(var[finite] / samples.shots[finite]))) if finite.any() else 0.0
+    executed = samples.info.get("executed_shots", np.sum(per_circuit))   # with ZNE: every fold's shots
     return EnergyEstimate(energy, stderr, problem.exact_energy, problem.n_atoms, k,
-                          int(np.sum(per_circuit)) if finite.all() else 0, backend.name, allocation,
-                          samples.qpu_seconds)
+                          int(executed) if finite.all() else 0, backend.name, allocation, samples.qpu_seconds)
