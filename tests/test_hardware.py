@@ -428,7 +428,7 @@ def test_optimal_allocation_splits_zne_shots_and_predicts_their_spread():
         energies, errors = [], []
         for _ in range(300):
             s = backend.run(batch, 500, rng)
-            assert s.info["executed_shots"] == 3 * 500 * len(batch)
+            assert s.info["executed_shots"] == 3 * 500 * len(batch) == backend.cost(batch, 500)["shots"]
             energies.append(np.sum(coeffs * s.mean))
             errors.append(np.sqrt(np.einsum("kq,kqr,kr->", coeffs, s.cov / 500, coeffs)))
         spread[name], predicted[name] = np.std(energies, ddof=1), np.mean(errors)

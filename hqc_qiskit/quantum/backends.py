@@ -160,6 +160,12 @@ class SimulatorBackend(Backend):
         other.mitigation = mitigation
         return other
 
+    def cost(self, batch: CircuitBatch, shots: np.ndarray) -> dict:
+        """As the base, with every ZNE fold's shots counted."""
+        out = super().cost(batch, shots)
+        out["shots"] *= max(1, len(self.mitigation.zne_scale_factors))
+        return out
+
     def for_allocation(self, allocation: str) -> "SimulatorBackend":
         """With ZNE and ``"optimal"`` allocation, each circuit's shots are split over its folds in
         proportion to |extrapolation weight| (``zne_shot_split``); the same device and distributions."""
