@@ -67,6 +67,16 @@ def _mean_std(values) -> tuple[float, float]:
     return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
 
 
+def _style_val_axes(axes) -> None:
+    """Validation E and F RMSE against epoch, log scale, on the two axes of a learning-curve figure."""
+    for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+
 def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:
     folder = Path(folder)
     runs = collect(folder, threshold)
@@ -118,12 +128,7 @@ def readouts_study(folder: str | Path, threshold: float = 0.5) -> dict:
             axes[0].plot(r["cols"]["epoch"], r["cols"]["val_rmse_e_mev_atom"], color=color, alpha=0.8, label=label, ls="-" if j == 0 else "--")
             axes[1].plot(r["cols"]["epoch"], r["cols"]["val_rmse_f_ev_a"], color=color, alpha=0.8, label=label, ls="-" if j == 0 else "--")
     axes[1].axhline(threshold, color="k", lw=0.8, ls=":")
-    for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _style_val_axes(axes)
     fig.suptitle("CMLP vs HQC readouts (solid: seed 0, dashed: seed 1)")
     fig.tight_layout()
     fig.savefig(folder / "val_curves.png", dpi=120)
@@ -155,12 +160,7 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
         for name, cols in curves.items():
             axes[0].plot(cols["epoch"], cols["val_rmse_e_mev_atom"], label=name)
             axes[1].plot(cols["epoch"], cols["val_rmse_f_ev_a"], label=name)
-        for ax, ylabel in zip(axes, ("validation E RMSE (meV/atom)", "validation F RMSE (eV/Å)")):
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel)
-            ax.set_yscale("log")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+        _style_val_axes(axes)
         fig.tight_layout()
         fig.savefig(out, dpi=120)
         plt.close(fig)
