@@ -49,7 +49,7 @@ def test_model_energy_and_forces_on_cuda_equal_cpu(readout, val_frames):
 
 def test_training_on_cuda_matches_cpu_and_checkpoints_load_on_cpu(tiny_config, tmp_path):
     """Two epochs of the tiny HQC config on CUDA and on CPU (float64): same losses; the CUDA run's best
-    model loads on a CPU-only process and gives the CUDA run's test metrics."""
+    model evaluates on the CPU to the CUDA run's test metrics."""
     import json
 
     from hqc_qiskit.evaluate import evaluate
