@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .plots import _read_csv  # noqa: E402
@@ -73,6 +74,8 @@ def _style_val_axes(axes) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_yscale("log")
+        for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_formatter(FormatStrFormatter("%g"))   # plain numbers: these curves span about one decade
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
 
