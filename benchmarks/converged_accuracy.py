@@ -36,16 +36,19 @@ from hqc_qiskit.config import load_config  # noqa: E402
 from hqc_qiskit.train import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# the fast start of docs/training.md, on all the training data; the same for every config
-RECIPE = ["data.max_train=null", "train.warmup_steps=20", "train.ema_warmup=true",
-          "model.reference_energies=fit_residual"]
+# the fast start of docs/training.md, the same for every config (on all the training data unless --max-train)
+RECIPE = ["train.warmup_steps=20", "train.ema_warmup=true", "model.reference_energies=fit_residual"]
 TARGET = 1.10
 
 
 def overrides(a, run_dir: Path) -> list[str]:
-    return RECIPE + ([f"data.max_train={a.max_train}"] if a.max_train else []) + [f"output_dir={run_dir}", "train.max_epochs=100000", f"train.early_stopping_patience={a.patience}",
-                     f"train.device={a.device}"] + ([f"train.max_minutes={a.max_minutes}"] if a.max_minutes else []) \
-        + ([f"train.num_threads={a.threads}"] if a.threads else [])
+    out = RECIPE + [f"data.max_train={a.max_train or 'null'}", f"output_dir={run_dir}", "train.max_epochs=100000",
+                    f"train.early_stopping_patience={a.patience}", f"train.device={a.device}"]
+    if a.max_minutes:
+        out.append(f"train.max_minutes={a.max_minutes}")
+    if a.threads:
+        out.append(f"train.num_threads={a.threads}")
+    return out
 
 
 def train(config: str, run_dir: Path, a) -> None:

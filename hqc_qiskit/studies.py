@@ -171,22 +171,24 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
 
 
 def main(argv: list[str]) -> None:
-    usage = ("usage: python -m hqc_qiskit.studies readouts FOLDER [--threshold EV_PER_A]\n"
-             "       python -m hqc_qiskit.studies curves RUN [RUN ...] --epochs 20,40,80 [--out FILE.png]")
-    if len(argv) < 2 or argv[0] not in ("readouts", "curves"):
-        raise SystemExit(usage)
+    import argparse
 
-    def option(name):
-        return argv[argv.index(name) + 1] if name in argv else None
-
-    if argv[0] == "readouts":
-        readouts_study(argv[1], float(option("--threshold") or 0.5))
-        return
-    if option("--epochs") is None:
-        raise SystemExit(usage)
-    flags = {i for i, a in enumerate(argv) if a in ("--epochs", "--out")}
-    runs = [a for i, a in enumerate(argv[1:], 1) if i not in flags and i - 1 not in flags]
-    compare_curves(runs, [int(e) for e in option("--epochs").split(",")], option("--out"))
+    parser = argparse.ArgumentParser(prog="python -m hqc_qiskit.studies", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    readouts = commands.add_parser("readouts", help="aggregate <model>_s<seed>/ runs of a readout study")
+    readouts.add_argument("folder")
+    readouts.add_argument("--threshold", type=float, default=0.5, help="validation F RMSE (eV/Å) for 'epochs to reach'")
+    curves = commands.add_parser("curves", help="compare runs epoch by epoch")
+    curves.add_argument("runs", nargs="+")
+    curves.add_argument("--epochs", required=True, type=lambda t: [int(e) for e in t.split(",")],
+                        help="comma-separated epochs for the table")
+    curves.add_argument("--out", default=None, help="PNG of both curves of every run")
+    a = parser.parse_args(argv)
+    if a.command == "readouts":
+        readouts_study(a.folder, a.threshold)
+    else:
+        compare_curves(a.runs, a.epochs, a.out)
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ class SimulatorBackend(Backend):
             inverse = inverse_confusion(confusion)
             # REM maps each raw <Z_q> affinely with slope 1 / (1 - p(1|0) - p(0|1)): covariance scales by it
             contrast = np.array([1.0 - c[0, 1] - c[1, 0] for c in confusion])
-        per_fold = zne_shot_split(shots, weights, self.mitigation.zne_shots) if len(factors) > 1 else shots[None]
+        per_fold = zne_shot_split(shots, weights, self.mitigation.zne_shots)   # (folds, circuits); one fold: shots
         mean = np.zeros((len(batch), n))
         cov = np.zeros((len(batch), n, n))   # per shot of the circuit's nominal ``shots``: cov / shots = variance
         for factor, gamma, fold_shots in zip(factors, weights, per_fold):
