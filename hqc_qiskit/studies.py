@@ -8,6 +8,10 @@ RMSE and the epoch the run left the initial zero-force plateau.
 
 ``python -m hqc_qiskit.studies curves RUN [RUN ...] --epochs 20,40,80 [--out curves.png]`` compares any
 runs epoch by epoch: validation E and F RMSE at the given epochs (a Markdown table) and both curves.
+
+``python -m hqc_qiskit.studies sizes RUN [RUN ...] [--out sizes.png]`` puts finished runs of different model
+sizes side by side: parameters, epochs, training time, test E and F RMSE, and how flat each run's
+validation loss was at its end; the plot shows test E and F RMSE against the parameter count.
 """
 
 from __future__ import annotations
@@ -170,6 +174,77 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
     return table
 
 
+def _test_metrics(run: Path) -> dict:
+    """The run's test metrics: ``test_metrics.json`` (written by ``hqc-qiskit evaluate``, so it follows the
+    checkpoint that was evaluated last) if present, else the ``test`` block of ``summary.json``."""
+    if (run / "test_metrics.json").exists():
+        return json.loads((run / "test_metrics.json").read_text())
+    if (run / "summary.json").exists() and "test" in json.loads((run / "summary.json").read_text()):
+        return json.loads((run / "summary.json").read_text())["test"]
+    raise SystemExit(f"{run}: no test metrics (test_metrics.json or summary.json with 'test'); "
+                     f"run hqc-qiskit evaluate {run} --data TEST --json {run}/test_metrics.json")
+
+
+def _n_parameters(run: Path) -> int:
+    summary = run / "summary.json"
+    if summary.exists() and "n_parameters" in json.loads(summary.read_text()):
+        return int(json.loads(summary.read_text())["n_parameters"])
+    from .checkpoint import load_model   # older runs' summaries lack the count: read it off the model
+
+    return sum(p.numel() for p in load_model(run).parameters())
+
+
+def last_improvement(cols: dict, window: int = 20) -> float:
+    """Relative fall of the best validation loss over the last ``window`` epochs (0: no better epoch in
+    them; nan if the run is not longer than the window): how flat a run was when it stopped."""
+    loss = np.minimum.accumulate(cols["val_loss"])
+    if len(loss) <= window:
+        return float("nan")
+    return float((loss[-window - 1] - loss[-1]) / loss[-window - 1])
+
+
+def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list[dict]:
+    """One row per run (sorted by parameter count): parameters, epochs, training hours, median seconds per
+    epoch, test E RMSE (meV/atom) and F RMSE (eV/Å), and :func:`last_improvement` of the validation loss.
+    Prints a Markdown table; if ``out``, plots test E and F RMSE against parameters."""
+    rows = []
+    for run in map(Path, runs):
+        if not (run / "metrics.csv").exists():
+            raise SystemExit(f"{run}: no metrics.csv")
+        cols = _read_csv(run / "metrics.csv")
+        test = _test_metrics(run)
+        rows.append({"run": run.name, "parameters": _n_parameters(run), "epochs": int(cols["epoch"][-1]),
+                     "train_hours": float(cols["wall_seconds"][-1]) / 3600,
+                     "seconds_per_epoch": float(np.median(cols["epoch_seconds"])),
+                     "test_rmse_e_mev_atom": float(test["rmse_e_mev_atom"]), "test_rmse_f_ev_a": float(test["rmse_f_ev_a"]),
+                     "val_loss_fall_last_20_epochs": last_improvement(cols)})
+    rows.sort(key=lambda r: r["parameters"])
+    lines = ["| run | parameters | epochs | training (h) | s per epoch | test E RMSE (meV/atom) | test F RMSE (eV/Å) "
+             "| best val loss: fall over the last 20 epochs |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['parameters']:,} | {r['epochs']} | {r['train_hours']:.2f} | {r['seconds_per_epoch']:.0f} "
+                     f"| {r['test_rmse_e_mev_atom']:.2f} | {r['test_rmse_f_ev_a']:.3f} | {100 * r['val_loss_fall_last_20_epochs']:.2f}% |")
+    print("\n".join(lines))
+    if out is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, key, ylabel in zip(axes, ("test_rmse_e_mev_atom", "test_rmse_f_ev_a"),
+                                   ("test E RMSE (meV/atom)", "test F RMSE (eV/Å)")):
+            x = [r["parameters"] for r in rows]
+            y = [r[key] for r in rows]
+            ax.plot(x, y, "o")   # no line: the runs are different models, not one curve
+            for k, (r, xi, yi) in enumerate(zip(rows, x, y)):
+                ax.annotate(f"{r['run']}: {r['epochs']} ep, {r['train_hours']:.1f} h", (xi, yi), fontsize=7,
+                            textcoords="offset points", xytext=(5, 4 if k % 2 == 0 else -10))
+            ax.set_xscale("log")
+            ax.set_xlabel("parameters")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     import argparse
 
@@ -184,11 +259,16 @@ def main(argv: list[str]) -> None:
     curves.add_argument("--epochs", required=True, type=lambda t: [int(e) for e in t.split(",")],
                         help="comma-separated epochs for the table")
     curves.add_argument("--out", default=None, help="PNG of both curves of every run")
+    sizes = commands.add_parser("sizes", help="test accuracy of finished runs against their parameter count")
+    sizes.add_argument("runs", nargs="+")
+    sizes.add_argument("--out", default=None, help="PNG of test E and F RMSE against parameters")
     a = parser.parse_args(argv)
     if a.command == "readouts":
         readouts_study(a.folder, a.threshold)
-    else:
+    elif a.command == "curves":
         compare_curves(a.runs, a.epochs, a.out)
+    else:
+        size_accuracy(a.runs, a.out)
 
 
 if __name__ == "__main__":

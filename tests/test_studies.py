@@ -20,7 +20,8 @@ def _fake_run(folder, name, val_f, test_f, seconds=60.0):
         w = csv.writer(fh)
         w.writerow(METRIC_FIELDS)
         for k, f in enumerate(val_f, start=1):
-            row = {"epoch": k, "val_rmse_f_ev_a": f, "val_rmse_e_mev_atom": 10 * f, "val_loss": f, "lr": 0.01}
+            row = {"epoch": k, "val_rmse_f_ev_a": f, "val_rmse_e_mev_atom": 10 * f, "val_loss": f, "lr": 0.01,
+                   "epoch_seconds": seconds / len(val_f), "wall_seconds": k * seconds / len(val_f)}
             w.writerow([row.get(c, "") for c in METRIC_FIELDS])
     summary = {"epochs": len(val_f), "train_seconds": seconds,
                "test": {"rmse_e_mev_atom": 10 * test_f, "rmse_e_offset_free_mev_atom": 5 * test_f, "rmse_f_ev_a": test_f}}
@@ -59,3 +60,27 @@ def test_compare_curves_reads_each_run_at_the_given_epochs(tmp_path):
         name, *cells = [c.strip() for c in line.strip("|").split("|")]
         rows[name] = cells
     assert rows == {"long": ["6.00, 0.6000", "3.00, 0.3000"], "short": ["5.00, 0.5000", "-"]}
+
+
+def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path):
+    from hqc_qiskit.studies import last_improvement, main, size_accuracy
+
+    _fake_run(tmp_path, "big", [1.0, 0.6, 0.4, 0.3], 0.30)
+    _fake_run(tmp_path, "tiny", [0.9, 0.5], 0.50)
+    for name, n in (("big", 5000), ("tiny", 100)):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        (tmp_path / name / "summary.json").write_text(json.dumps({**summary, "n_parameters": n}))
+    # an evaluation written later (hqc-qiskit evaluate) takes precedence over the summary's test block
+    (tmp_path / "big" / "test_metrics.json").write_text(json.dumps({"rmse_e_mev_atom": 1.5, "rmse_f_ev_a": 0.25}))
+    rows = size_accuracy([tmp_path / "big", tmp_path / "tiny"])
+    assert [r["run"] for r in rows] == ["tiny", "big"]
+    assert (rows[1]["test_rmse_e_mev_atom"], rows[1]["test_rmse_f_ev_a"]) == (1.5, 0.25)
+    assert (rows[0]["test_rmse_e_mev_atom"], rows[0]["epochs"]) == (5.0, 2)
+    assert rows[1]["train_hours"] == pytest.approx(60.0 / 3600) and rows[1]["seconds_per_epoch"] == pytest.approx(15.0)
+    main(["sizes", str(tmp_path / "tiny"), str(tmp_path / "big"), "--out", str(tmp_path / "s.png")])
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+    loss = np.array([5.0, 4.0, 3.0, 2.0, 2.5, 2.2])
+    assert last_improvement({"val_loss": loss}, window=3) == pytest.approx((3.0 - 2.0) / 3.0)
+    assert last_improvement({"val_loss": np.array([5.0, 2.0, 2.5, 2.2, 3.0])}, window=3) == 0.0
+    assert last_improvement({"val_loss": loss}, window=6) != last_improvement({"val_loss": loss}, window=6)  # nan
