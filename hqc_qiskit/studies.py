@@ -26,7 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .plots import _read_csv  # noqa: E402
@@ -236,6 +236,9 @@ def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list
                 ax.annotate(f"{r['run']}: {r['epochs']} ep, {r['train_hours']:.1f} h", (xi, yi), fontsize=7,
                             textcoords="offset points", xytext=(5, 4 if k % 2 == 0 else -10))
             ax.set_xscale("log")
+            ax.set_xlim(min(x) / 1.5, max(x) * 4)   # room for the labels right of the points
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("parameters")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
