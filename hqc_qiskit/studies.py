@@ -174,21 +174,25 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
     return table
 
 
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+
+
 def _test_metrics(run: Path) -> dict:
-    """The run's test metrics: ``test_metrics.json`` (written by ``hqc-qiskit evaluate``, so it follows the
-    checkpoint that was evaluated last) if present, else the ``test`` block of ``summary.json``."""
+    """The run's test metrics: the ``test`` block of ``summary.json`` (training rewrites it at the end of every
+    invocation, so it follows a resumed run) or, for runs without one, ``test_metrics.json``
+    (``hqc-qiskit evaluate``)."""
+    if "test" in _summary(run):
+        return _summary(run)["test"]
     if (run / "test_metrics.json").exists():
         return json.loads((run / "test_metrics.json").read_text())
-    if (run / "summary.json").exists() and "test" in json.loads((run / "summary.json").read_text()):
-        return json.loads((run / "summary.json").read_text())["test"]
-    raise SystemExit(f"{run}: no test metrics (test_metrics.json or summary.json with 'test'); "
+    raise SystemExit(f"{run}: no test metrics (summary.json with 'test', or test_metrics.json); "
                      f"run hqc-qiskit evaluate {run} --data TEST --json {run}/test_metrics.json")
 
 
 def _n_parameters(run: Path) -> int:
-    summary = run / "summary.json"
-    if summary.exists() and "n_parameters" in json.loads(summary.read_text()):
-        return int(json.loads(summary.read_text())["n_parameters"])
+    if "n_parameters" in _summary(run):
+        return int(_summary(run)["n_parameters"])
     from .checkpoint import load_model   # older runs' summaries lack the count: read it off the model
 
     return sum(p.numel() for p in load_model(run).parameters())

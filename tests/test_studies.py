@@ -70,8 +70,12 @@ def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path)
     for name, n in (("big", 5000), ("tiny", 100)):
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         (tmp_path / name / "summary.json").write_text(json.dumps({**summary, "n_parameters": n}))
-    # an evaluation written later (hqc-qiskit evaluate) takes precedence over the summary's test block
-    (tmp_path / "big" / "test_metrics.json").write_text(json.dumps({"rmse_e_mev_atom": 1.5, "rmse_f_ev_a": 0.25}))
+    # a run whose summary has no test block (older runs) is read from hqc-qiskit evaluate's test_metrics.json;
+    # where both exist the summary wins (training rewrites it when a run is resumed)
+    summary = json.loads((tmp_path / "big" / "summary.json").read_text())
+    (tmp_path / "big" / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "test"}))
+    for name in ("big", "tiny"):
+        (tmp_path / name / "test_metrics.json").write_text(json.dumps({"rmse_e_mev_atom": 1.5, "rmse_f_ev_a": 0.25}))
     rows = size_accuracy([tmp_path / "big", tmp_path / "tiny"])
     assert [r["run"] for r in rows] == ["tiny", "big"]
     assert (rows[1]["test_rmse_e_mev_atom"], rows[1]["test_rmse_f_ev_a"]) == (1.5, 0.25)
