@@ -149,9 +149,7 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
     printed; '-' where a run has no such epoch) and, if ``out``, both curves of every run in one figure."""
     curves = {}
     for run in map(Path, runs):
-        if not (run / "metrics.csv").exists():
-            raise SystemExit(f"{run}: no metrics.csv")
-        curves[run.name] = _read_csv(run / "metrics.csv")
+        curves[run.name] = _run_metrics(run)
     lines = ["| run | " + " | ".join(f"epoch {e}: val E, F" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
     for name, cols in curves.items():
         cells = []
@@ -174,25 +172,28 @@ def compare_curves(runs: list[str | Path], epochs: list[int], out: str | Path | 
     return table
 
 
-def _summary(run: Path) -> dict:
-    return json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+def _run_metrics(run: Path) -> dict:
+    """The run's metrics.csv as columns; a clear exit if the folder is not a run."""
+    if not (run / "metrics.csv").exists():
+        raise SystemExit(f"{run}: no metrics.csv")
+    return _read_csv(run / "metrics.csv")
 
 
-def _test_metrics(run: Path) -> dict:
-    """The run's test metrics: the ``test`` block of ``summary.json`` (training rewrites it at the end of every
-    invocation, so it follows a resumed run) or, for runs without one, ``test_metrics.json``
+def _test_metrics(run: Path, summary: dict) -> dict:
+    """The run's test metrics: the ``test`` block of its ``summary`` (training rewrites summary.json at the end
+    of every invocation, so it follows a resumed run) or, for runs without one, ``test_metrics.json``
     (``hqc-qiskit evaluate``)."""
-    if "test" in _summary(run):
-        return _summary(run)["test"]
+    if "test" in summary:
+        return summary["test"]
     if (run / "test_metrics.json").exists():
         return json.loads((run / "test_metrics.json").read_text())
     raise SystemExit(f"{run}: no test metrics (summary.json with 'test', or test_metrics.json); "
                      f"run hqc-qiskit evaluate {run} --data TEST --json {run}/test_metrics.json")
 
 
-def _n_parameters(run: Path) -> int:
-    if "n_parameters" in _summary(run):
-        return int(_summary(run)["n_parameters"])
+def _n_parameters(run: Path, summary: dict) -> int:
+    if "n_parameters" in summary:
+        return int(summary["n_parameters"])
     from .checkpoint import load_model   # older runs' summaries lack the count: read it off the model
 
     return sum(p.numel() for p in load_model(run).parameters())
@@ -213,11 +214,10 @@ def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list
     Prints a Markdown table; if ``out``, plots test E and F RMSE against parameters."""
     rows = []
     for run in map(Path, runs):
-        if not (run / "metrics.csv").exists():
-            raise SystemExit(f"{run}: no metrics.csv")
-        cols = _read_csv(run / "metrics.csv")
-        test = _test_metrics(run)
-        rows.append({"run": run.name, "parameters": _n_parameters(run), "epochs": int(cols["epoch"][-1]),
+        cols = _run_metrics(run)
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        test = _test_metrics(run, summary)
+        rows.append({"run": run.name, "parameters": _n_parameters(run, summary), "epochs": int(cols["epoch"][-1]),
                      "train_hours": float(cols["wall_seconds"][-1]) / 3600,
                      "seconds_per_epoch": float(np.median(cols["epoch_seconds"])),
                      "test_rmse_e_mev_atom": float(test["rmse_e_mev_atom"]), "test_rmse_f_ev_a": float(test["rmse_f_ev_a"]),
