@@ -130,6 +130,9 @@ class TrainConfig(_Strict):
                              "(torch_ema's use_num_updates, as MACE and NequIP): the EMA follows the model early on")
     warmup_steps: int = Field(0, ge=0, description="learning rate rises linearly to lr over this many steps "
                               "(Adam's first steps move every weight by about lr and throw the energy off by eV/atom)")
+    grad_clip_norm: Optional[float] = Field(
+        None, gt=0, description="clip the global gradient norm to this before each step "
+        "(torch.nn.utils.clip_grad_norm_; MACE clips at 10); null: no clipping, as in the paper")
     early_stopping_patience: Optional[int] = Field(None, description="epochs without val improvement")
     max_minutes: Optional[float] = Field(None, description="stop (checkpointed, resumable) after this wall time")
     device: str = "auto"

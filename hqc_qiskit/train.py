@@ -298,6 +298,8 @@ class Trainer:
             loss = loss_fn(out, batch, t.energy_weight, t.forces_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if t.grad_clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip_norm)
             self.optimizer.step()
             if self.warmup is not None:
                 self.warmup.step()
