@@ -14,7 +14,7 @@ from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import HQCError
 from hqc_qiskit.md import MDOptions, drift_mev_per_atom_ps, run_md
 from hqc_qiskit.rdf import compare_rdf, compute_rdf, first_peak, frame_rdf
-from hqc_qiskit.runlog import StepLog, read_rows
+from hqc_qiskit.runlog import StepLog, StepTrajectory, read_rows
 
 from tests.conftest import DATA, ROOT, tiny_hqc_checkpoint
 
@@ -84,6 +84,26 @@ def test_step_log_truncates_to_the_checkpoint(tmp_path):
     assert [r["step"] for r in again.rows()] == [1, 2, 3]
     with pytest.raises(HQCError, match="columns differ"):
         StepLog(tmp_path / "l.csv", ["y"], resume_step=3)
+
+
+def test_gzipped_trajectory_reads_and_refuses_resume_clearly(tmp_path, start):
+    """Committed MD/MC trajectories are gzipped: readable as they are, and resuming asks for a gunzip, not a fresh file."""
+    import gzip
+    import shutil
+
+    traj = StepTrajectory(tmp_path / "t.extxyz")
+    for step in (0, 5):
+        traj.add(start, step)
+    traj.flush()
+    with open(traj.path, "rb") as src, gzip.open(tmp_path / "t.extxyz.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    traj.path.unlink()
+    frames = read_structures(tmp_path / "t.extxyz.gz")
+    assert [a.info["step"] for a in frames] == [0, 5]
+    np.testing.assert_allclose(frames[1].positions, start.positions)
+    with pytest.raises(HQCError, match="gunzip it"):
+        StepTrajectory(tmp_path / "t.extxyz", resume_step=5)
+    assert not traj.path.exists()
 
 
 def test_rdf_matches_ase_and_finds_the_liquid_si_first_peak(start):
