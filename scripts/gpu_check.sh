@@ -3,7 +3,7 @@
 # Here:   bash scripts/gpu_wheels.sh
 # There:  one device-tool call: command "bash scripts/gpu_check.sh", carry [".whl"], timeout_s 560 (the steps'
 #         own limits add up to 510 s). What travels, the tracked tree and .whl/, must stay under 64 MiB
-#         (2026-12-01: 44 MB tracked after gzipping the MC trajectories, 19 MB of wheels; before that 56 + 19 MB
+#         (2026-12-01: 44 MB tracked after gzipping the MC trajectories, 18 MB of wheels; before that 56 + 18 MB
 #         would have been refused). Check with: git ls-files -z | xargs -0 du -cb | tail -1; du -sb .whl
 # It runs the CUDA tests (CUDA = CPU for the exact engine, E/F of both readout kinds, training and
 # checkpoints), the precision benchmark on CUDA (paper architecture: float32, TF32, bfloat16, autocast),
