@@ -59,7 +59,7 @@ def collect(folder: Path, threshold: float) -> dict:
             "epochs": summary["epochs"], "train_seconds": summary["train_seconds"],
             "epochs_to_threshold": epochs_to_reach(cols, "val_rmse_f_ev_a", threshold),
             "best_val_f": float(np.nanmin(cols["val_rmse_f_ev_a"])),
-            "epoch_of_best_val_loss": float(cols["epoch"][np.nanargmin(cols["val_loss"])]),
+            "epoch_of_best_val_loss": best_epoch(cols),
             "escape_epoch": escape_epoch(cols), "final_train_f": float(cols["train_rmse_f_ev_a"][-1]),
         })
     return runs
@@ -199,6 +199,21 @@ def _n_parameters(run: Path, summary: dict) -> int:
     return sum(p.numel() for p in load_model(run).parameters())
 
 
+def best_epoch(cols: dict) -> float:
+    """The epoch of the lowest validation loss (the one best_model.pt holds)."""
+    return float(cols["epoch"][np.nanargmin(cols["val_loss"])])
+
+
+def largest_training_rise(cols: dict, key: str = "train_rmse_f_ev_a") -> float:
+    """Largest relative rise of a training metric from one epoch to the next (0 if it never rose): a
+    training spike, e.g. 0.42 when the force RMSE went from 0.2785 to 0.3954 eV/Å (`l2_hqc_cz_long`, epoch 55 to 56).
+    Training RMSEs are running averages over the epoch, so a healthy run rises by at most a few percent."""
+    values = np.asarray(cols[key], dtype=float)
+    rises = values[1:] / values[:-1] - 1.0
+    rises = rises[np.isfinite(rises)]
+    return float(max(0.0, rises.max())) if len(rises) else float("nan")   # nan: fewer than two logged epochs
+
+
 def last_improvement(cols: dict, window: int = 20) -> float:
     """Relative fall of the best validation loss over the last ``window`` epochs (0: no better epoch in
     them; nan if the run is not longer than the window): how flat a run was when it stopped."""
@@ -210,7 +225,8 @@ def last_improvement(cols: dict, window: int = 20) -> float:
 
 def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list[dict]:
     """One row per run (sorted by parameter count): parameters, epochs, training hours, median seconds per
-    epoch, test E RMSE (meV/atom) and F RMSE (eV/Å), and :func:`last_improvement` of the validation loss.
+    epoch, test E RMSE (meV/atom) and F RMSE (eV/Å), :func:`last_improvement` of the validation loss,
+    :func:`best_epoch` and :func:`largest_training_rise` of the training force RMSE.
     Prints a Markdown table; if ``out``, plots test E and F RMSE against parameters."""
     rows = []
     for run in map(Path, runs):
@@ -221,13 +237,16 @@ def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list
                      "train_hours": float(cols["wall_seconds"][-1]) / 3600,
                      "seconds_per_epoch": float(np.median(cols["epoch_seconds"])),
                      "test_rmse_e_mev_atom": float(test["rmse_e_mev_atom"]), "test_rmse_f_ev_a": float(test["rmse_f_ev_a"]),
-                     "val_loss_fall_last_20_epochs": last_improvement(cols)})
+                     "val_loss_fall_last_20_epochs": last_improvement(cols), "best_epoch": best_epoch(cols),
+                     "largest_train_f_rise": largest_training_rise(cols)})
     rows.sort(key=lambda r: r["parameters"])
     lines = ["| run | parameters | epochs | training (h) | s per epoch | test E RMSE (meV/atom) | test F RMSE (eV/Å) "
-             "| best val loss: fall over the last 20 epochs |", "|---|---|---|---|---|---|---|---|"]
+             "| best val loss: fall over the last 20 epochs | best epoch | largest rise of train F RMSE between epochs |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['parameters']:,} | {r['epochs']} | {r['train_hours']:.2f} | {r['seconds_per_epoch']:.0f} "
-                     f"| {r['test_rmse_e_mev_atom']:.2f} | {r['test_rmse_f_ev_a']:.3f} | {100 * r['val_loss_fall_last_20_epochs']:.2f}% |")
+                     f"| {r['test_rmse_e_mev_atom']:.2f} | {r['test_rmse_f_ev_a']:.3f} | {100 * r['val_loss_fall_last_20_epochs']:.2f}% "
+                     f"| {r['best_epoch']:.0f} | {100 * r['largest_train_f_rise']:.1f}% |")
     print("\n".join(lines))
     if out is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -63,7 +63,7 @@ def test_compare_curves_reads_each_run_at_the_given_epochs(tmp_path):
 
 
 def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path):
-    from hqc_qiskit.studies import last_improvement, main, size_accuracy
+    from hqc_qiskit.studies import best_epoch, largest_training_rise, last_improvement, main, size_accuracy
 
     _fake_run(tmp_path, "big", [1.0, 0.6, 0.4, 0.3], 0.30)
     _fake_run(tmp_path, "tiny", [0.9, 0.5], 0.50)
@@ -84,6 +84,13 @@ def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path)
     main(["sizes", str(tmp_path / "tiny"), str(tmp_path / "big"), "--out", str(tmp_path / "s.png")])
     assert (tmp_path / "s.png").stat().st_size > 0
 
+    assert rows[1]["best_epoch"] == 4.0
+    assert rows[1]["largest_train_f_rise"] != rows[1]["largest_train_f_rise"]   # nan: the fake runs log no train F
+
+    f = np.array([0.40, 0.30, 0.278, 0.403, 0.30])
+    assert largest_training_rise({"train_rmse_f_ev_a": f}) == pytest.approx(0.403 / 0.278 - 1)
+    assert largest_training_rise({"train_rmse_f_ev_a": np.array([0.4, 0.3, 0.2])}) == 0.0
+    assert best_epoch({"epoch": np.arange(1.0, 6.0), "val_loss": np.array([3.0, np.nan, 1.0, 2.0, 1.5])}) == 3.0
     loss = np.array([5.0, 4.0, 3.0, 2.0, 2.5, 2.2])
     assert last_improvement({"val_loss": loss}, window=3) == pytest.approx((3.0 - 2.0) / 3.0)
     assert last_improvement({"val_loss": np.array([5.0, 2.0, 2.5, 2.2, 3.0])}, window=3) == 0.0
