@@ -249,22 +249,25 @@ def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list
                      f"| {r['best_epoch']:.0f} | {100 * r['largest_train_f_rise']:.1f}% |")
     print("\n".join(lines))
     if out is not None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
         for ax, key, ylabel in zip(axes, ("test_rmse_e_mev_atom", "test_rmse_f_ev_a"),
                                    ("test E RMSE (meV/atom)", "test F RMSE (eV/Å)")):
             x = [r["parameters"] for r in rows]
-            y = [r[key] for r in rows]
-            ax.plot(x, y, "o")   # no line: the runs are different models, not one curve
-            for k, (r, xi, yi) in enumerate(zip(rows, x, y)):
-                ax.annotate(f"{r['run']}: {r['epochs']} ep, {r['train_hours']:.1f} h", (xi, yi), fontsize=7,
-                            textcoords="offset points", xytext=(5, 4 if k % 2 == 0 else -10))
+            # one marker per run, named in the legend (labels beside the points overlapped once runs of one size
+            # and several seeds came together); no line: the runs are different models, not one curve
+            for k, r in enumerate(rows):
+                ax.plot(r["parameters"], r[key], "os^vDP*Xhp"[k % 10], color=f"C{k % 10}", markersize=7,
+                        label=f"{r['run']}: {r['epochs']} ep, {r['train_hours']:.1f} h")
             ax.set_xscale("log")
-            ax.set_xlim(min(x) / 1.5, max(x) * 4)   # room for the labels right of the points
+            ax.set_xlim(min(x) / 1.3, max(x) * 1.3)
+            ax.set_xticks([t for t in (1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6)
+                           if min(x) / 1.3 <= t <= max(x) * 1.3])
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("parameters")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.tight_layout()
         fig.savefig(out, dpi=120)
         plt.close(fig)
