@@ -6,6 +6,7 @@ are relative to the current directory. Unknown keys are errors (a typo must not 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -177,6 +178,16 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def _map_paths(raw: dict, fn) -> None:
+    """Replace each path field of the raw config dict (those in _PATH_KEYS that are set) by fn(value)."""
+    for keys in _PATH_KEYS:
+        node = raw
+        for k in keys[:-1]:
+            node = node.get(k) or {}
+        if node.get(keys[-1]) is not None:
+            node[keys[-1]] = fn(node[keys[-1]])
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: dict | None = None) -> RunConfig:
     """Read, resolve paths, apply overrides, validate. Errors name the file and the bad key."""
     if raw is None:
@@ -189,12 +200,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         base = path.parent
         raw.setdefault("output_dir", str(Path(raw.get("name", path.stem))))
-        for keys in _PATH_KEYS:
-            node = raw
-            for k in keys[:-1]:
-                node = node.get(k) or {}
-            if node.get(keys[-1]) is not None:
-                node[keys[-1]] = str((base / node[keys[-1]]))
+        _map_paths(raw, lambda value: str(base / value))
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(raw, key, value)
@@ -206,4 +212,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), raw: 
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """Write ``config`` as YAML that ``load_config(path)`` reads back to the same files: relative paths
+    are rewritten relative to ``path``'s folder (they are relative to the current directory in memory)."""
+    path = Path(path)
+    raw = config.model_dump(mode="json")
+    folder = path.parent.absolute()
+    _map_paths(raw, lambda value: value if Path(value).is_absolute() else os.path.relpath(Path(value).absolute(), folder))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))

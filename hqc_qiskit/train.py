@@ -8,6 +8,7 @@ summary.json. Same config + seed gives the same numbers; a resumed run continues
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import os
 import time
@@ -149,7 +150,8 @@ class _Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
-        if self.enabled and not dist.is_initialized():
+        self.owns_group = self.enabled and not dist.is_initialized()
+        if self.owns_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     def shard(self, indices: list[int]) -> list[int]:
@@ -165,6 +167,26 @@ class _Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def close(self) -> None:
+        """Destroy the process group this object opened; call once no DDP wrapper is referenced any more."""
+        if self.owns_group:
+            destroy_process_group_after_ddp()
+            self.owns_group = False
+
+
+def destroy_process_group_after_ddp() -> None:
+    """Destroy the default process group after the caller dropped its DistributedDataParallel wrappers.
+
+    Order matters (torch 2.13, gloo): the DDP reducer holds a reference to the process group. If the
+    reducer is freed last, the group's destructor joins gloo's worker thread while holding the GIL,
+    and that thread may need the GIL to free a finished allreduce: the process hangs at exit (seen in
+    CI; py-spy stack in docs/training.md). So collect the dropped wrappers (DDP has reference
+    cycles) while the default group still owns the process group, then destroy the group through
+    torch.distributed, whose binding releases the GIL before joining.
+    """
+    gc.collect()
+    dist.destroy_process_group()
 
 
 class Trainer:
@@ -204,6 +226,7 @@ class Trainer:
         self.ddp_model = (
             torch.nn.parallel.DistributedDataParallel(self.model) if self.dist.enabled else self.model
         )
+        self.ddp_released = False
         t = config.train
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay,
@@ -338,6 +361,9 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train until max_epochs, early stopping or max_minutes; returns the summary dict."""
+        if self.ddp_released:
+            raise RuntimeError("this Trainer released its process group at the end of fit(); build a new Trainer "
+                               "(with resume=True to continue from its checkpoint)")
         t = self.config.train
         start_wall = time.time() - self.wall_offset
         session_start = time.time()
@@ -389,6 +415,7 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.stop()
+            self._release_ddp()
         summary = {"stop_reason": stop_reason, "epochs": self.epoch, "best_val_loss": self.best_val,
                    "train_seconds": self.wall_offset, "device": str(self.device),
                    "n_parameters": sum(p.numel() for p in self.model.parameters())}
@@ -397,6 +424,13 @@ class Trainer:
         if self.dist.is_main:
             self.finish(summary)
         return summary
+
+    def _release_ddp(self) -> None:
+        """Drop the DDP wrapper, then destroy the process group if this trainer opened it (see
+        destroy_process_group_after_ddp); the epochs after this need a new Trainer."""
+        if self.dist.enabled:
+            self.ddp_model, self.ddp_released = self.model, True
+            self.dist.close()
 
     def _check_plateau(self, row: dict) -> None:
         """Warn once when, at PLATEAU_CHECK_EPOCH, the training force RMSE is still the forces' own RMS."""

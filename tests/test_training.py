@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,26 @@ def test_config_errors(tmp_path):
     cfg = load_config(good, ["train.lr=0.5", "model.readout={kind: quantum, ansatz: qft_cz}"])
     assert cfg.train.lr == 0.5 and cfg.model.readout.ansatz == "qft_cz"
     assert cfg.data.train == tmp_path / "a.xyz"  # relative to the YAML file
+
+
+def test_saved_run_config_reloads_to_the_same_files(tmp_path, monkeypatch):
+    """A run's config.yaml names the files the run used when loaded from anywhere (paths relative to it)."""
+    from hqc_qiskit.config import save_config
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "c.yaml").write_text(
+        "name: x\ndata: {train: ../data/a.xyz, val: /abs/b.xyz}\noutput_dir: ../runs/x\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(Path("configs/c.yaml"), ["data.test=data/c.xyz"])
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    save_config(cfg, Path("runs/x/config.yaml"))
+    monkeypatch.chdir(tmp_path / "configs")
+    again = load_config(tmp_path / "runs" / "x" / "config.yaml")
+    for field in ("train", "val", "test"):
+        assert getattr(again.data, field).resolve() == (tmp_path / getattr(cfg.data, field)).resolve(), field
+    assert Path(again.output_dir).resolve() == (tmp_path / "runs" / "x").resolve()
+    assert again.data.val == Path("/abs/b.xyz")
+    assert again.model == cfg.model and again.train == cfg.train
 
 
 def test_evaluate_and_calculator_md(tiny_config, val_frames):
