@@ -193,6 +193,18 @@ def test_shipped_configs_validate_and_point_at_shipped_data():
     assert load_config(ROOT / "runs" / "hqc_qft_cz.yaml").model.readout.ansatz == "qft_cz"
 
 
+def test_committed_run_configs_reload_to_their_run_and_data():
+    """Each committed runs/<run>/config.yaml loads from its folder to that folder and the shipped data."""
+    from tests.conftest import ROOT
+
+    saved = sorted((ROOT / "runs").glob("*/config.yaml"))
+    assert len(saved) >= 12
+    for path in saved:
+        cfg = load_config(path)
+        assert Path(cfg.output_dir).resolve() == path.parent.resolve(), path
+        assert cfg.data.train.exists() and cfg.data.val.exists(), path
+
+
 def test_fit_residual_reference_energies_remove_the_initial_offset(tiny_config):
     """'fit_residual' absorbs the untrained model's mean energy: on the structures it was fitted to, the
     initial per-atom energy errors average to zero (least squares with one element), while 'fit' leaves
