@@ -216,6 +216,5 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     are rewritten relative to ``path``'s folder (they are relative to the current directory in memory)."""
     path = Path(path)
     raw = config.model_dump(mode="json")
-    folder = path.parent.absolute()
-    _map_paths(raw, lambda value: value if Path(value).is_absolute() else os.path.relpath(Path(value).absolute(), folder))
+    _map_paths(raw, lambda value: value if Path(value).is_absolute() else os.path.relpath(value, path.parent))
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -226,7 +226,6 @@ class Trainer:
         self.ddp_model = (
             torch.nn.parallel.DistributedDataParallel(self.model) if self.dist.enabled else self.model
         )
-        self.ddp_released = False
         t = config.train
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay,
@@ -429,8 +428,13 @@ class Trainer:
         """Drop the DDP wrapper, then destroy the process group if this trainer opened it (see
         destroy_process_group_after_ddp); the epochs after this need a new Trainer."""
         if self.dist.enabled:
-            self.ddp_model, self.ddp_released = self.model, True
+            self.ddp_model = self.model
             self.dist.close()
+
+    @property
+    def ddp_released(self) -> bool:
+        """True once fit() has dropped the DDP wrapper of a distributed run."""
+        return self.dist.enabled and self.ddp_model is self.model
 
     def _check_plateau(self, row: dict) -> None:
         """Warn once when, at PLATEAU_CHECK_EPOCH, the training force RMSE is still the forces' own RMS."""
