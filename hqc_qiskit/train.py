@@ -42,8 +42,10 @@ class PlateauWarning(UserWarning):
 METRIC_FIELDS = [
     "epoch", "lr", "train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a",
     "val_loss", "val_rmse_e_mev_atom", "val_rmse_e_offset_free_mev_atom", "val_rmse_f_ev_a",
-    "epoch_seconds", "wall_seconds",
+    "epoch_seconds", "wall_seconds", "grad_norm_mean", "grad_norm_max",
 ]
+# grad_norm_*: L2 norm over all parameters of each step's gradient before clipping, mean and max over the epoch
+# (spikes in training show up here first). Runs started before these columns existed keep their header on --resume.
 
 
 @dataclass
@@ -249,6 +251,7 @@ class Trainer:
             save_config(config, self.run_dir / "config.yaml")
             with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
                 csv.writer(fh).writerow(METRIC_FIELDS)
+        self.metric_fields = self._metrics_header()
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict:
@@ -286,6 +289,16 @@ class Trainer:
         if self.dist.is_main:
             self._truncate_metrics(self.epoch)
 
+    def _metrics_header(self) -> list[str]:
+        """The columns of this run's metrics.csv: its own header when resuming a run with an older one."""
+        path = self.run_dir / "metrics.csv"
+        if self.dist.is_main and path.exists():
+            with open(path) as fh:
+                header = next(csv.reader(fh), None)
+            if header:
+                return header
+        return list(METRIC_FIELDS)
+
     def _truncate_metrics(self, last_epoch: int) -> None:
         """Drop metric rows written after the checkpoint (a run killed mid-epoch repeats that epoch)."""
         path = self.run_dir / "metrics.csv"
@@ -313,6 +326,7 @@ class Trainer:
         self.model.train()
         order = self._epoch_order()
         sums = [0.0, 0.0, 0.0, 0.0, 0.0]  # loss*B, sq err E/atom, sq err F, n structures, n force components
+        grad_norms = []
         for start in range(0, len(order), t.batch_size):
             idx = self.dist.shard(order[start : start + t.batch_size])
             batch = to_device(collate([self.graphs.train[i] for i in idx]), self.device, self.dtype)
@@ -320,8 +334,11 @@ class Trainer:
             loss = loss_fn(out, batch, t.energy_weight, t.forces_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if t.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip_norm)
+            if t.grad_clip_norm is not None:   # returns the norm before clipping
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip_norm)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+            grad_norms.append(grad_norm.item())
             self.optimizer.step()
             if self.warmup is not None:
                 self.warmup.step()
@@ -342,6 +359,8 @@ class Trainer:
             "train_loss": sums[0] / sums[3],
             "train_rmse_e_mev_atom": math.sqrt(sums[1] / sums[3]) * 1000,
             "train_rmse_f_ev_a": math.sqrt(sums[2] / sums[4]) if sums[4] else float("nan"),
+            "grad_norm_mean": float(np.mean(grad_norms)) if grad_norms else float("nan"),
+            "grad_norm_max": float(np.max(grad_norms)) if grad_norms else float("nan"),
         }
 
     def validate(self) -> dict:
@@ -399,7 +418,7 @@ class Trainer:
                            epoch_seconds=time.time() - epoch_start, wall_seconds=self.wall_offset)
                 if self.dist.is_main:
                     with open(self.run_dir / "metrics.csv", "a", newline="") as fh:
-                        csv.writer(fh).writerow([row.get(k, "") for k in METRIC_FIELDS])
+                        csv.writer(fh).writerow([row.get(k, "") for k in self.metric_fields])
                     atomic_save(self._state(), self.run_dir / CHECKPOINT)
                 if progress is not None:
                     progress.update(epochs_task, completed=self.epoch,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,37 @@ def test_gradient_clipping_bounds_the_norm_the_optimizer_sees(tiny_config, clip)
         assert max(norms) > 1e-3
     else:
         assert max(norms) <= clip * (1 + 1e-6)
+
+
+def test_grad_norm_columns_are_the_norm_before_clipping(tiny_config):
+    """One step per epoch (batch = all 8 frames): the recorded norm of epoch 1 equals the gradient norm of the
+    loss at the initial weights, computed here by hand, although clipping to 1e-6 shrank that step."""
+    from hqc_qiskit.data.graph import collate, to_device
+    from hqc_qiskit.train import loss_fn
+
+    cfg = tiny_config(train__batch_size=8, train__max_epochs=1, train__grad_clip_norm=1e-6)
+    ref = Trainer(cfg, progress=False)   # same seed, same initial weights as the trainer below
+    batch = to_device(collate(ref.graphs.train), ref.device, ref.dtype)
+    loss = loss_fn(ref.model(batch, compute_forces=True, create_graph=True), batch,
+                   cfg.train.energy_weight, cfg.train.forces_weight)
+    loss.backward()
+    expected = math.sqrt(sum(float((p.grad ** 2).sum()) for p in ref.model.parameters() if p.grad is not None))
+    Trainer(cfg, progress=False).fit()
+    row = _rows(cfg.run_dir())[0]
+    assert expected > 1e-3
+    assert float(row["grad_norm_max"]) == pytest.approx(expected, rel=1e-4)
+    assert float(row["grad_norm_mean"]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_resume_keeps_an_older_metrics_header(tiny_config):
+    """A run started before the grad-norm columns existed resumes with its own header and row width."""
+    cfg = tiny_config(train__max_epochs=1)
+    Trainer(cfg, progress=False).fit()
+    path = cfg.run_dir() / "metrics.csv"
+    old = [r[:-2] for r in csv.reader(path.open())]
+    assert old[0][-1] == "wall_seconds"
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(old)
+    Trainer(tiny_config(train__max_epochs=2), resume=True, progress=False).fit()
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == old[0] and len(rows) == 3 and all(len(r) == len(old[0]) for r in rows)
