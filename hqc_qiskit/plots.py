@@ -29,18 +29,25 @@ def _read_csv(path) -> dict[str, np.ndarray]:
 
 
 def plot_learning_curve(metrics_csv: str | Path, out: str | Path) -> None:
-    """Train/validation RMSE of E (meV/atom) and F (eV/Å) per epoch, log scale."""
+    """Train/validation RMSE of E (meV/atom) and F (eV/Å) per epoch, log scale; a third panel with the
+    gradient norm per step (mean and max over each epoch, before clipping) when metrics.csv has it."""
     cols = _read_csv(metrics_csv)
     if not cols:
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    has_grad = np.isfinite(cols.get("grad_norm_max", np.array([np.nan]))).any()
+    fig, axes = plt.subplots(1, 3 if has_grad else 2, figsize=(15 if has_grad else 10, 4))
     for ax, key, label in ((axes[0], "rmse_e_mev_atom", "E RMSE (meV/atom)"), (axes[1], "rmse_f_ev_a", "F RMSE (eV/Å)")):
         for split, style in (("train", "-"), ("val", "o-")):
             y = cols.get(f"{split}_{key}")
             if y is not None and np.isfinite(y).any():
                 ax.plot(cols["epoch"], y, style, ms=3, label=split)
-        ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+    if has_grad:
+        axes[2].plot(cols["epoch"], cols["grad_norm_mean"], "-", label="mean over the epoch's steps")
+        axes[2].plot(cols["epoch"], cols["grad_norm_max"], "-", alpha=0.7, label="max over the epoch's steps")
+        axes[2].set_ylabel("gradient norm before clipping")
+    for ax in axes:
+        ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
