@@ -138,6 +138,9 @@ class TrainConfig(_Strict):
     max_minutes: Optional[float] = Field(None, description="stop (checkpointed, resumable) after this wall time")
     device: str = "auto"
     eval_every: int = 1
+    plot_every_minutes: Optional[float] = Field(
+        5.0, ge=0, description="redraw learning_curve.png during training at most this often (0: every epoch; "
+        "null: only at the end)")
     num_threads: Optional[int] = None
 
 

@@ -384,7 +384,7 @@ class Trainer:
                                "(with resume=True to continue from its checkpoint)")
         t = self.config.train
         start_wall = time.time() - self.wall_offset
-        session_start = time.time()
+        session_start = last_plot = time.time()
         stop_reason = "max_epochs"
         progress = None
         if self.progress:
@@ -420,6 +420,9 @@ class Trainer:
                     with open(self.run_dir / "metrics.csv", "a", newline="") as fh:
                         csv.writer(fh).writerow([row.get(k, "") for k in self.metric_fields])
                     atomic_save(self._state(), self.run_dir / CHECKPOINT)
+                    if t.plot_every_minutes is not None and time.time() - last_plot >= 60 * t.plot_every_minutes:
+                        self.redraw_learning_curve()
+                        last_plot = time.time()
                 if progress is not None:
                     progress.update(epochs_task, completed=self.epoch,
                                     info=f"val E {row.get('val_rmse_e_mev_atom', float('nan')):.2f} meV/atom  F {row.get('val_rmse_f_ev_a', float('nan')):.3f} eV/Å")
@@ -476,14 +479,22 @@ class Trainer:
     def finish(self, summary: dict) -> None:
         """Test metrics of the best model, learning-curve plot, summary.json."""
         from .checkpoint import load_model
-        from .plots import plot_learning_curve
 
         if self.graphs.test and (self.run_dir / BEST).exists():
             model = load_model(self.run_dir / BEST).to(self.device)
             pred = predict(model, self.graphs.test, self.config.train.batch_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
-        plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png")
+        self.redraw_learning_curve()
         atomic_write_json(summary, self.run_dir / "summary.json")
+
+    def redraw_learning_curve(self) -> None:
+        """learning_curve.png from metrics.csv, replaced atomically (a viewer never sees half a file)."""
+        from .plots import plot_learning_curve
+
+        tmp = self.run_dir / "learning_curve.tmp.png"
+        plot_learning_curve(self.run_dir / "metrics.csv", tmp)
+        if tmp.exists():
+            tmp.replace(self.run_dir / "learning_curve.png")
 
 
 def train(config: RunConfig, resume: bool = False, progress: bool = True) -> dict:

@@ -324,3 +324,19 @@ def test_resume_keeps_an_older_metrics_header(tiny_config):
     Trainer(tiny_config(train__max_epochs=2), resume=True, progress=False).fit()
     rows = list(csv.reader(path.open()))
     assert rows[0] == old[0] and len(rows) == 3 and all(len(r) == len(old[0]) for r in rows)
+
+
+@pytest.mark.parametrize("every, calls", [(0, 4), (None, 1)])
+def test_learning_curve_redrawn_during_training(tiny_config, monkeypatch, every, calls):
+    """plot_every_minutes 0: after each of the 3 epochs and at the end; null: only at the end. The file is
+    replaced atomically (no temporary file left behind)."""
+    from hqc_qiskit import plots
+
+    drawn = []
+    real = plots.plot_learning_curve
+    monkeypatch.setattr(plots, "plot_learning_curve", lambda csv_path, out: (drawn.append(out), real(csv_path, out)))
+    cfg = tiny_config(train__plot_every_minutes=every)
+    Trainer(cfg, progress=False).fit()
+    assert len(drawn) == calls
+    assert (cfg.run_dir() / "learning_curve.png").exists()
+    assert not (cfg.run_dir() / "learning_curve.tmp.png").exists()
