@@ -194,6 +194,34 @@ def test_shipped_configs_validate_and_point_at_shipped_data():
     assert load_config(ROOT / "runs" / "hqc_qft_cz.yaml").model.readout.ansatz == "qft_cz"
 
 
+def _config_keys(model, prefix=""):
+    """Dotted names of every leaf key of a config model; readout variants (a union) are walked too."""
+    import typing
+
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        subs = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                if isinstance(a, type) and issubclass(a, BaseModel)]
+        if subs:
+            for sub in subs:
+                yield from _config_keys(sub, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_config_key_is_documented():
+    """docs/configuration.md names every key: dotted, or as `name:` inside its parent's row (readouts)."""
+    from hqc_qiskit.config import RunConfig
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    keys = list(_config_keys(RunConfig))
+    assert "train.plot_every_minutes" in keys and "model.readout.ansatz" in keys
+    missing = [k for k in keys if f"`{k}`" not in text and f"{k.rsplit('.', 1)[-1]}:" not in text]
+    assert not missing, f"undocumented config keys: {missing}"
+
+
 def test_committed_run_configs_reload_to_their_run_and_data():
     """Each committed runs/<run>/config.yaml loads from its folder to that folder and the shipped data."""
     from tests.conftest import ROOT
