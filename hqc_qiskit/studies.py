@@ -12,6 +12,10 @@ runs epoch by epoch: validation E and F RMSE at the given epochs (a Markdown tab
 ``python -m hqc_qiskit.studies sizes RUN [RUN ...] [--out sizes.png]`` puts finished runs of different model
 sizes side by side: parameters, epochs, training time, test E and F RMSE, and how flat each run's
 validation loss was at its end; the plot shows test E and F RMSE against the parameter count.
+
+``python -m hqc_qiskit.studies gradnorms RUN [RUN ...] [--clip 100] [--out grads.png]`` summarises the training
+gradient norms that metrics.csv records (before clipping): early and late medians, the largest step and,
+given a clip value, how often an epoch's mean norm was above it.
 """
 
 from __future__ import annotations
@@ -274,6 +278,51 @@ def size_accuracy(runs: list[str | Path], out: str | Path | None = None) -> list
     return rows
 
 
+def gradient_norms(runs: list[str | Path], clip: float | None = None, window: int = 20,
+                   out: str | Path | None = None) -> list[dict]:
+    """Training gradient norms of runs whose metrics.csv records them (``grad_norm_mean``/``grad_norm_max``,
+    the global L2 norm of each step's gradient before clipping). One row per run: the median of the per-epoch
+    means over the first and the last ``window`` epochs, the largest step norm and its epoch, and, with
+    ``clip``, the share of epochs whose mean norm is above it (where clipping at ``clip`` acts on most steps).
+    Prints a Markdown table; if ``out``, plots the per-epoch mean (line) and max (dots) of every run."""
+    rows, curves = [], {}
+    for run in map(Path, runs):
+        cols = _run_metrics(run)
+        if "grad_norm_mean" not in cols or not np.isfinite(cols["grad_norm_mean"]).any():
+            raise SystemExit(f"{run}: metrics.csv has no gradient norms (runs started before session 18 lack them)")
+        ok = np.isfinite(cols["grad_norm_mean"])
+        epoch, mean, peak = cols["epoch"][ok], cols["grad_norm_mean"][ok], cols["grad_norm_max"][ok]
+        curves[run.name] = (epoch, mean, peak)
+        rows.append({"run": run.name, "epochs": int(epoch[-1]), "median_mean_first": float(np.median(mean[:window])),
+                     "median_mean_last": float(np.median(mean[-window:])), "max": float(peak.max()),
+                     "epoch_of_max": int(epoch[np.argmax(peak)]),
+                     "share_of_epochs_mean_above_clip": float(np.mean(mean > clip)) if clip else float("nan")})
+    head = (f"| run | epochs | median of epoch means, epochs 1-{window} | median of epoch means, last {window} epochs "
+            f"| largest step norm (epoch) |" + (f" epochs with mean norm > {clip:g} |" if clip else ""))
+    lines = [head, "|---" * (5 + bool(clip)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['epochs']} | {r['median_mean_first']:.1f} | {r['median_mean_last']:.1f} "
+                     f"| {r['max']:.1f} ({r['epoch_of_max']}) |"
+                     + (f" {100 * r['share_of_epochs_mean_above_clip']:.0f}% |" if clip else ""))
+    print("\n".join(lines))
+    if out is not None:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for k, (name, (epoch, mean, peak)) in enumerate(curves.items()):
+            ax.plot(epoch, mean, color=f"C{k % 10}", label=f"{name}: mean")
+            ax.plot(epoch, peak, ".", color=f"C{k % 10}", ms=3, alpha=0.6, label=f"{name}: max")
+        if clip:
+            ax.axhline(clip, color="k", ls="--", lw=1, label=f"clip {clip:g}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("gradient norm per step, before clipping")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     import argparse
 
@@ -291,11 +340,18 @@ def main(argv: list[str]) -> None:
     sizes = commands.add_parser("sizes", help="test accuracy of finished runs against their parameter count")
     sizes.add_argument("runs", nargs="+")
     sizes.add_argument("--out", default=None, help="PNG of test E and F RMSE against parameters")
+    grads = commands.add_parser("gradnorms", help="training gradient norms per epoch (runs since session 18)")
+    grads.add_argument("runs", nargs="+")
+    grads.add_argument("--clip", type=float, default=None, help="a grad_clip_norm to compare with")
+    grads.add_argument("--window", type=int, default=20, help="epochs at the start and at the end to summarise")
+    grads.add_argument("--out", default=None, help="PNG of the per-epoch mean and max of every run")
     a = parser.parse_args(argv)
     if a.command == "readouts":
         readouts_study(a.folder, a.threshold)
     elif a.command == "curves":
         compare_curves(a.runs, a.epochs, a.out)
+    elif a.command == "gradnorms":
+        gradient_norms(a.runs, a.clip, a.window, a.out)
     else:
         size_accuracy(a.runs, a.out)
 

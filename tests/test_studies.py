@@ -95,3 +95,28 @@ def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path)
     assert last_improvement({"val_loss": loss}, window=3) == pytest.approx((3.0 - 2.0) / 3.0)
     assert last_improvement({"val_loss": np.array([5.0, 2.0, 2.5, 2.2, 3.0])}, window=3) == 0.0
     assert last_improvement({"val_loss": loss}, window=6) != last_improvement({"val_loss": loss}, window=6)  # nan
+
+
+def test_gradnorms_summarises_early_late_and_clip_share(tmp_path, capsys):
+    from hqc_qiskit.studies import gradient_norms
+
+    run = tmp_path / "g"
+    run.mkdir()
+    means = [400.0, 300.0, 200.0, 50.0, 40.0, 30.0]
+    peaks = [900.0, 700.0, 1500.0, 90.0, 80.0, 60.0]
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(METRIC_FIELDS)
+        for k, (m, p) in enumerate(zip(means, peaks), start=1):
+            row = {"epoch": k, "grad_norm_mean": m, "grad_norm_max": p}
+            w.writerow([row.get(c, "") for c in METRIC_FIELDS])
+    (row,) = gradient_norms([run], clip=100, window=3, out=tmp_path / "g.png")
+    assert row["median_mean_first"] == 300.0 and row["median_mean_last"] == 40.0
+    assert row["max"] == 1500.0 and row["epoch_of_max"] == 3
+    assert row["share_of_epochs_mean_above_clip"] == pytest.approx(0.5)
+    assert "| g | 6 | 300.0 | 40.0 | 1500.0 (3) | 50% |" in capsys.readouterr().out
+    assert (tmp_path / "g.png").exists()
+    old = tmp_path / "old"
+    _fake_run(tmp_path, "old", [1.0, 0.5], 0.5)   # no gradient norms recorded
+    with pytest.raises(SystemExit, match="no gradient norms"):
+        gradient_norms([old])
