@@ -3,7 +3,8 @@
 # Here:   bash scripts/gpu_wheels.sh
 # There:  one device-tool call: command "bash scripts/gpu_check.sh", carry [".whl"], timeout_s 560 (the steps'
 #         own limits add up to 510 s). What travels, the tracked tree and .whl/, must stay under 64 MiB
-#         (session 18: 38.6 MB tracked after the finished readout studies' checkpoint.pt left the tree, 18.6 MB
+#         (session 18: 38.6 MB tracked after the finished readout studies' checkpoint.pt left the tree, 42.9 MB with
+#         its two new runs, 18.6 MB
 #         of wheels; session 17 had 47.7 + 18.6 MB, under 1 MB of margin). Check with:
 #         git ls-files -z | xargs -0 du -cb | tail -1; du -sb .whl
 # It runs the CUDA tests (CUDA = CPU for the exact engine, E/F of both readout kinds, training and
