@@ -15,7 +15,8 @@ validation loss was at its end; the plot shows test E and F RMSE against the par
 
 ``python -m hqc_qiskit.studies gradnorms RUN [RUN ...] [--clip 100] [--out grads.png]`` summarises the training
 gradient norms that metrics.csv records (before clipping): early and late medians, the largest step and,
-given a clip value, how often an epoch's mean norm was above it.
+given a clip value, how often an epoch's mean norm was above it (clipping acts on most steps) and how many
+epochs had at least one step above it (clipping acted at all).
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ def gradient_norms(runs: list[str | Path], clip: float | None = None, window: in
     """Training gradient norms of runs whose metrics.csv records them (``grad_norm_mean``/``grad_norm_max``,
     the global L2 norm of each step's gradient before clipping). One row per run: the median of the per-epoch
     means over the first and the last ``window`` epochs, the largest step norm and its epoch, and, with
-    ``clip``, the share of epochs whose mean norm is above it (where clipping at ``clip`` acts on most steps).
+    ``clip``, the share of epochs whose mean norm is above it (where clipping at ``clip`` acts on most steps) and
+    the number of epochs with at least one step above it (``grad_norm_max`` > ``clip``: clipping acted there).
     Prints a Markdown table; if ``out``, plots the per-epoch mean (line) and max (dots) of every run."""
     rows, curves = [], {}
     for run in map(Path, runs):
@@ -296,14 +298,17 @@ def gradient_norms(runs: list[str | Path], clip: float | None = None, window: in
         rows.append({"run": run.name, "epochs": int(epoch[-1]), "median_mean_first": float(np.median(mean[:window])),
                      "median_mean_last": float(np.median(mean[-window:])), "max": float(peak.max()),
                      "epoch_of_max": int(epoch[np.argmax(peak)]),
-                     "share_of_epochs_mean_above_clip": float(np.mean(mean > clip)) if clip else float("nan")})
+                     "share_of_epochs_mean_above_clip": float(np.mean(mean > clip)) if clip else float("nan"),
+                     "epochs_with_step_above_clip": int(np.sum(peak > clip)) if clip else None})
     head = (f"| run | epochs | median of epoch means, epochs 1-{window} | median of epoch means, last {window} epochs "
-            f"| largest step norm (epoch) |" + (f" epochs with mean norm > {clip:g} |" if clip else ""))
-    lines = [head, "|---" * (5 + bool(clip)) + "|"]
+            f"| largest step norm (epoch) |"
+            + (f" epochs with mean norm > {clip:g} | epochs with a step > {clip:g} |" if clip else ""))
+    lines = [head, "|---" * (5 + 2 * bool(clip)) + "|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['epochs']} | {r['median_mean_first']:.1f} | {r['median_mean_last']:.1f} "
                      f"| {r['max']:.1f} ({r['epoch_of_max']}) |"
-                     + (f" {100 * r['share_of_epochs_mean_above_clip']:.0f}% |" if clip else ""))
+                     + (f" {100 * r['share_of_epochs_mean_above_clip']:.0f}% | {r['epochs_with_step_above_clip']} "
+                        f"of {len(curves[r['run']][0])} |" if clip else ""))
     print("\n".join(lines))
     if out is not None:
         fig, ax = plt.subplots(figsize=(8, 4.5))

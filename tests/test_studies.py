@@ -97,7 +97,7 @@ def test_sizes_reads_parameters_and_test_metrics_and_measures_flatness(tmp_path)
     assert last_improvement({"val_loss": loss}, window=6) != last_improvement({"val_loss": loss}, window=6)  # nan
 
 
-def test_gradnorms_summarises_early_late_and_clip_share(tmp_path, capsys):
+def test_gradnorms_summarises_early_late_and_clip_counts(tmp_path, capsys):
     from hqc_qiskit.studies import gradient_norms
 
     run = tmp_path / "g"
@@ -114,7 +114,10 @@ def test_gradnorms_summarises_early_late_and_clip_share(tmp_path, capsys):
     assert row["median_mean_first"] == 300.0 and row["median_mean_last"] == 40.0
     assert row["max"] == 1500.0 and row["epoch_of_max"] == 3
     assert row["share_of_epochs_mean_above_clip"] == pytest.approx(0.5)
-    assert "| g | 6 | 300.0 | 40.0 | 1500.0 (3) | 50% |" in capsys.readouterr().out
+    assert row["epochs_with_step_above_clip"] == 3      # peaks 900, 700, 1500; 90, 80, 60 are below
+    assert "| g | 6 | 300.0 | 40.0 | 1500.0 (3) | 50% | 3 of 6 |" in capsys.readouterr().out
+    (row,) = gradient_norms([run], clip=250, window=3)
+    assert row["share_of_epochs_mean_above_clip"] == pytest.approx(2 / 6) and row["epochs_with_step_above_clip"] == 3
     assert (tmp_path / "g.png").exists()
     old = tmp_path / "old"
     _fake_run(tmp_path, "old", [1.0, 0.5], 0.5)   # no gradient norms recorded
