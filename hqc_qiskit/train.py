@@ -39,6 +39,16 @@ class PlateauWarning(UserWarning):
     """The model still predicts ~zero forces after PLATEAU_CHECK_EPOCH epochs."""
 
 
+#: a validation loss above this multiple of the best so far is a divergence ("spike"); a warning says so
+#: (l2_hqc_cz seed 0 went from 8.04 to 31.6 at epoch 56, docs/results.md; ordinary epoch-to-epoch noise late in
+#: training is a few percent)
+SPIKE_FACTOR = 2.0
+
+
+class SpikeWarning(UserWarning):
+    """The validation loss jumped to more than SPIKE_FACTOR times its best value: the training diverged."""
+
+
 METRIC_FIELDS = [
     "epoch", "lr", "train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a",
     "val_loss", "val_rmse_e_mev_atom", "val_rmse_e_offset_free_mev_atom", "val_rmse_f_ev_a",
@@ -55,6 +65,11 @@ class Splits:
     train: list
     val: list
     test: list
+
+
+def _two_digits(x: float) -> str:
+    """x rounded to two significant digits, for a suggested setting (347.2 -> '350')."""
+    return f"{float(f'{x:.2g}'):g}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -243,6 +258,7 @@ class Trainer:
         self.epoch = 0
         self.best_val = math.inf
         self.epochs_since_best = 0
+        self._spiking = False   # inside a divergence episode (SpikeWarning said so once)
         self.wall_offset = 0.0
         if resume:
             self._load_checkpoint()
@@ -406,6 +422,7 @@ class Trainer:
                 row.update(val)
                 monitor = val.get("val_loss", row["train_loss"]) if val or not self.graphs.val else None
                 if monitor is not None:
+                    self._check_spike(monitor, row)
                     self.scheduler.step(monitor)
                     if monitor < self.best_val:
                         self.best_val, self.epochs_since_best = monitor, 0
@@ -475,6 +492,43 @@ class Trainer:
             self.warnings.append(message)
             if self.dist.is_main:
                 warnings.warn(message, PlateauWarning, stacklevel=2)
+
+    def _check_spike(self, monitor: float, row: dict) -> None:
+        """Warn when the monitored loss (validation, else training) jumps above SPIKE_FACTOR x its best so far,
+        once per such episode, with the largest step's gradient norm and an outlier clip value read from the
+        per-epoch maxima in metrics.csv (docs/training.md, "Gradient clipping")."""
+        spiking = math.isfinite(self.best_val) and monitor > SPIKE_FACTOR * self.best_val
+        if not spiking or self._spiking:
+            self._spiking = spiking
+            return
+        self._spiking = True
+        clip = self.config.train.grad_clip_norm
+        message = (f"epoch {self.epoch}: the monitored loss {monitor:.4g} is "
+                   f"{monitor / self.best_val:.1f}x its best so far ({self.best_val:.4g}); the training diverged "
+                   f"(best_model.pt keeps the best weights).")
+        peak = row.get("grad_norm_max", float("nan"))
+        typical = self._typical_grad_norm_max()
+        if math.isfinite(peak) and math.isfinite(typical):
+            message += (f" Largest gradient norm of this epoch's steps: {peak:.4g}; median of the earlier epochs' "
+                        f"largest: {typical:.4g}.")
+        if clip is None:
+            message += (" If it does not recover, or recurs, restart with an outlier clip near the typical largest "
+                        f"norm, e.g. -o train.grad_clip_norm={_two_digits(typical) if math.isfinite(typical) else 'X'}"
+                        " (docs/training.md).")
+        else:
+            message += f" Gradients are clipped at {clip:g}; a lower train.lr or clip may be needed (docs/training.md)."
+        self.warnings.append(message)
+        if self.dist.is_main:
+            warnings.warn(message, SpikeWarning, stacklevel=2)
+
+    def _typical_grad_norm_max(self) -> float:
+        """Median of grad_norm_max over the epochs already in metrics.csv (nan where not recorded)."""
+        try:
+            with open(self.run_dir / "metrics.csv", newline="") as fh:
+                values = [float(r["grad_norm_max"]) for r in csv.DictReader(fh) if r.get("grad_norm_max")]
+        except (OSError, ValueError, KeyError):
+            return float("nan")
+        return float(np.median(values)) if values else float("nan")
 
     def finish(self, summary: dict) -> None:
         """Test metrics of the best model, learning-curve plot, summary.json."""

@@ -92,6 +92,37 @@ def test_plateau_warning_when_forces_are_not_learned(tiny_config, monkeypatch):
         Trainer(cfg, progress=False).fit()
 
 
+def test_spike_warning_once_per_divergence_with_a_clip_suggestion(tiny_config, monkeypatch):
+    """A validation loss above SPIKE_FACTOR x the best so far is reported once per episode, with the epoch's
+    largest gradient norm and a clip value from the earlier epochs' maxima; it lands in summary.json."""
+    from hqc_qiskit import train as train_module
+
+    real_validate = Trainer.validate
+
+    def validate(self):
+        out = real_validate(self)
+        if self.epoch in (3, 4, 6):        # two episodes: epochs 3-4, then 6
+            out["val_loss"] *= 10.0
+        return out
+
+    monkeypatch.setattr(Trainer, "validate", validate)
+    cfg = tiny_config(train__max_epochs=6)
+    with pytest.warns(train_module.SpikeWarning) as record:
+        summary = Trainer(cfg, progress=False).fit()
+    spikes = [str(w.message) for w in record if w.category is train_module.SpikeWarning]
+    assert [m.split(":")[0] for m in spikes] == ["epoch 3", "epoch 6"]
+    rows = _rows(cfg.run_dir())
+    typical = float(np.median([float(r["grad_norm_max"]) for r in rows[:2]]))
+    assert f"grad_clip_norm={train_module._two_digits(typical)}" in spikes[0]
+    assert f"{float(rows[2]['grad_norm_max']):.4g}" in spikes[0]
+    assert summary["warnings"] == spikes
+    # with clipping on, the hint is about the clip, not a suggestion to add one
+    monkeypatch.setattr(Trainer, "validate", validate)
+    cfg = tiny_config(train__max_epochs=3, train__grad_clip_norm=5.0, output_dir=str(cfg.run_dir()) + "_clip")
+    with pytest.warns(train_module.SpikeWarning, match="clipped at 5"):
+        Trainer(cfg, progress=False).fit()
+
+
 def test_resume_without_checkpoint_is_clear(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         Trainer(tiny_config(), resume=True, progress=False)
