@@ -31,9 +31,32 @@ def test_python_example_runs(name, code):
     assert done.returncode == 0, f"{name} failed:\n{done.stderr[-3000:]}"
 
 
-# a command as the docs show it: in `code` or at the start of a line of a code block, up to the closing
-# backtick or the end of the (backslash-continued) line
-COMMAND = re.compile(r"(?:^|`)[ \t]*hqc-qiskit((?: [a-z][a-z0-9-]*)+)((?:[^`\n]|\\\n)*)", re.M)
+# a command as the docs show it: in `code` (up to the closing backtick, across line breaks) or at the start of a
+# line of a code block (up to the end of the line, with backslash continuations)
+COMMAND_START = re.compile(r"(`|^[ \t]*)(hqc-qiskit|python -m hqc_qiskit\.[a-z_]+|python benchmarks/[a-z_]+\.py)", re.M)
+OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def _documented_commands() -> list[tuple[str, str, str]]:
+    """(where, program, arguments) of every command shown in README.md and docs/*.md."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        fences = [f.span() for f in re.finditer(r"^```.*?^```", text, re.S | re.M)]
+        for m in COMMAND_START.finditer(text):
+            if m.group(1) != "`" and not any(a < m.start() < b for a, b in fences):
+                continue          # a line of prose that starts with the name
+            if m.group(1) == "`":
+                end = text.find("`", m.end())
+            else:
+                end = m.end()
+                while (nl := text.find("\n", end)) != -1 and text[nl - 1] == "\\":
+                    end = nl + 1
+                end = text.find("\n", end)
+            args = text[m.end():end if end != -1 else len(text)]
+            shown = " ".join(f"{m.group(2)}{args}".split())[:100]
+            found.append((f"{doc.relative_to(ROOT)}: `{shown}`", m.group(2), args))
+    return found
 
 
 def test_every_documented_command_and_option_exists():
@@ -45,19 +68,56 @@ def test_every_documented_command_and_option_exists():
 
     root = typer.main.get_command(app)
     checked, wrong = 0, []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for m in COMMAND.finditer(doc.read_text()):
-            cmd, words = root, m.group(1).split()
-            while words and hasattr(cmd, "commands") and words[0] in cmd.commands:
-                cmd = cmd.commands[words.pop(0)]
-            where = f"{doc.relative_to(ROOT)}: {m.group(0).strip()[:90]}"
-            if hasattr(cmd, "commands"):
+    for where, program, args in _documented_commands():
+        if program != "hqc-qiskit":
+            continue
+        cmd, words = root, args.split()
+        while words and hasattr(cmd, "commands") and words[0] in cmd.commands:
+            cmd = cmd.commands[words.pop(0)]
+        if hasattr(cmd, "commands"):
+            if words and not words[0].startswith("-"):      # `hqc-qiskit` alone or with --help is fine
                 wrong.append(f"{where}: no such command")
-                continue
-            options = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
-            for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", " ".join(words) + m.group(2)):
-                checked += 1
-                if option not in options:
-                    wrong.append(f"{where}: {option} is not an option of this command")
+            continue
+        options = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        for option in OPTION.findall(" ".join(words)):
+            checked += 1
+            if option not in options:
+                wrong.append(f"{where}: {option} is not an option of this command")
     assert checked >= 50, checked         # the docs show many options; a broken pattern would find none
+    assert not wrong, "\n".join(wrong)
+
+
+def _script_key(program: str, args: str) -> tuple[str, ...]:
+    """The program and, for `python -m MODULE SUB`, its subcommand: what --help is asked of."""
+    words = args.split()
+    sub = [words[0]] if program.startswith("python -m") and words and re.fullmatch(r"[a-z]+", words[0]) else []
+    return (program, *sub)
+
+
+def _help_text(key: tuple[str, ...]) -> subprocess.CompletedProcess:
+    argv = [sys.executable, *key[0].split()[1:], *key[1:], "--help"]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def test_every_documented_script_option_exists():
+    """The same for `python -m hqc_qiskit.MODULE [SUB]` and `python benchmarks/NAME.py`: each option shown in
+    the docs appears in that script's --help (which must work: no traceback for a user asking for help)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shown = [(where, _script_key(program, args), args) for where, program, args in _documented_commands()
+             if program != "hqc-qiskit"]
+    keys = sorted({key for _, key, _ in shown})
+    with ThreadPoolExecutor(4) as pool:       # each --help imports torch: a few seconds, mostly waiting on disk
+        helps = dict(zip(keys, pool.map(_help_text, keys)))
+    checked, wrong = 0, []
+    for key, done in helps.items():
+        if done.returncode != 0:
+            wrong.append(f"`{' '.join(key)} --help` failed: {done.stderr[-500:]}")
+    for where, key, args in shown:
+        text = helps[key].stdout
+        for option in OPTION.findall(args):
+            checked += 1
+            if not re.search(rf"(?<![\w-]){option}(?![\w-])", text):
+                wrong.append(f"{where}: {option} is not in `{' '.join(key)} --help`")
+    assert len(keys) >= 15 and checked >= 30, (len(keys), checked)
     assert not wrong, "\n".join(wrong)
