@@ -254,11 +254,12 @@ def test_every_config_key_is_documented():
 
 
 def test_committed_run_configs_reload_to_their_run_and_data():
-    """Each committed runs/<run>/config.yaml loads from its folder to that folder and the shipped data."""
+    """Each committed runs/<run>/config.yaml (and runs/<study>/<run>/config.yaml) loads from its folder to that
+    folder and the shipped data."""
     from tests.conftest import ROOT
 
-    saved = sorted((ROOT / "runs").glob("*/config.yaml"))
-    assert len(saved) >= 12
+    saved = sorted((ROOT / "runs").glob("**/config.yaml"))
+    assert len(saved) >= 36
     for path in saved:
         cfg = load_config(path)
         assert Path(cfg.output_dir).resolve() == path.parent.resolve(), path
