@@ -299,6 +299,7 @@ def gradient_norms(runs: list[str | Path], clip: float | None = None, window: in
                      "median_mean_last": float(np.median(mean[-window:])), "max": float(peak.max()),
                      "epoch_of_max": int(epoch[np.argmax(peak)]),
                      "share_of_epochs_mean_above_clip": float(np.mean(mean > clip)) if clip else float("nan"),
+                     "epochs_recorded": len(epoch),
                      "epochs_with_step_above_clip": int(np.sum(peak > clip)) if clip else None})
     head = (f"| run | epochs | median of epoch means, epochs 1-{window} | median of epoch means, last {window} epochs "
             f"| largest step norm (epoch) |"
@@ -308,7 +309,7 @@ def gradient_norms(runs: list[str | Path], clip: float | None = None, window: in
         lines.append(f"| {r['run']} | {r['epochs']} | {r['median_mean_first']:.1f} | {r['median_mean_last']:.1f} "
                      f"| {r['max']:.1f} ({r['epoch_of_max']}) |"
                      + (f" {100 * r['share_of_epochs_mean_above_clip']:.0f}% | {r['epochs_with_step_above_clip']} "
-                        f"of {len(curves[r['run']][0])} |" if clip else ""))
+                        f"of {r['epochs_recorded']} |" if clip else ""))
     print("\n".join(lines))
     if out is not None:
         fig, ax = plt.subplots(figsize=(8, 4.5))

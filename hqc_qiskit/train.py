@@ -523,12 +523,14 @@ class Trainer:
 
     def _typical_grad_norm_max(self) -> float:
         """Median of grad_norm_max over the epochs already in metrics.csv (nan where not recorded)."""
+        from .plots import _read_csv   # the column reader of the learning-curve plot (empty cells -> nan)
+
         try:
-            with open(self.run_dir / "metrics.csv", newline="") as fh:
-                values = [float(r["grad_norm_max"]) for r in csv.DictReader(fh) if r.get("grad_norm_max")]
-        except (OSError, ValueError, KeyError):
+            peaks = _read_csv(self.run_dir / "metrics.csv").get("grad_norm_max", np.array([]))
+        except (OSError, ValueError):
             return float("nan")
-        return float(np.median(values)) if values else float("nan")
+        peaks = peaks[np.isfinite(peaks)]
+        return float(np.median(peaks)) if len(peaks) else float("nan")
 
     def finish(self, summary: dict) -> None:
         """Test metrics of the best model, learning-curve plot, summary.json."""

@@ -5,27 +5,31 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def _blocks() -> list[tuple[str, str]]:
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         for k, code in enumerate(BLOCK.findall(doc.read_text())):
             found.append((f"{doc.relative_to(ROOT)}#{k + 1}", code))
     return found
 
 
+BLOCKS = _blocks()
+
+
 def test_the_docs_have_python_examples():
-    assert len(_blocks()) >= 4     # README, getting-started, quantum x2 when this test was written
+    assert len(BLOCKS) >= 4     # README, getting-started, quantum x2 when this test was written
 
 
-@pytest.mark.parametrize("name,code", _blocks(), ids=[n for n, _ in _blocks()])
+@pytest.mark.parametrize("name,code", BLOCKS, ids=[n for n, _ in BLOCKS])
 def test_python_example_runs(name, code):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{name} failed:\n{done.stderr[-3000:]}"
@@ -40,7 +44,7 @@ OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 def _documented_commands() -> list[tuple[str, str, str]]:
     """(where, program, arguments) of every command shown in README.md and docs/*.md."""
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         text = doc.read_text()
         fences = [f.span() for f in re.finditer(r"^```.*?^```", text, re.S | re.M)]
         for m in COMMAND_START.finditer(text):
