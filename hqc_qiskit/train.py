@@ -49,6 +49,11 @@ class SpikeWarning(UserWarning):
     """The validation loss jumped to more than SPIKE_FACTOR times its best value: the training diverged."""
 
 
+def is_spike(loss: float, best: float) -> bool:
+    """The divergence rule of SpikeWarning: ``loss`` above SPIKE_FACTOR x the best loss so far."""
+    return math.isfinite(best) and loss > SPIKE_FACTOR * best
+
+
 METRIC_FIELDS = [
     "epoch", "lr", "train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a",
     "val_loss", "val_rmse_e_mev_atom", "val_rmse_e_offset_free_mev_atom", "val_rmse_f_ev_a",
@@ -497,7 +502,7 @@ class Trainer:
         """Warn when the monitored loss (validation, else training) jumps above SPIKE_FACTOR x its best so far,
         once per such episode, with the largest step's gradient norm and an outlier clip value read from the
         per-epoch maxima in metrics.csv (docs/training.md, "Gradient clipping")."""
-        spiking = math.isfinite(self.best_val) and monitor > SPIKE_FACTOR * self.best_val
+        spiking = is_spike(monitor, self.best_val)
         if not spiking or self._spiking:
             self._spiking = spiking
             return
