@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .cli_common import console
 from .cli_common import fail as _fail
-from .errors import HQCError
+from .errors import ConfigError, HQCError
 
 app = typer.Typer(
     help="Hybrid quantum-classical ML interatomic potentials with Qiskit variational-circuit readouts.",
@@ -109,6 +109,8 @@ def train(
     config: Path = typer.Argument(..., help="run configuration YAML (see docs/configuration.md)"),
     override: List[str] = typer.Option([], "--override", "-o", help="key.sub=value, YAML value; repeatable"),
     resume: bool = typer.Option(False, help="continue from <run_dir>/checkpoint.pt exactly where it stopped"),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="start over in a run directory that already holds a run (its checkpoints are replaced)"),
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a potential; writes the run directory (config, metrics.csv, checkpoints, plots, summary)."""
@@ -117,7 +119,9 @@ def train(
 
     try:
         cfg = load_config(config, override)
-        trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty())
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the run, or start it over")
+        trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty(), overwrite=overwrite)
         if trainer.dist.is_main:
             console.print(f"run directory: {trainer.run_dir}  (train {len(trainer.graphs.train)}, val "
                           f"{len(trainer.graphs.val)}, test {len(trainer.graphs.test)} structures; device {trainer.device})")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
 console = Console()
+
+# the option of the studies whose results a rerun would replace (noise-study, shots-study)
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the results already in --out")]
 
 # the option of every command that can simulate noisy circuits (energy, mc, noise-study, shots-study)
 NoisyEngine = Annotated[str, typer.Option(
@@ -35,6 +39,16 @@ def fail(exc: Exception) -> None:
     """Print ``exc`` as one red line (no traceback) and exit with status 2."""
     console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(2)
+
+
+def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
+    """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
+    to a forgotten --resume or a reused --out."""
+    from .errors import HQCError
+
+    if results.exists():
+        keep = "--resume to keep its points and compute the rest, " if resumable else ""
+        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or choose another --out")
 
 
 def print_cap_check(qpu_seconds: float, cap: float | None) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
-                         ResilienceLevel, Twirling, console, print_cap_check)
+from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Overwrite, Profile,
+                         ResilienceLevel, Twirling, console, print_cap_check, refuse_to_overwrite)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -173,6 +173,7 @@ def noise_study_cmd(
     out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
     resume: bool = typer.Option(False, "--resume", help="keep the points already in OUT/noise_study.json that "
                                 "match these settings (e.g. of a killed run) and compute only the rest"),
+    overwrite: Overwrite = False,
     noisy_engine: NoisyEngine = "batched",
 ):
     """Energy RMSE vs the exact engine across noise scales, transpile profiles and mitigations.
@@ -186,6 +187,13 @@ def noise_study_cmd(
     from .plots import plot_noise_study
 
     results = out / "noise_study.json"
+    try:
+        if resume and overwrite:
+            raise HQCError("--resume and --overwrite exclude each other: keep the points, or replace them")
+        if not (resume or overwrite):
+            refuse_to_overwrite(results, resumable=True)
+    except HQCError as exc:
+        _fail(exc)
     done = json.loads(results.read_text()) if resume and results.exists() else []
 
     def save(rows):
@@ -216,6 +224,7 @@ def shots_study_cmd(
     repeats: int = typer.Option(3, help="repeats per structure and shot count"),
     target: float = typer.Option(2.0, help="standard error (meV/atom) for the uniform-vs-optimal shot count"),
     out: Path = typer.Option(Path("shots_study"), help="output folder: shots_study.json, .md, .png"),
+    overwrite: Overwrite = False,
     noisy_engine: NoisyEngine = "batched",
 ):
     """Energy error vs shots (log-log, with the 1/sqrt(S) line) for uniform and optimal allocation."""
@@ -225,6 +234,8 @@ def shots_study_cmd(
     from .quantum.backends import make_backend
 
     try:
+        if not overwrite:
+            refuse_to_overwrite(out / "shots_study.json")
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         simulator = make_backend(backend, engine=noisy_engine)
         rows = shots_study(model, frames, simulator, [int(s) for s in _floats(shots)], repeats=repeats)

@@ -211,12 +211,29 @@ def destroy_process_group_after_ddp() -> None:
     dist.destroy_process_group()
 
 
-class Trainer:
-    """Train ``config``; ``resume=True`` continues from ``<run_dir>/checkpoint.pt`` exactly."""
+def refuse_finished_run(run_dir: Path) -> None:
+    """Raise ConfigError if ``run_dir`` holds a checkpoint or best model (what a fresh start would overwrite)."""
+    found = [name for name in (CHECKPOINT, BEST) if (run_dir / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{run_dir} already holds a run ({', '.join(found)}): continue it with --resume, start it over with "
+            "--overwrite, or write elsewhere with -o output_dir=DIR")
 
-    def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True, splits: tuple | None = None):
+
+class Trainer:
+    """Train ``config``; ``resume=True`` continues from ``<run_dir>/checkpoint.pt`` exactly.
+
+    A fresh run (``resume=False``) refuses a run directory that already holds a checkpoint or a best
+    model, so that a forgotten ``--resume`` does not overwrite hours of training; ``overwrite=True``
+    starts over there anyway.
+    """
+
+    def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True, splits: tuple | None = None,
+                 overwrite: bool = False):
         self.config = config
         self.run_dir = Path(config.run_dir())
+        if not resume and not overwrite:
+            refuse_finished_run(self.run_dir)
         self.device = resolve_device(config.train.device)
         self.dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
         self.dist = _Distributed(self.device)
@@ -269,6 +286,8 @@ class Trainer:
             self._load_checkpoint()
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in (CHECKPOINT, BEST, "summary.json"):   # an overwritten run's state must not mix with this one's
+                (self.run_dir / stale).unlink(missing_ok=True)
             save_config(config, self.run_dir / "config.yaml")
             with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
                 csv.writer(fh).writerow(METRIC_FIELDS)
@@ -558,5 +577,5 @@ class Trainer:
             tmp.replace(self.run_dir / "learning_curve.png")
 
 
-def train(config: RunConfig, resume: bool = False, progress: bool = True) -> dict:
-    return Trainer(config, resume=resume, progress=progress).fit()
+def train(config: RunConfig, resume: bool = False, progress: bool = True, overwrite: bool = False) -> dict:
+    return Trainer(config, resume=resume, progress=progress, overwrite=overwrite).fit()

@@ -384,13 +384,35 @@ def test_noise_study_saves_every_point_and_resumes(tmp_path):
     assert "rem: RMSE" in second.output and "none: RMSE" not in second.output     # only the new point ran
     rows2 = json.loads((out / "noise_study.json").read_text())
     assert [r["mitigation"] for r in rows2] == ["none", "rem"] and rows2[0] == rows[0]
-    third = runner.invoke(app, base + ["--mitigations", "none"])                   # no --resume: recomputed
+    refused = runner.invoke(app, base + ["--mitigations", "none"])                 # neither flag: nothing is lost
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and "--resume" in refused.output
+    assert json.loads((out / "noise_study.json").read_text()) == rows2
+    third = runner.invoke(app, base + ["--mitigations", "none", "--overwrite"])    # recomputed from scratch
     assert third.exit_code == 0 and "none: RMSE" in third.output
+    assert [r["mitigation"] for r in json.loads((out / "noise_study.json").read_text())] == ["none"]
     stale = [dict(r, idle_delays=True) for r in json.loads((out / "noise_study.json").read_text())]
     (out / "noise_study.json").write_text(json.dumps(stale))                        # other idle settings: stale
     fourth = runner.invoke(app, base + ["--mitigations", "none", "--resume"])
     assert fourth.exit_code == 0 and "none: RMSE" in fourth.output
     assert [r["idle_delays"] for r in json.loads((out / "noise_study.json").read_text())] == [False]
+
+
+def test_shots_study_refuses_to_replace_results(tmp_path):
+    """A second shots-study into the same --out stops before computing anything and leaves the results alone."""
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.cli import app
+
+    from tests.conftest import tiny_hqc_checkpoint
+
+    _, path = tiny_hqc_checkpoint(tmp_path)
+    out = tmp_path / "ss"
+    out.mkdir()
+    (out / "shots_study.json").write_text('{"rows": []}')
+    result = CliRunner().invoke(app, ["shots-study", str(path), "--out", str(out)])
+    said = " ".join(result.output.split())   # Rich wraps long lines
+    assert result.exit_code == 2 and "shots_study.json exists" in said and "--overwrite" in said
+    assert (out / "shots_study.json").read_text() == '{"rows": []}'
 
 
 def test_zne_shot_split():

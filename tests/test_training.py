@@ -128,6 +128,24 @@ def test_resume_without_checkpoint_is_clear(tiny_config):
         Trainer(tiny_config(), resume=True, progress=False)
 
 
+def test_fresh_start_refuses_a_finished_run_unless_overwrite(tiny_config):
+    """A forgotten --resume must not wipe a run: a fresh Trainer refuses a directory with a checkpoint; with
+    overwrite it starts over there and the old run's checkpoint, best model and summary are gone at once."""
+    cfg = tiny_config(train__max_epochs=1)
+    Trainer(cfg, progress=False).fit()
+    run = cfg.run_dir()
+    before = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "best_model.pt", "metrics.csv")}
+    with pytest.raises(ConfigError, match=r"already holds a run \(checkpoint.pt, best_model.pt\).*--resume.*--overwrite"):
+        Trainer(tiny_config(train__max_epochs=2), progress=False)
+    assert {name: (run / name).read_bytes() for name in before} == before   # untouched
+    (run / "checkpoint.pt").unlink()   # a best model alone is a run too
+    with pytest.raises(ConfigError, match=r"already holds a run \(best_model.pt\)"):
+        Trainer(tiny_config(train__max_epochs=2), progress=False)
+    Trainer(tiny_config(train__max_epochs=2), progress=False, overwrite=True)
+    assert not any((run / name).exists() for name in ("checkpoint.pt", "best_model.pt", "summary.json"))
+    assert len(_rows(run)) == 0   # a new metrics.csv, header only
+
+
 def test_quantum_readout_trains_with_forces(tiny_config):
     cfg = tiny_config(model__readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_qubits": 4, "n_layers": 2},
                       train__max_epochs=4, train__lr=0.02)

@@ -20,7 +20,7 @@ torch.set_num_threads(2)
 for name in sys.argv[1:] or ["small_cmlp", "small_hqc_basic", "small_hqc_cz"]:
     for seed in (0, 1):
         cfg = load_config(ROOT / "runs" / f"{name}.yaml", [f"seed={seed}", "data.max_train=20", "output_dir=/tmp/initial_force_scale"])
-        trainer = Trainer(cfg, progress=False)
+        trainer = Trainer(cfg, progress=False, overwrite=True)   # a scratch directory
         batch = to_device(collate(trainer.graphs.train), "cpu", torch.float32)
         out = trainer.model(batch, compute_forces=True)
         print(f"{name:18s} seed {seed}: force std {out['forces'].std().item():.2e} eV/Å, "

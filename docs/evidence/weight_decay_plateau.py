@@ -37,7 +37,7 @@ for decoupled in (False, True):
     cfg = load_config(ROOT / "runs" / f"{name}.yaml", [
         f"seed={seed}", f"train.max_epochs={epochs}", f"train.decoupled_weight_decay={str(decoupled).lower()}",
         "output_dir=/tmp/weight_decay_plateau"])
-    trainer = Trainer(cfg, progress=False)
+    trainer = Trainer(cfg, progress=False, overwrite=True)   # a scratch directory
     batch = to_device(collate(trainer.graphs.train[:20]), "cpu", torch.float32)
     backbone = [p for n, p in trainer.model.named_parameters() if n.startswith(("layers.", "embedding."))]
     print(f"{name} seed {seed}, decoupled_weight_decay={decoupled}")
