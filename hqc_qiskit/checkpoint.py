@@ -56,7 +56,8 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
             raise HQCError(f"{path}: no {' or '.join(c.name for c in candidates)} in this run directory")
         path = found[0]
     if not path.exists():
-        raise HQCError(f"{path}: checkpoint does not exist")
+        raise HQCError(f"{path}: no such run directory or checkpoint file (pass the folder `hqc-qiskit train` wrote, "
+                       "or one of its .pt files)")
     payload = torch.load(path, map_location=map_location, weights_only=False)
     if "model_config" not in payload:
         raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")

@@ -63,3 +63,13 @@ def test_train_then_evaluate_json(tmp_path):
     assert metrics["rmse_e_mev_atom"] > 0 and metrics["rmse_f_ev_a"] > 0
     result = runner.invoke(app, ["train", str(cfg), "-o", "model.hidden_irreps=4x1o"])
     assert result.exit_code == 2 and "hidden_irreps" in result.output
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--data", "x.extxyz"], ["mc", "--steps", "1"], ["md", "--steps", "1"],
+                                     ["energy", "--structure", "x.extxyz"]])
+def test_a_missing_run_directory_is_a_one_line_error(tmp_path, command):
+    missing = tmp_path / "no_such_run"
+    result = runner.invoke(app, [command[0], str(missing), *command[1:]])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())   # Rich wraps long lines
+    assert f"{missing}: no such run directory or checkpoint file" in text and "Traceback" not in text
