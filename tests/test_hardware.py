@@ -307,6 +307,21 @@ def test_unknown_backend_and_noise_model():
         make_backend("aer-noise:nope").run(_batch(k=1), np.inf)
     with pytest.raises(ConfigError, match="snapshot of fake_brisbane"):
         make_backend("aer-noise:fake_brisbane@ideal").run(_batch(k=1), np.inf)
+    for name in ("fake_nowhere", "ibm_nowhere"):   # no snapshot to compile for, named before any account lookup
+        with pytest.raises(ConfigError, match=f"{name}: no device snapshot 'fake_nowhere'.*fake_brisbane.*--profile"):
+            make_backend(name)
+
+
+def test_fake_device_names_are_the_snapshot_classes():
+    from qiskit_ibm_runtime import fake_provider
+
+    from hqc_qiskit.quantum.devices import fake_device_names
+
+    names = fake_device_names()
+    assert "fake_brisbane" in names and "fake_torino" in names
+    classes = {attr[4:].removesuffix("V2").lower() for attr in dir(fake_provider) if attr.startswith("Fake")}
+    assert all(name.removeprefix("fake_") in classes for name in names)
+    assert not any("provider" in name for name in names)
 
 
 def test_energy_estimate_of_a_model_and_cli(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ def fake_device_names() -> list[str]:
     names = []
     for attr in dir(fake_provider):
         cls = getattr(fake_provider, attr)
-        if attr.startswith("Fake") and isinstance(cls, type) and not attr.endswith("Provider") and attr != "FakeBackendV2":
+        if attr.startswith("Fake") and isinstance(cls, type) and "Provider" not in attr and attr != "FakeBackendV2":
             base = attr[4:].removesuffix("V2")
             names.append("fake_" + base.lower())
     return sorted(set(names))

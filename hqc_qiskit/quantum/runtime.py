@@ -102,7 +102,7 @@ class RuntimeBackend(Backend):
         self._backend = None
         self._measured: dict = {}
         device = name if not self.is_hardware else "fake_" + name.removeprefix("ibm_")
-        self.profile = profile or _default_profile(device)
+        self.profile = profile or _default_profile(device, name)
 
     @property
     def device(self):
@@ -296,9 +296,15 @@ def _job_key(params: np.ndarray, shots: np.ndarray, extra: str) -> str:
     return h.hexdigest()[:20]
 
 
-def _default_profile(device: str) -> str:
+def _default_profile(device: str, backend: str) -> str:
+    """The shipped transpile profile that compiles ``backend`` for the whole of snapshot ``device`` ('fake_brisbane')."""
+    from .devices import fake_device_names
     from .profiles import PROFILES_DIR, load_profile
 
+    known = fake_device_names()
+    if device not in known:
+        raise ConfigError(f"{backend}: no device snapshot {device!r} in qiskit-ibm-runtime to compile for (available: "
+                          f"{', '.join(known)}); name a transpile profile for this chip with --profile")
     for path in sorted(PROFILES_DIR.glob("*.yaml")):
         profile = load_profile(path)
         if profile.target == device and profile.region == "all" and profile.dynamical_decoupling == "none":
