@@ -53,8 +53,9 @@ class MCOptions:
         for name in ("steps", "n_moved", "shots", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")
-        if self.delta <= 0 or self.temperature <= 0:
-            raise HQCError("delta and temperature must be positive")
+        for name in ("delta", "temperature"):
+            if not getattr(self, name) > 0:   # also refuses NaN
+                raise HQCError(f"{name} must be positive (got {getattr(self, name)})")
         if not 0 < self.target_acceptance < 1:
             raise HQCError("target_acceptance must lie in (0, 1)")
 

@@ -54,8 +54,9 @@ class MDOptions:
         for name in ("steps", "log_every", "traj_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")
-        if self.temperature <= 0 or self.timestep <= 0:
-            raise HQCError("temperature and timestep must be positive")
+        for name in ("temperature", "timestep"):
+            if not getattr(self, name) > 0:   # also refuses NaN
+                raise HQCError(f"{name} must be positive (got {getattr(self, name)})")
 
 
 def _integrator(atoms: Atoms, opt: MDOptions, rng: np.random.Generator):

@@ -45,6 +45,14 @@ def test_profile_errors_are_clear(tmp_path):
         load_profile(bad)
 
 
+@pytest.mark.parametrize("scale", [-0.5, float("nan")])
+def test_noise_scale_must_be_a_non_negative_number(scale):
+    from hqc_qiskit.quantum.noise import reduced_noise
+
+    with pytest.raises(ConfigError, match="noise scale must be >= 0"):
+        reduced_noise("depolarizing", transpile_readout("cz", "ideal", 4, 1), scale=scale)
+
+
 def test_device_profiles_simulate_idle_relaxation(tmp_path):
     """Device profiles are ALAP-scheduled with delays in idle windows (schedule: auto), so the device noise
     model relaxes waiting qubits; 'schedule: none' leaves them noiseless; ideal profiles are not scheduled."""

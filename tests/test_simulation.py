@@ -12,6 +12,7 @@ from hqc_qiskit.calculator import HQCCalculator
 from hqc_qiskit.cli import app
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import HQCError
+from hqc_qiskit.mc_driver import MCOptions
 from hqc_qiskit.md import MDOptions, drift_mev_per_atom_ps, run_md
 from hqc_qiskit.rdf import compare_rdf, compute_rdf, first_peak, frame_rdf
 from hqc_qiskit.runlog import StepLog, StepTrajectory, read_rows
@@ -211,3 +212,11 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
     assert again.exit_code == 0, again.output
     assert [r["step"] for r in read_rows(out / "mc_log.csv")] == [1, 2, 3]
     assert len(list((out / "jobs").iterdir())) == 4
+
+
+@pytest.mark.parametrize("options, field", [
+    (lambda: MDOptions(timestep=-1.0), "timestep"), (lambda: MDOptions(temperature=float("nan")), "temperature"),
+    (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature")])
+def test_simulation_options_refuse_non_positive_and_nan(options, field):
+    with pytest.raises(HQCError, match=f"^{field} must be positive"):
+        options().validate()

@@ -152,7 +152,7 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
 
 def reduced_noise(spec: NoiseSpec | str | None, tr: TranspiledReadout, scale: float = 1.0) -> ReducedNoise:
     """Noise of ``spec`` on the active qubits of ``tr`` (reduced register); ``None`` -> noiseless."""
-    if scale < 0:
+    if not scale >= 0:   # also refuses NaN
         raise ConfigError(f"noise scale must be >= 0, got {scale}")
     if spec is None:
         return ReducedNoise(None, {})
