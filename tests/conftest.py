@@ -56,6 +56,12 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def squashed(text: str) -> str:
+    """``text`` without whitespace: Rich wraps CLI messages at the terminal width, breaking long paths
+    anywhere, so a message with a path is compared with its whitespace removed."""
+    return "".join(text.split())
+
+
 def tiny_hqc_checkpoint(tmp_path):
     """An untrained tiny HQC model (cz, 1 layer, float64) and the checkpoint file it was saved to."""
     from hqc_qiskit.checkpoint import atomic_save, model_payload

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hqc_qiskit.cli import app
+from tests.conftest import squashed
 from tests.test_data_import import _pair
 
 runner = CliRunner()
@@ -71,5 +72,5 @@ def test_a_missing_run_directory_is_a_one_line_error(tmp_path, command):
     missing = tmp_path / "no_such_run"
     result = runner.invoke(app, [command[0], str(missing), *command[1:]])
     assert result.exit_code == 2, result.output
-    text = " ".join(result.output.split())   # Rich wraps long lines
-    assert f"{missing}: no such run directory or checkpoint file" in text and "Traceback" not in text
+    text = squashed(result.output)
+    assert squashed(f"{missing}: no such run directory or checkpoint file") in text and "Traceback" not in text

@@ -195,6 +195,42 @@ def test_load_labelled_errors(tmp_path, val_frames):
         load_labelled(tmp_path / "missing.xyz")
 
 
+def _labelled_copy(frame, **changes):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = frame.copy()
+    for name, value in changes.items():
+        setattr(atoms, name, value)
+    atoms.calc = SinglePointCalculator(atoms, energy=frame.get_potential_energy(), forces=frame.get_forces())
+    return atoms
+
+
+def test_load_labelled_refuses_broken_geometry(tmp_path, val_frames):
+    """Coinciding atoms (NaN energies downstream), absurdly close ones (units) and mixed pbc are named."""
+    positions = val_frames[0].positions.copy()
+    positions[5] = positions[2]
+    write_structures(tmp_path / "dup.extxyz", [_labelled_copy(val_frames[1]), _labelled_copy(val_frames[0], positions=positions)])
+    with pytest.raises(DataError, match=r"dup\.extxyz, frame 1, field 'positions': atoms 2 and 5 are 0\.000 Å apart"):
+        load_labelled(tmp_path / "dup.extxyz")
+    nm = _labelled_copy(val_frames[0], positions=val_frames[0].positions / 10, cell=val_frames[0].cell / 10)
+    write_structures(tmp_path / "nm.extxyz", [nm])
+    with pytest.raises(DataError, match=r"nm\.extxyz, frame 0, field 'positions': .* Å apart .*not in Å"):
+        load_labelled(tmp_path / "nm.extxyz")
+    write_structures(tmp_path / "slab.extxyz", [_labelled_copy(val_frames[0], pbc=[True, True, False])])
+    with pytest.raises(DataError, match=r"slab\.extxyz, frame 0, field 'pbc': mixed periodic"):
+        load_labelled(tmp_path / "slab.extxyz")
+
+
+def test_coinciding_atoms_are_an_error_not_nan(val_frames):
+    from hqc_qiskit.data.graph import atoms_to_graph
+
+    atoms = val_frames[0].copy()
+    atoms.positions[7] = atoms.positions[3] + atoms.cell[0]   # a periodic image of atom 3
+    with pytest.raises(ValueError, match="atoms .* coincide"):
+        atoms_to_graph(atoms, 5.0, ["Si"])
+    assert atoms_to_graph(val_frames[0], 5.0, ["Si"])["edge_index"].shape[0] == 2
+
+
 def test_shipped_dataset_units(val_frames):
     """The shipped file holds eV and eV/Å: E per atom near the Si PBE/GTH value, forces of liquid-Si size."""
     e = np.array([a.get_potential_energy() / len(a) for a in val_frames])

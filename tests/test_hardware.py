@@ -426,15 +426,15 @@ def test_shots_study_refuses_to_replace_results(tmp_path):
 
     from hqc_qiskit.cli import app
 
-    from tests.conftest import tiny_hqc_checkpoint
+    from tests.conftest import squashed, tiny_hqc_checkpoint
 
     _, path = tiny_hqc_checkpoint(tmp_path)
     out = tmp_path / "ss"
     out.mkdir()
     (out / "shots_study.json").write_text('{"rows": []}')
     result = CliRunner().invoke(app, ["shots-study", str(path), "--out", str(out)])
-    said = " ".join(result.output.split())   # Rich wraps long lines
-    assert result.exit_code == 2 and "shots_study.json exists" in said and "--overwrite" in said
+    said = squashed(result.output)
+    assert result.exit_code == 2 and "shots_study.jsonexists:pass--overwrite" in said
     assert (out / "shots_study.json").read_text() == '{"rows": []}'
 
 

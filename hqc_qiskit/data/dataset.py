@@ -17,6 +17,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ..errors import DataError
+from .graph import neighbour_list
+
+# Å: closer atoms mean a broken file (duplicated atoms, nm instead of Å); the H2 bond is 0.74 Å
+MIN_DISTANCE = 0.5
 
 
 def _label(atoms: Atoms, key: str, per_atom: bool):
@@ -48,6 +52,19 @@ def read_structures(path: str | Path, index: str = ":") -> list[Atoms]:
     return frames
 
 
+def closest_pair(atoms: Atoms, within: float) -> tuple[int, int, float] | None:
+    """(i, j, distance in Å) of the closest pair of atoms closer than ``within`` Å, periodic images
+    included; None if there is none."""
+    senders, receivers, shifts = neighbour_list(atoms, within)
+    if len(senders) == 0:
+        return None
+    vectors = atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell)
+    distances = np.linalg.norm(vectors, axis=1)
+    k = int(np.argmin(distances))
+    i, j = sorted((int(receivers[k]), int(senders[k])))
+    return i, j, float(distances[k])
+
+
 def load_labelled(
     path: str | Path,
     energy_key: str = "energy",
@@ -59,8 +76,9 @@ def load_labelled(
     """Frames with validated labels, stored as a SinglePointCalculator (energy eV, forces eV/Å).
 
     Checks, each reported with file, frame and field: energy present and finite, forces present with
-    shape (n_atoms, 3) and finite, positions finite, elements in ``species`` (if given), and a
-    non-singular cell for every periodic direction.
+    shape (n_atoms, 3) and finite, positions finite, elements in ``species`` (if given), periodic in
+    all directions or none, a non-singular cell for every periodic direction, and no two atoms (or
+    periodic images) closer than ``MIN_DISTANCE``.
     """
     path = Path(path)
     frames = read_structures(path, index)
@@ -95,10 +113,19 @@ def load_labelled(
             unknown = sorted(set(atoms.get_chemical_symbols()) - allowed)
             if unknown:
                 raise DataError(path, f"element(s) {unknown} not in the model's species {sorted(allowed)}", k, "symbols")
+        if atoms.pbc.any() and not atoms.pbc.all():
+            raise DataError(path, f"mixed periodic boundary conditions {atoms.pbc.tolist()} are not supported; "
+                            "use pbc=True or pbc=False", k, "pbc")
         if atoms.pbc.any():
             cell = np.asarray(atoms.cell)
             if np.any(np.linalg.norm(cell[atoms.pbc], axis=1) < 1e-8) or abs(np.linalg.det(cell)) < 1e-8:
                 raise DataError(path, "periodic frame without a valid cell", k, "cell")
+        close = closest_pair(atoms, MIN_DISTANCE)
+        if close is not None:
+            i, j, d = close
+            pair = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
+            raise DataError(path, f"{pair} are {d:.3f} Å apart (periodic images included; no structure has atoms "
+                            f"closer than {MIN_DISTANCE} Å): a duplicated atom, or positions not in Å?", k, "positions")
         clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
         clean.info.update({key: v for key, v in atoms.info.items() if key != energy_key})
         clean.calc = SinglePointCalculator(clean, energy=energy, forces=forces)

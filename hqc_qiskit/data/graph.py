@@ -42,6 +42,11 @@ def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels:
     except KeyError as exc:
         raise ValueError(f"element {exc.args[0]} is not in the model's species {species}") from None
     senders, receivers, shifts = neighbour_list(atoms, cutoff)
+    lengths = np.linalg.norm(atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell), axis=1)
+    if len(lengths) and lengths.min() < 1e-6:   # the edge direction (spherical harmonics) would be 0/0 = NaN
+        k = int(np.argmin(lengths))
+        raise ValueError(f"atoms {receivers[k]} and {senders[k]} coincide (periodic images included): "
+                         "energy and forces are undefined")
     graph = {
         K.POSITIONS: torch.tensor(atoms.positions, dtype=torch.float64),
         K.SPECIES: species_idx,
