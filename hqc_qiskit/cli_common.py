@@ -36,8 +36,11 @@ MaxQPUSeconds = Annotated[Optional[float], typer.Option(
 
 
 def fail(exc: Exception) -> None:
-    """Print ``exc`` as one red line (no traceback) and exit with status 2."""
-    console.print(f"[bold red]error:[/] {exc}")
+    """Print ``exc`` as one line (no traceback; not wrapped by Rich, so paths stay whole and logs grep-able;
+    not read as markup, so brackets in it survive) and exit with status 2."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -74,3 +74,11 @@ def test_a_missing_run_directory_is_a_one_line_error(tmp_path, command):
     assert result.exit_code == 2, result.output
     text = squashed(result.output)
     assert squashed(f"{missing}: no such run directory or checkpoint file") in text and "Traceback" not in text
+
+
+def test_errors_are_one_unwrapped_line_with_brackets_kept(tmp_path):
+    """A long path is not broken by Rich's wrapping and '[bold]' in it is not read as markup."""
+    missing = tmp_path / ("[bold]" + "x" * 150)
+    result = runner.invoke(app, ["evaluate", str(missing), "--data", "y.extxyz"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and f"error: {missing}: no such run directory" in result.output
