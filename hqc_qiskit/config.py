@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,7 +19,8 @@ PAPER_HIDDEN_IRREPS = "64x0e + 64x0o + 64x1o + 64x1e + 8x2o + 8x2e"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown keys are errors; so are NaN and infinities in any number (pydantic would accept them)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -33,8 +34,9 @@ class DataConfig(_Strict):
     test: Optional[Path] = None
     energy_key: str = "energy"
     forces_key: str = "forces"
-    max_train: Optional[int] = Field(None, description="use only the first N training frames (quick runs)")
-    max_val: Optional[int] = None
+    max_train: Optional[int] = Field(None, ge=1, description="use only the first N training frames (quick runs); "
+                                     "null: all")
+    max_val: Optional[int] = Field(None, ge=1, description="use only the first N validation frames; null: all")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -49,15 +51,15 @@ class DataConfig(_Strict):
 
 class ClassicalReadoutConfig(_Strict):
     kind: Literal["classical"] = "classical"
-    hidden: int = 32
+    hidden: int = Field(32, ge=1)
 
 
 class QuantumReadoutConfig(_Strict):
     kind: Literal["quantum"] = "quantum"
     ansatz: str = "cz"
     engine: Literal["exact", "qnn"] = "exact"
-    n_qubits: int = 8
-    n_layers: int = 3
+    n_qubits: int = Field(8, ge=1)
+    n_layers: int = Field(3, ge=0)
     angle_scale: float = Field(1.0, description="embedding angle = angle_scale * Linear(scalars); 1 is the paper's model")
 
     @field_validator("ansatz")
@@ -73,14 +75,14 @@ class QuantumReadoutConfig(_Strict):
 class ModelConfig(_Strict):
     species: list[str] = ["Si"]
     cutoff: float = Field(4.5, gt=0, description="Å")
-    n_radial: int = 8
-    envelope_p: int = 2
-    lmax: int = 3
-    embedding_dim: int = 64
+    n_radial: int = Field(8, ge=1)
+    envelope_p: int = Field(2, ge=1)
+    lmax: int = Field(3, ge=0)
+    embedding_dim: int = Field(64, ge=1)
     hidden_irreps: str = PAPER_HIDDEN_IRREPS
     n_layers: int = Field(5, ge=1)
-    radial_mlp: list[int] = [64, 64]
-    avg_num_neighbors: float = 25.0
+    radial_mlp: list[Annotated[int, Field(ge=1)]] = [64, 64]
+    avg_num_neighbors: float = Field(25.0, gt=0)
     reference_energies: Union[dict[str, float], Literal["fit", "fit_residual"]] = Field(
         "fit", description="eV per atom of each element, 'fit' (least squares on the training set) or "
         "'fit_residual' (least squares on the training labels minus the untrained model's energies, so training "
@@ -110,23 +112,23 @@ class ModelConfig(_Strict):
 
 
 class SchedulerConfig(_Strict):
-    factor: float = 0.9
-    patience: int = 50
+    factor: float = Field(0.9, gt=0, lt=1)
+    patience: int = Field(50, ge=0)
 
 
 class TrainConfig(_Strict):
     batch_size: int = Field(20, ge=1)
     max_epochs: int = Field(100, ge=1)
-    lr: float = 0.01
+    lr: float = Field(0.01, gt=0)
     amsgrad: bool = True
     weight_decay: float = Field(0.005, ge=0)
     decoupled_weight_decay: bool = Field(
         False, description="false: L2 added to the gradient before Adam's scaling (the paper's code); "
         "true: decay applied to the weights directly (AdamW)")
-    energy_weight: float = 1.0
-    forces_weight: float = 100.0
+    energy_weight: float = Field(1.0, ge=0)
+    forces_weight: float = Field(100.0, ge=0)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    ema_decay: Optional[float] = Field(0.99, description="null disables the EMA")
+    ema_decay: Optional[float] = Field(0.99, ge=0, lt=1, description="null disables the EMA")
     ema_warmup: bool = Field(False, description="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates "
                              "(torch_ema's use_num_updates, as MACE and NequIP): the EMA follows the model early on")
     warmup_steps: int = Field(0, ge=0, description="learning rate rises linearly to lr over this many steps "
@@ -134,14 +136,20 @@ class TrainConfig(_Strict):
     grad_clip_norm: Optional[float] = Field(
         None, gt=0, description="clip the global gradient norm to this before each step "
         "(torch.nn.utils.clip_grad_norm_; MACE clips at 10); null: no clipping, as in the paper")
-    early_stopping_patience: Optional[int] = Field(None, description="epochs without val improvement")
-    max_minutes: Optional[float] = Field(None, description="stop (checkpointed, resumable) after this wall time")
+    early_stopping_patience: Optional[int] = Field(None, ge=1, description="epochs without val improvement")
+    max_minutes: Optional[float] = Field(None, gt=0, description="stop (checkpointed, resumable) after this wall time")
     device: str = "auto"
-    eval_every: int = 1
+    eval_every: int = Field(1, ge=1)
     plot_every_minutes: Optional[float] = Field(
         5.0, ge=0, description="redraw learning_curve.png during training at most this often (0: every epoch; "
         "null: only at the end)")
-    num_threads: Optional[int] = None
+    num_threads: Optional[int] = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_loss(self):
+        if self.energy_weight == 0 and self.forces_weight == 0:
+            raise ValueError("energy_weight and forces_weight are both 0: nothing to train on")
+        return self
 
 
 class RunConfig(_Strict):

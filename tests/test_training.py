@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,23 @@ def test_qnn_engine_refuses_force_training_but_trains_on_energies(tiny_config):
     trainer.fit()
     after = list(trainer.model.readouts[0].circuit.parameters())
     assert any((a - b).abs().max() > 0 for a, b in zip(after, before))
+
+
+@pytest.mark.parametrize("override, said", [
+    ("train.lr=.nan", "train.lr: Input should be a finite number"), ("train.lr=0", "train.lr: Input should be greater than 0"),
+    ("data.max_train=0", "data.max_train: Input should be greater than or equal to 1"),
+    ("train.ema_decay=1", "train.ema_decay: Input should be less than 1"),
+    ("model.radial_mlp=[8, 0]", "model.radial_mlp.1: Input should be greater than or equal to 1"),
+    ("model.reference_energies={Si: .inf}", "finite number"),
+    ("train.scheduler.factor=1", "train.scheduler.factor: Input should be less than 1"),
+    ("train.forces_weight=0", "energy_weight and forces_weight are both 0")])
+def test_config_refuses_numbers_that_cannot_train(tmp_path, override, said):
+    """Each of these once trained silently wrong or died in torch (NaN lr; max_train 0 meant all the data)."""
+    good = tmp_path / "good.yaml"
+    good.write_text("name: x\ndata: {train: a.xyz}\ntrain: {energy_weight: 0}\n")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(good, [override])
+    load_config(good)   # the file itself is fine
 
 
 def test_config_errors(tmp_path):
