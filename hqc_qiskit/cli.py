@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console
+from .cli_common import console, number_list
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 
@@ -56,10 +56,7 @@ def split_cmd(
     from .data.dataset import split_file
 
     try:
-        parts = [int(s) for s in sizes.split(",")]
-    except ValueError:
-        _fail(HQCError(f"--sizes {sizes!r}: expected comma-separated integers"))
-    try:
+        parts = number_list(sizes, "--sizes", integer=True)
         for path in split_file(file, parts, seed):
             console.print(f"wrote {path}")
     except HQCError as exc:

@@ -44,6 +44,26 @@ def fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def number_list(text: str, option: str, integer: bool = False, minimum: float = 0) -> list:
+    """Comma-separated numbers of ``option`` ('1e3,3000'), each finite and >= ``minimum``; integers where
+    ``integer`` (written as such or as whole floats, e.g. 1e4). HQCError naming the option otherwise."""
+    import math
+
+    from .errors import HQCError
+
+    values = []
+    for item in (t.strip() for t in text.split(",")):
+        try:
+            value = float(item)
+        except ValueError:
+            raise HQCError(f"{option} {text!r}: {item!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum or (integer and value != int(value)):
+            kind = "whole numbers" if integer else "finite numbers"
+            raise HQCError(f"{option} {text!r}: {item!r} is not allowed (expected {kind} >= {minimum:g})")
+        values.append(int(value) if integer else value)
+    return values
+
+
 def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
     """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
     to a forgotten --resume or a reused --out."""

@@ -10,14 +10,10 @@ import typer
 from rich.table import Table
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Overwrite, Profile,
-                         ResilienceLevel, Twirling, console, print_cap_check, refuse_to_overwrite)
+                         ResilienceLevel, Twirling, console, number_list, print_cap_check, refuse_to_overwrite)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
-
-
-def _floats(text: str) -> list[float]:
-    return [float(t) for t in text.split(",") if t.strip()]
 
 
 def transpile_cmd(
@@ -205,7 +201,7 @@ def noise_study_cmd(
     try:
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         out.mkdir(parents=True, exist_ok=True)
-        rows = noise_study(model, frames, noise, profiles.split(","), _floats(scales), mitigations.split(","),
+        rows = noise_study(model, frames, noise, profiles.split(","), number_list(scales, "--scales"), mitigations.split(","),
                            np.inf if shots is None else shots, done=done, on_row=save, engine=noisy_engine)
     except (HQCError, ValueError) as exc:
         _fail(exc)
@@ -238,7 +234,7 @@ def shots_study_cmd(
             refuse_to_overwrite(out / "shots_study.json")
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         simulator = make_backend(backend, engine=noisy_engine)
-        rows = shots_study(model, frames, simulator, [int(s) for s in _floats(shots)], repeats=repeats)
+        rows = shots_study(model, frames, simulator, number_list(shots, "--shots", integer=True, minimum=1), repeats=repeats)
         needed = shots_for_stderr(model, frames, target)
     except (HQCError, ValueError) as exc:
         _fail(exc)

@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 import typer
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
-                         ResilienceLevel, Twirling, console, print_cap_check)
+                         ResilienceLevel, Twirling, console, number_list, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -227,8 +227,9 @@ def mc_study_cmd(
         base.validate()
         model = load_model(run_dir).double()
         atoms = _frame(structure, index)
-        console.print(f"{2 + 2 * len(shots.split(','))} chains of {steps} steps into {out} (resumable)")
-        study = mc_shots_study(model, atoms, make_backend, [int(float(s)) for s in shots.split(",")], base, out,
+        shot_counts = number_list(shots, "--shots", integer=True, minimum=1)
+        console.print(f"{2 + 2 * len(shot_counts)} chains of {steps} steps into {out} (resumable)")
+        study = mc_shots_study(model, atoms, make_backend, shot_counts, base, out,
                                progress=lambda label: (console.print(f"chain {label}") and None))
     except (HQCError, ValueError) as exc:
         _fail(exc)

@@ -82,3 +82,22 @@ def test_errors_are_one_unwrapped_line_with_brackets_kept(tmp_path):
     result = runner.invoke(app, ["evaluate", str(missing), "--data", "y.extxyz"])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and f"error: {missing}: no such run directory" in result.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["data", "split", "x.extxyz", "--sizes", "6,two"], "--sizes '6,two': 'two' is not a number"),
+    (["data", "split", "x.extxyz", "--sizes", "6,2.5"], "--sizes '6,2.5': '2.5' is not allowed (expected whole numbers >= 0)"),
+    (["shots-study", "r", "--shots", "1000,inf"], "--shots '1000,inf': 'inf' is not allowed (expected whole numbers >= 1)"),
+    (["mc-study", "r", "--shots", "0"], "--shots '0': '0' is not allowed"),
+    (["noise-study", "r", "--scales", "1,nan"], "--scales '1,nan': 'nan' is not allowed (expected finite numbers >= 0)")])
+def test_number_lists_name_the_option(tmp_path, args, said):
+    """Comma-separated numbers are checked before any work (int('inf') was a traceback, 'nan' a NaN scale)."""
+    from hqc_qiskit.cli_common import number_list
+    from tests.conftest import tiny_hqc_checkpoint
+
+    assert number_list("1e3, 3000", "--shots", integer=True, minimum=1) == [1000, 3000]
+    _, run = tiny_hqc_checkpoint(tmp_path)
+    args = [str(run) if a == "r" else a for a in args]
+    result = runner.invoke(app, args + (["--out", str(tmp_path / "out")] if args[0] != "data" else []))
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output
