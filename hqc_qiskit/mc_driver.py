@@ -114,6 +114,8 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
            progress: Callable[[int, int], None] | None = None) -> dict:
     """Run (or resume) a Metropolis chain; writes mc_log.csv, mc_traj.extxyz, mc_checkpoint.json, mc_summary.json."""
     opt.validate()
+    if opt.n_moved > len(atoms):
+        raise HQCError(f"n_moved {opt.n_moved} exceeds the {len(atoms)} atoms of the structure")
     out = Path(out_dir)
     ckpt = out / CHECKPOINT
     saved = read_resume_checkpoint(ckpt, resume, "MC")

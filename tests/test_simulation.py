@@ -220,3 +220,16 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
 def test_simulation_options_refuse_non_positive_and_nan(options, field):
     with pytest.raises(HQCError, match=f"^{field} must be positive"):
         options().validate()
+
+
+def test_mc_refuses_more_moved_atoms_than_the_structure_has(tmp_path, start):
+    from hqc_qiskit.mc_driver import MCOptions, run_mc
+    from hqc_qiskit.quantum.backends import make_backend
+    from hqc_qiskit.quantum.estimate import readout_problem, shots_per_circuit
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    with pytest.raises(HQCError, match=f"n_moved {len(start) + 1} exceeds the {len(start)} atoms"):
+        run_mc(model, start, make_backend("exact"), MCOptions(steps=2, n_moved=len(start) + 1), tmp_path / "mc")
+    assert not (tmp_path / "mc").exists()   # refused before writing anything
+    with pytest.raises(HQCError, match="shots must be at least 1 per circuit, got -5"):
+        shots_per_circuit(readout_problem(model.double(), start), -5)

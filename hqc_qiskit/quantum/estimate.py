@@ -122,6 +122,8 @@ def shots_per_circuit(problem: ReadoutProblem, shots: int | None, allocation: st
     k = len(problem.batch)
     if shots is None:
         return np.full(k, np.inf)
+    if not shots >= 1:
+        raise ConfigError(f"shots must be at least 1 per circuit, got {shots}")
     variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(k)
     return allocate_shots(variance, int(shots) * k, allocation)
 
