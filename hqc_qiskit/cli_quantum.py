@@ -145,7 +145,7 @@ def energy_cmd(
 # the inputs both studies take
 StudyRun = Annotated[Path, typer.Argument(help="HQC run directory")]
 StudyStructures = Annotated[Path, typer.Option(help="test structures")]
-StudyCount = Annotated[int, typer.Option(help="how many structures of the file")]
+StudyCount = Annotated[int, typer.Option(min=1, help="how many structures of the file (the first N)")]
 
 
 def _load_study_inputs(run_dir: Path, structures: Path, n_structures: int):
@@ -153,8 +153,10 @@ def _load_study_inputs(run_dir: Path, structures: Path, n_structures: int):
     from .data.dataset import read_structures
 
     model = load_model(run_dir).double()
-    frames = read_structures(structures)[:n_structures]
-    return model, frames
+    frames = read_structures(structures)
+    if n_structures > len(frames):
+        raise HQCError(f"--n-structures {n_structures}: {structures} has {len(frames)} frames")
+    return model, frames[:n_structures]
 
 
 def noise_study_cmd(
@@ -165,7 +167,7 @@ def noise_study_cmd(
     profiles: str = typer.Option("ideal", help="comma-separated transpile profiles"),
     scales: str = typer.Option("0.1,0.3,1", help="comma-separated noise scales"),
     mitigations: str = typer.Option("none,rem,zne,zne+rem", help="comma-separated mitigations"),
-    shots: Optional[int] = typer.Option(None, help="shots per circuit (default: expectation values, no shot noise)"),
+    shots: Optional[int] = typer.Option(None, min=1, help="shots per circuit (default: expectation values, no shot noise)"),
     out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
     resume: bool = typer.Option(False, "--resume", help="keep the points already in OUT/noise_study.json that "
                                 "match these settings (e.g. of a killed run) and compute only the rest"),
@@ -217,7 +219,7 @@ def shots_study_cmd(
     n_structures: StudyCount = 3,
     backend: str = typer.Option("aer", help="simulator backend (aer or aer-noise:<model>)"),
     shots: str = typer.Option("1000,3000,10000,30000,100000", help="comma-separated shots per circuit"),
-    repeats: int = typer.Option(3, help="repeats per structure and shot count"),
+    repeats: int = typer.Option(3, min=1, help="repeats per structure and shot count"),
     target: float = typer.Option(2.0, help="standard error (meV/atom) for the uniform-vs-optimal shot count"),
     out: Path = typer.Option(Path("shots_study"), help="output folder: shots_study.json, .md, .png"),
     overwrite: Overwrite = False,
@@ -234,8 +236,8 @@ def shots_study_cmd(
             refuse_to_overwrite(out / "shots_study.json")
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         simulator = make_backend(backend, engine=noisy_engine)
+        needed = shots_for_stderr(model, frames, target)   # cheap (exact prior), and checks --target before the study
         rows = shots_study(model, frames, simulator, number_list(shots, "--shots", integer=True, minimum=1), repeats=repeats)
-        needed = shots_for_stderr(model, frames, target)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     out.mkdir(parents=True, exist_ok=True)

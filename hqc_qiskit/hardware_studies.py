@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 from rich.progress import track
 
+from .errors import HQCError
 from .quantum.backends import SimulatorBackend
 from .quantum.estimate import estimate_energy, per_shot_variance, readout_problem
 from .quantum.mitigation import MitigationOptions
@@ -103,6 +104,8 @@ def shots_for_stderr(model, structures, target_mev_per_atom: float = 2.0, zne_we
     (extrapolation weights gamma over F folds, every fold's per-shot variance taken as the prior's v_k):
     uniform, every fold with the same shots, needs F K sum(gamma^2) sum(v) / sigma^2; optimal, shots in
     proportion to |gamma_j| sqrt(v_k) over circuits and folds, (sum |gamma|)^2 (sum sqrt v)^2 / sigma^2."""
+    if not 0 < target_mev_per_atom < np.inf:
+        raise HQCError(f"the target standard error must be a positive number of meV/atom, got {target_mev_per_atom}")
     g = np.ones(1) if zne_weights is None else np.asarray(zne_weights, dtype=float)
     out = []
     for atoms in structures:

@@ -56,6 +56,8 @@ class MCOptions:
         for name in ("delta", "temperature"):
             if not getattr(self, name) > 0:   # also refuses NaN
                 raise HQCError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.adapt_steps < 0:
+            raise HQCError(f"adapt_steps must be >= 0 (got {self.adapt_steps})")
         if not 0 < self.target_acceptance < 1:
             raise HQCError("target_acceptance must lie in (0, 1)")
 

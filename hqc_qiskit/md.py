@@ -54,9 +54,11 @@ class MDOptions:
         for name in ("steps", "log_every", "traj_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")
-        for name in ("temperature", "timestep"):
+        for name in ("temperature", "timestep", "tdamp"):
             if not getattr(self, name) > 0:   # also refuses NaN
                 raise HQCError(f"{name} must be positive (got {getattr(self, name)})")
+        if not 0 <= self.friction < math.inf:
+            raise HQCError(f"friction must be a finite number >= 0 (got {self.friction})")
 
 
 def _integrator(atoms: Atoms, opt: MDOptions, rng: np.random.Generator):

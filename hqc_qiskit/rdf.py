@@ -45,6 +45,8 @@ def compute_rdf(frames: list[Atoms], r_max: float = 6.0, n_bins: int = 120, n_bl
     """Mean g(r) over ``frames`` with the standard error from ``n_blocks`` contiguous blocks (fewer if fewer frames)."""
     if not frames:
         raise HQCError("no frames to compute g(r) from")
+    if not (np.isfinite(r_max) and r_max > 0) or n_bins < 1 or n_blocks < 1:
+        raise HQCError(f"g(r) needs r_max > 0 Å, n_bins >= 1 and blocks >= 1; got {r_max}, {n_bins}, {n_blocks}")
     per_frame = np.stack([frame_rdf(a, r_max, n_bins) for a in frames])
     mean, err, used = block_average(per_frame, n_blocks)
     r = (np.arange(n_bins) + 0.5) * r_max / n_bins

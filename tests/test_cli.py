@@ -101,3 +101,23 @@ def test_number_lists_name_the_option(tmp_path, args, said):
     result = runner.invoke(app, args + (["--out", str(tmp_path / "out")] if args[0] != "data" else []))
     assert result.exit_code == 2, result.output
     assert said in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["noise-study", "r", "--n-structures", "0"], "Invalid value for '--n-structures'"),
+    (["shots-study", "r", "--repeats", "0"], "Invalid value for '--repeats'"),
+    (["shots-study", "r", "--target", "-1"], "target standard error must be a positive number"),
+    (["shots-study", "r", "--n-structures", "51"], "--n-structures 51:"),
+    (["rdf", "r", "--blocks", "0"], "Invalid value for '--blocks'"),
+    (["mc", "r", "--adapt-steps", "-3"], "Invalid value for '--adapt-steps'")])
+def test_counts_and_targets_are_checked_before_any_work(tmp_path, args, said):
+    """Each of these ran silently (0 repeats, -1 structures meaning all but the last) or died in a traceback."""
+    from tests.conftest import tiny_hqc_checkpoint
+
+    _, run = tiny_hqc_checkpoint(tmp_path)
+    args = [str(run) if a == "r" else a for a in args]
+    out = ["--out", str(tmp_path / "out")] if args[0] in ("noise-study", "shots-study", "mc") else []
+    result = runner.invoke(app, args + out)
+    assert result.exit_code == 2, result.output
+    assert squashed(said) in squashed(result.output), result.output   # Rich's error box wraps
+    assert not (tmp_path / "out").exists()

@@ -216,10 +216,18 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
 
 @pytest.mark.parametrize("options, field", [
     (lambda: MDOptions(timestep=-1.0), "timestep"), (lambda: MDOptions(temperature=float("nan")), "temperature"),
-    (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature")])
+    (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature"),
+    (lambda: MDOptions(tdamp=-5.0), "tdamp"), (lambda: MDOptions(friction=float("nan")), "friction"),
+    (lambda: MCOptions(adapt_steps=-3), "adapt_steps")])
 def test_simulation_options_refuse_non_positive_and_nan(options, field):
-    with pytest.raises(HQCError, match=f"^{field} must be positive"):
+    with pytest.raises(HQCError, match=f"^{field} must be"):
         options().validate()
+
+
+@pytest.mark.parametrize("args", [dict(r_max=-1.0), dict(r_max=float("nan")), dict(n_bins=0), dict(n_blocks=0)])
+def test_rdf_refuses_bad_settings(val_frames, args):
+    with pytest.raises(HQCError, match="g\\(r\\) needs r_max > 0"):
+        compute_rdf(val_frames[:2], **args)
 
 
 def test_mc_refuses_more_moved_atoms_than_the_structure_has(tmp_path, start):
