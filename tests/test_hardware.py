@@ -479,3 +479,33 @@ def test_optimal_allocation_splits_zne_shots_and_predicts_their_spread():
         spread[name], predicted[name] = np.std(energies, ddof=1), np.mean(errors)
         assert spread[name] == pytest.approx(predicted[name], rel=0.10), name
     assert predicted["optimal"] ** 2 < 0.85 * predicted["uniform"] ** 2
+
+
+def test_an_ibm_token_never_reaches_outputs(monkeypatch, tmp_path):
+    """With a token in the environment, nothing hqc-qiskit prints or writes contains it (it is read by
+    qiskit-ibm-runtime only, when a real job connects)."""
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.cli import app
+
+    from tests.conftest import DATA, tiny_hqc_checkpoint
+
+    sentinel = "SENTINEL-TOKEN-4f9a2c"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", sentinel)
+    monkeypatch.setenv("QISKIT_IBM_INSTANCE", f"crn:{sentinel}")
+    _, path = tiny_hqc_checkpoint(tmp_path)
+    structure = str(DATA / "si_liquid_3000K.test.extxyz.gz")
+    runs = [["energy", str(path), "--structure", structure, "--backend", "ibm_brisbane", "--dry-run"],
+            ["energy", str(path), "--structure", structure, "--backend", "aer-noise:fake_brisbane", "--shots", "100",
+             "--json", str(tmp_path / "e.json")],
+            ["mc", str(path), "--structure", structure, "--backend", "ibm_brisbane", "--dry-run", "--out", str(tmp_path / "mc")],
+            ["mc", str(path), "--structure", structure, "--backend", "aer", "--shots", "100", "--steps", "2",
+             "--out", str(tmp_path / "mc_aer")]]
+    for args in runs:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert sentinel not in result.output
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "home" not in p.parts]
+    assert len(written) > 5
+    assert not [p for p in written if sentinel.encode() in p.read_bytes()]
