@@ -228,6 +228,9 @@ def test_coinciding_atoms_are_an_error_not_nan(val_frames):
     atoms.positions[7] = atoms.positions[3] + atoms.cell[0]   # a periodic image of atom 3
     with pytest.raises(ValueError, match="atoms .* coincide"):
         atoms_to_graph(atoms, 5.0, ["Si"])
+    atoms.positions[7] = np.nan                                # e.g. an MD run that blew up
+    with pytest.raises(ValueError, match="atom 7 has a non-finite position"):
+        atoms_to_graph(atoms, 5.0, ["Si"])
     assert atoms_to_graph(val_frames[0], 5.0, ["Si"])["edge_index"].shape[0] == 2
 
 

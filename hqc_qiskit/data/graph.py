@@ -41,6 +41,9 @@ def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels:
         species_idx = torch.tensor([index[s] for s in symbols], dtype=torch.long)
     except KeyError as exc:
         raise ValueError(f"element {exc.args[0]} is not in the model's species {species}") from None
+    bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+    if len(bad):
+        raise ValueError(f"atom {bad[0]} has a non-finite position {atoms.positions[bad[0]].tolist()}")
     senders, receivers, shifts = neighbour_list(atoms, cutoff)
     lengths = np.linalg.norm(atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell), axis=1)
     if len(lengths) and lengths.min() < 1e-6:   # the edge direction (spherical harmonics) would be 0/0 = NaN
