@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .checkpoint import load_model
 from .data.graph import atoms_to_graph, collate, to_device
+from .torch_device import resolve_device
 
 
 class HQCCalculator(Calculator):
@@ -25,11 +25,11 @@ class HQCCalculator(Calculator):
     def __init__(self, model_path: str | Path | None = None, model=None, device: str = "cpu", which: str = "best",
                  dtype: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.device = resolve_device(device)
         if model is None:
             if model_path is None:
                 raise ValueError("give model_path (run directory or checkpoint) or model")
             model = load_model(model_path, which=which)
-        self.device = torch.device(device)
         if dtype not in (None, "float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
         self.model = model.to(self.device).eval()

@@ -11,7 +11,8 @@ from .data.dataset import load_labelled
 from .data.graph import atoms_to_graph
 from .metrics import energy_force_metrics
 from .plots import plot_parity
-from .train import predict, resolve_device
+from .torch_device import resolve_device
+from .train import predict
 
 
 def evaluate(run: str | Path, data: str | Path, energy_key: str = "energy", forces_key: str = "forces",

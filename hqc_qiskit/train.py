@@ -25,6 +25,7 @@ from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
+from .torch_device import resolve_device
 from .ema import ema_model
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
@@ -75,12 +76,6 @@ class Splits:
 def _two_digits(x: float) -> str:
     """x rounded to two significant digits, for a suggested setting (347.2 -> '350')."""
     return f"{float(f'{x:.2g}'):g}"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_splits(config: RunConfig) -> tuple[list, list, list]:

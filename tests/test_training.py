@@ -436,3 +436,19 @@ def test_learning_curve_redrawn_during_training(tiny_config, monkeypatch, every,
     assert len(drawn) == calls
     assert (cfg.run_dir() / "learning_curve.png").exists()
     assert not (cfg.run_dir() / "learning_curve.tmp.png").exists()
+
+
+def test_devices_that_are_not_here_are_named():
+    from hqc_qiskit.calculator import HQCCalculator
+    from hqc_qiskit.torch_device import resolve_device
+    from tests.conftest import ROOT
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    missing = "cuda:99" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(ConfigError, match=f"device '{missing}': .*(no CUDA|GPU)"):
+        resolve_device(missing)
+    with pytest.raises(ConfigError, match=f"device '{missing}'"):
+        HQCCalculator(ROOT / "runs" / "quick", device=missing)
