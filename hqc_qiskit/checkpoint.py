@@ -49,6 +49,8 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
     circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further."""
     path = Path(path)
+    if which not in ("best", "last"):
+        raise HQCError(f"which checkpoint: 'best' or 'last', not {which!r}")
     if path.is_dir():
         candidates = [path / BEST, path / CHECKPOINT] if which == "best" else [path / CHECKPOINT]
         found = [p for p in candidates if p.exists()]

@@ -452,3 +452,13 @@ def test_devices_that_are_not_here_are_named():
         resolve_device(missing)
     with pytest.raises(ConfigError, match=f"device '{missing}'"):
         HQCCalculator(ROOT / "runs" / "quick", device=missing)
+
+
+def test_unknown_checkpoint_choice_is_an_error():
+    """'--which foo' used to load the last checkpoint silently."""
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.errors import HQCError
+    from tests.conftest import ROOT
+
+    with pytest.raises(HQCError, match="'best' or 'last', not 'foo'"):
+        load_model(ROOT / "runs" / "quick", which="foo")
