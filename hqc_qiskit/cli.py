@@ -18,6 +18,22 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 data_app = typer.Typer(help="Import, split and inspect labelled structure data.", no_args_is_help=True)
+
+
+def _print_versions(value: bool) -> None:
+    if not value:
+        return
+    from .environment import package_versions
+
+    for name, version in package_versions().items():
+        console.print(f"{name} {version or '(not installed)'}", highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_versions, is_eager=True,
+                                      help="print the versions of hqc-qiskit and the libraries that decide its results")):
+    """Hybrid quantum-classical ML interatomic potentials with Qiskit variational-circuit readouts."""
 app.add_typer(data_app, name="data")
 
 

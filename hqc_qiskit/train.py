@@ -27,6 +27,7 @@ from .data.dataset import load_labelled, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
 from .torch_device import resolve_device
 from .ema import ema_model
+from .environment import hardware, package_versions
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
@@ -475,7 +476,8 @@ class Trainer:
             self._release_ddp()
         summary = {"stop_reason": stop_reason, "epochs": self.epoch, "best_val_loss": self.best_val,
                    "train_seconds": self.wall_offset, "device": str(self.device),
-                   "n_parameters": sum(p.numel() for p in self.model.parameters())}
+                   "n_parameters": sum(p.numel() for p in self.model.parameters()),
+                   "hardware": hardware(str(self.device)), "versions": package_versions()}
         if self.warnings:
             summary["warnings"] = self.warnings
         if self.dist.is_main:

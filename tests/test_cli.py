@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from hqc_qiskit.cli import app
@@ -57,6 +58,8 @@ def test_train_then_evaluate_json(tmp_path):
     )
     result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'run'}", "--no-progress"])
     assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())   # where and with what it trained
+    assert summary["hardware"]["cpu_count"] >= 1 and summary["versions"]["torch"] == torch.__version__
     out = tmp_path / "m.json"
     result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--data", str(DATA / "si_liquid_3000K.test.extxyz.gz"), "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -121,3 +124,13 @@ def test_counts_and_targets_are_checked_before_any_work(tmp_path, args, said):
     assert result.exit_code == 2, result.output
     assert squashed(said) in squashed(result.output), result.output   # Rich's error box wraps
     assert not (tmp_path / "out").exists()
+
+
+def test_version_lists_the_packages_that_decide_results():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert f"hqc-qiskit {version('hqc-qiskit')}" in lines and f"qiskit {version('qiskit')}" in lines
+    assert f"e3nn {version('e3nn')}" in lines and len(lines) == 10
