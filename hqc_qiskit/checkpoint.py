@@ -44,6 +44,18 @@ def model_payload(model: HQCPotential) -> dict:
     return {"model_config": model.config.model_dump(mode="json"), "model_state": model.state_dict()}
 
 
+def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The dict a checkpoint file holds; HQCError naming the file if it is truncated or not one torch wrote."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ValueError, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HQCError(f"{path}: unreadable checkpoint, truncated or not written by torch.save ({reason})") from None
+    if not isinstance(payload, dict):
+        raise HQCError(f"{path}: not an hqc-qiskit checkpoint (holds a {type(payload).__name__}, not a dict)")
+    return payload
+
+
 def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
     """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last'), for inference:
     in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
@@ -60,7 +72,7 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     if not path.exists():
         raise HQCError(f"{path}: no such run directory or checkpoint file (pass the folder `hqc-qiskit train` wrote, "
                        "or one of its .pt files)")
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    payload = read_checkpoint(path, map_location)
     if "model_config" not in payload:
         raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")
     config = dict(payload["model_config"])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload
+from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload, read_checkpoint
 from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
@@ -311,8 +311,13 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         if not path.exists():
             raise ConfigError(f"{path}: nothing to resume (no checkpoint in the run directory)")
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model_state"])
+        state = read_checkpoint(path, self.device)
+        try:
+            self.model.load_state_dict(state["model_state"])
+        except (KeyError, RuntimeError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            raise ConfigError(f"{path}: written by another model than this config builds; resume with the run's own "
+                              f"config ({self.run_dir / 'config.yaml'}); first difference: {lines[min(1, len(lines) - 1)][:300]}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.warmup is not None and state.get("warmup") is not None:

@@ -129,6 +129,23 @@ def test_resume_without_checkpoint_is_clear(tiny_config):
         Trainer(tiny_config(), resume=True, progress=False)
 
 
+def test_resume_refuses_corrupt_checkpoints_and_other_models(tiny_config):
+    """A truncated checkpoint, or one another model wrote, is named; torch's own errors were tracebacks."""
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.errors import HQCError
+
+    cfg = tiny_config(train__max_epochs=1)
+    Trainer(cfg, progress=False).fit()
+    with pytest.raises(ConfigError, match="written by another model than this config builds.*first difference: size mismatch"):
+        Trainer(tiny_config(train__max_epochs=2, model__embedding_dim=4), resume=True, progress=False)
+    checkpoint = cfg.run_dir() / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    with pytest.raises(HQCError, match="checkpoint.pt: unreadable checkpoint, truncated"):
+        Trainer(tiny_config(train__max_epochs=2), resume=True, progress=False)
+    with pytest.raises(HQCError, match="checkpoint.pt: unreadable checkpoint"):
+        load_model(checkpoint)
+
+
 def test_fresh_start_refuses_a_finished_run_unless_overwrite(tiny_config):
     """A forgotten --resume must not wipe a run: a fresh Trainer refuses a directory with a checkpoint; with
     overwrite it starts over there and the old run's checkpoint, best model and summary are gone at once."""
