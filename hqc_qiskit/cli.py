@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, number_list
+from .cli_common import console, number_list, refuse_to_overwrite
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 
@@ -46,12 +46,15 @@ def import_cp2k_cmd(
     cp2k_input: Optional[Path] = typer.Option(None, "--cp2k-input", help="read the cell from this CP2K input's &CELL"),
     force_unit: str = typer.Option("hartree/bohr", help="unit of the forces file: hartree/bohr (CP2K default), hartree/angstrom, ev/angstrom"),
     energy_unit: str = typer.Option("hartree", help="unit of the E = ... comment value: hartree or ev"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ):
     """Convert CP2K trajectory output to extxyz in eV and eV/Å, positions wrapped into the cell."""
     from .data.cp2k import import_cp2k, parse_cell_lengths, read_cp2k_cell
     from .data.dataset import write_structures
 
     try:
+        if not overwrite:   # a dataset that runs were trained on must not change under them
+            refuse_to_overwrite(out)
         if (cell is None) == (cp2k_input is None):
             raise HQCError("give exactly one of --cell or --cp2k-input")
         box = parse_cell_lengths(cell) if cell is not None else read_cp2k_cell(cp2k_input)
@@ -67,13 +70,14 @@ def split_cmd(
     file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),
     sizes: str = typer.Option("900,50,50", help="frames per part: train,val[,test]"),
     seed: int = typer.Option(0, help="random seed of the split"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace split files that exist"),
 ):
     """Write seeded train/val/test files next to FILE (<stem>.train.extxyz[.gz], ...)."""
     from .data.dataset import split_file
 
     try:
         parts = number_list(sizes, "--sizes", integer=True)
-        for path in split_file(file, parts, seed):
+        for path in split_file(file, parts, seed, overwrite=overwrite):
             console.print(f"wrote {path}")
     except HQCError as exc:
         _fail(exc)

@@ -64,14 +64,14 @@ def number_list(text: str, option: str, integer: bool = False, minimum: float = 
     return values
 
 
-def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
+def refuse_to_overwrite(results: Path, resumable: bool = False, elsewhere: str = "choose another --out") -> None:
     """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
     to a forgotten --resume or a reused --out."""
     from .errors import HQCError
 
     if results.exists():
         keep = "--resume to keep its points and compute the rest, " if resumable else ""
-        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or choose another --out")
+        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or {elsewhere}")
 
 
 def print_cap_check(qpu_seconds: float, cap: float | None) -> None:

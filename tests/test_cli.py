@@ -35,6 +35,12 @@ def test_import_split_info(tmp_path):
     assert (tmp_path / "all.train.extxyz.gz").exists() and (tmp_path / "all.test.extxyz.gz").exists()
     result = runner.invoke(app, ["data", "info", str(tmp_path / "all.train.extxyz.gz")])
     assert result.exit_code == 0 and "6" in result.output
+    for again in (["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(out)],
+                  ["data", "split", str(out), "--sizes", "5,3,2"]):   # would change what runs were trained on
+        result = runner.invoke(app, again)
+        assert result.exit_code == 2 and "--overwrite" in result.output, result.output
+        result = runner.invoke(app, again + ["--overwrite"])
+        assert result.exit_code == 0, result.output
 
 
 def test_import_errors_are_one_line(tmp_path):

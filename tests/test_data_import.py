@@ -73,6 +73,11 @@ def test_roundtrip_extxyz_and_split(tmp_path):
     assert energies == pytest.approx(sorted(a.get_potential_energy() for a in frames))
     assert all(np.array_equal(a, b) for a, b in zip(split_indices(10, [6, 2, 2], 3), split_indices(10, [6, 2, 2], 3)))
     assert not np.array_equal(split_indices(10, [6, 2, 2], 3)[0], split_indices(10, [6, 2, 2], 4)[0])
+    # a second split would change the files runs were trained on: refused unless overwrite
+    with pytest.raises(DataError, match=r"d\.extxyz\.gz: split files exist next to it \(d\.train\.extxyz\.gz, d\.val"):
+        split_file(out, [5, 3, 2], seed=4)
+    assert [len(load_labelled(x)) for x in paths] == [6, 2, 2]
+    assert [len(load_labelled(x)) for x in split_file(out, [5, 3, 2], seed=4, overwrite=True)] == [5, 3, 2]
 
 
 def test_cell_from_input_and_lengths(tmp_path):

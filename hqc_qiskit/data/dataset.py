@@ -151,8 +151,11 @@ def split_indices(n_frames: int, sizes: list[int], seed: int) -> list[np.ndarray
     return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def split_file(path: str | Path, sizes: list[int], seed: int, names=("train", "val", "test")) -> list[Path]:
-    """Write ``<stem>.<name>.extxyz[.gz]`` next to ``path`` for each part; return their paths."""
+def split_file(path: str | Path, sizes: list[int], seed: int, names=("train", "val", "test"),
+               overwrite: bool = False) -> list[Path]:
+    """Write ``<stem>.<name>.extxyz[.gz]`` next to ``path`` for each part; return their paths.
+
+    Existing part files are replaced only with ``overwrite`` (runs trained on them would silently change)."""
     path = Path(path)
     frames = read_structures(path)
     parts = split_indices(len(frames), sizes, seed)
@@ -160,9 +163,10 @@ def split_file(path: str | Path, sizes: list[int], seed: int, names=("train", "v
         names = tuple(f"part{k}" for k in range(len(parts)))
     stem = path.name.split(".")[0]
     gz = ".gz" if path.suffix == ".gz" else ""
-    written = []
-    for name, idx in zip(names, parts):
-        out = path.with_name(f"{stem}.{name}.extxyz{gz}")
+    outs = [path.with_name(f"{stem}.{name}.extxyz{gz}") for name in names[:len(parts)]]
+    existing = [out.name for out in outs if out.exists()]
+    if existing and not overwrite:
+        raise DataError(path, f"split files exist next to it ({', '.join(existing)}): pass --overwrite to replace them")
+    for out, idx in zip(outs, parts):
         write_structures(out, [frames[i] for i in idx])
-        written.append(out)
-    return written
+    return outs
