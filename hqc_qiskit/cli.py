@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, number_list, refuse_to_overwrite
+from .cli_common import console, interrupted, number_list, refuse_to_overwrite
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 
@@ -131,9 +131,11 @@ def train(
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a potential; writes the run directory (config, metrics.csv, checkpoints, plots, summary)."""
+    from .checkpoint import CHECKPOINT
     from .config import load_config
     from .train import Trainer
 
+    cfg = None
     try:
         cfg = load_config(config, override)
         if resume and overwrite:
@@ -145,6 +147,8 @@ def train(
         summary = trainer.fit()
     except HQCError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(None if cfg is None else Path(cfg.run_dir()) / CHECKPOINT)
     if trainer.dist.is_main:
         console.print(f"stopped after {summary['epochs']} epochs ({summary['stop_reason']}), "
                       f"{summary['train_seconds'] / 60:.1f} min")

@@ -64,6 +64,16 @@ def number_list(text: str, option: str, integer: bool = False, minimum: float = 
     return values
 
 
+def interrupted(checkpoint: Path | None) -> None:
+    """Ctrl-C: say what is kept and how to continue (no traceback), exit 130 as shells expect."""
+    if checkpoint is not None and checkpoint.exists():
+        console.print(f"interrupted: {checkpoint} holds the last checkpoint; run the same command with --resume "
+                      "to continue from it", soft_wrap=True)
+    else:
+        console.print("interrupted before the first checkpoint: nothing to resume", soft_wrap=True)
+    raise typer.Exit(130)
+
+
 def refuse_to_overwrite(results: Path, resumable: bool = False, elsewhere: str = "choose another --out") -> None:
     """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
     to a forgotten --resume or a reused --out."""

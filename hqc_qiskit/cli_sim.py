@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 import typer
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
-                         ResilienceLevel, Twirling, console, number_list, print_cap_check)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -62,7 +62,7 @@ def md_cmd(
 ):
     """Molecular dynamics with the trained potential (exact engine): log, trajectory, energy drift, resume."""
     from .calculator import HQCCalculator
-    from .md import LOG, MDOptions, run_md
+    from .md import CHECKPOINT, LOG, MDOptions, run_md
     from .plots import plot_md_log
     from .runlog import read_rows
 
@@ -77,6 +77,8 @@ def md_cmd(
             summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar)
     except (HQCError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(out / CHECKPOINT)
     plot_md_log(read_rows(out / LOG), out / "md_log.png", summary["n_atoms"])
     status = "stable" if summary["stable"] else f"[red]stopped: {summary['unstable_reason']}[/]"
     console.print(f"{summary['steps']} steps ({summary['time_ps']:.3f} ps), {status}; "
@@ -118,7 +120,7 @@ def mc_cmd(
 ):
     """Metropolis Monte Carlo at T with energies from any backend (shot noise handled by the penalty method)."""
     from .checkpoint import load_model
-    from .mc_driver import LOG, MCOptions, mc_cost, run_mc
+    from .mc_driver import CHECKPOINT, LOG, MCOptions, mc_cost, run_mc
     from .plots import plot_mc_log
     from .quantum.backends import RuntimeOptions, make_backend
     from .runlog import read_rows
@@ -152,6 +154,8 @@ def mc_cmd(
             summary = run_mc(model, atoms, b, opt, out, resume=resume, progress=bar)
     except (HQCError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(out / CHECKPOINT)
     plot_mc_log(read_rows(out / LOG), out / "mc_log.png", summary["n_atoms"])
     console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")

@@ -52,7 +52,8 @@ def test_import_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "--cell or --cp2k-input" in result.output
 
 
-def test_train_then_evaluate_json(tmp_path):
+def _tiny_cli_config(tmp_path):
+    """A one-epoch, four-structure training config file (seconds on a CPU)."""
     from tests.conftest import DATA
 
     cfg = tmp_path / "c.yaml"
@@ -62,6 +63,13 @@ def test_train_then_evaluate_json(tmp_path):
         "model: {lmax: 1, embedding_dim: 4, hidden_irreps: 4x0e + 2x1o, n_layers: 1, radial_mlp: [8], readout: {kind: classical, hidden: 4}}\n"
         "train: {batch_size: 2, max_epochs: 1}\n"
     )
+    return cfg
+
+
+def test_train_then_evaluate_json(tmp_path):
+    from tests.conftest import DATA
+
+    cfg = _tiny_cli_config(tmp_path)
     result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'run'}", "--no-progress"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())   # where and with what it trained
@@ -140,3 +148,23 @@ def test_version_lists_the_packages_that_decide_results():
     lines = result.output.splitlines()
     assert f"hqc-qiskit {version('hqc-qiskit')}" in lines and f"qiskit {version('qiskit')}" in lines
     assert f"e3nn {version('e3nn')}" in lines and len(lines) == 10
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
+    """Ctrl-C during training exits 130 with the checkpoint to resume from, not a traceback."""
+    from hqc_qiskit.train import Trainer
+
+    cfg = _tiny_cli_config(tmp_path)
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={run}", "--no-progress"])
+    assert result.exit_code == 0, result.output
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupt)
+    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={run}", "-o", "train.max_epochs=2", "--resume"])
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert squashed(f"{run / 'checkpoint.pt'} holds the last checkpoint") in squashed(result.output)
+    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'fresh'}"])
+    assert result.exit_code == 130 and "nothing to resume" in result.output
