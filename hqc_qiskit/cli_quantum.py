@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Overwrite, Profile,
-                         ResilienceLevel, Twirling, console, number_list, print_cap_check, refuse_to_overwrite)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check, refuse_to_overwrite)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -207,6 +207,8 @@ def noise_study_cmd(
                            np.inf if shots is None else shots, done=done, on_row=save, engine=noisy_engine)
     except (HQCError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(results)   # every finished point is in it; --resume computes the rest
     atomic_write_json(rows, results)
     plot_noise_study(rows, out / "noise_study.png")
     _print_rows(rows, ["profile", "idle_delays", "scale", "mitigation", "rmse_mev_per_atom", "mean_error_mev_per_atom"],

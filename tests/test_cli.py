@@ -165,6 +165,6 @@ def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "fit", interrupt)
     result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={run}", "-o", "train.max_epochs=2", "--resume"])
     assert result.exit_code == 130 and "Traceback" not in result.output
-    assert squashed(f"{run / 'checkpoint.pt'} holds the last checkpoint") in squashed(result.output)
+    assert squashed(f"{run / 'checkpoint.pt'} keeps what was finished") in squashed(result.output)
     result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'fresh'}"])
     assert result.exit_code == 130 and "nothing to resume" in result.output
