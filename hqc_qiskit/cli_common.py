@@ -74,14 +74,14 @@ def interrupted(checkpoint: Path | None) -> None:
     raise typer.Exit(130)
 
 
-def refuse_to_overwrite(results: Path, resumable: bool = False, elsewhere: str = "choose another --out") -> None:
+def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
     """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
     to a forgotten --resume or a reused --out."""
     from .errors import HQCError
 
     if results.exists():
         keep = "--resume to keep its points and compute the rest, " if resumable else ""
-        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or {elsewhere}")
+        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or choose another --out")
 
 
 def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
