@@ -64,11 +64,10 @@ def number_list(text: str, option: str, integer: bool = False, minimum: float = 
     return values
 
 
-def interrupted(checkpoint: Path | None) -> None:
+def interrupted(checkpoint: Path | None, how: str = "run the same command with --resume to continue from it") -> None:
     """Ctrl-C: say what is kept and how to continue (no traceback), exit 130 as shells expect."""
     if checkpoint is not None and checkpoint.exists():
-        console.print(f"interrupted: {checkpoint} keeps what was finished; run the same command with --resume "
-                      "to continue from it", soft_wrap=True)
+        console.print(f"interrupted: {checkpoint} keeps what was finished; {how}", soft_wrap=True)
     else:
         console.print("interrupted before the first checkpoint: nothing to resume", soft_wrap=True)
     raise typer.Exit(130)

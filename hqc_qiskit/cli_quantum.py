@@ -134,6 +134,8 @@ def energy_cmd(
         est = estimate_energy(model, atoms, b, shots, allocation, np.random.default_rng(seed), problem)
     except (HQCError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:   # with --journal, finished jobs are kept and not submitted again
+        interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
     n = est.n_atoms
     console.print(f"E = {est.energy:.6f} ± {est.stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {est.stderr / n * 1000:.3f} meV/atom)")
     console.print(f"exact engine: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")

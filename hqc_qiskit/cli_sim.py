@@ -237,6 +237,8 @@ def mc_study_cmd(
                                progress=lambda label: (console.print(f"chain {label}") and None))
     except (HQCError, ValueError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(out, "run the same command to continue (finished chains are kept, the others resume)")
     result = study["result"]
     atomic_write_json(result, out / "mc_study.json")
     plot_mc_study(result, out / "mc_study.png")

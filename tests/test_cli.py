@@ -168,3 +168,20 @@ def test_ctrl_c_says_how_to_continue(tmp_path, monkeypatch):
     assert squashed(f"{run / 'checkpoint.pt'} keeps what was finished") in squashed(result.output)
     result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'fresh'}"])
     assert result.exit_code == 130 and "nothing to resume" in result.output
+
+
+def test_ctrl_c_during_a_journaled_energy_points_at_the_journal(tmp_path, monkeypatch):
+    import hqc_qiskit.quantum.estimate as estimate
+    from tests.conftest import DATA, tiny_hqc_checkpoint
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    _, path = tiny_hqc_checkpoint(tmp_path)
+    journal = tmp_path / "jobs"
+    journal.mkdir()
+    monkeypatch.setattr(estimate, "estimate_energy", interrupt)
+    result = runner.invoke(app, ["energy", str(path), "--structure", str(DATA / "si_liquid_3000K.test.extxyz.gz"),
+                                 "--backend", "aer", "--journal", str(journal)])
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert squashed(f"{journal} keeps what was finished; run the same command") in squashed(result.output)
