@@ -89,15 +89,17 @@ def info_cmd(
     energy_key: str = typer.Option("energy", help="name of the energy label"),
     forces_key: str = typer.Option("forces", help="name of the forces label"),
 ):
-    """Validate a labelled file and print a summary (frames, elements, energy and force ranges)."""
+    """Validate a labelled file and print a summary (frames, elements, energy and force ranges, closest atoms, density)."""
     import numpy as np
 
-    from .data.dataset import load_labelled
+    from .data.dataset import closest_pair, load_labelled
 
     try:
         frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key)
     except HQCError as exc:
         _fail(exc)
+    reach = 4.0   # Å: closest pairs are looked for within this distance
+    pairs = [(pair[2], k, pair[0], pair[1]) for k, a in enumerate(frames) if (pair := closest_pair(a, reach))]
     e = np.array([a.get_potential_energy() / len(a) for a in frames])
     f = np.concatenate([a.get_forces().ravel() for a in frames])
     table = Table(title=str(file))
@@ -108,6 +110,17 @@ def info_cmd(
     table.add_row("atoms per frame", f"{min(map(len, frames))}-{max(map(len, frames))}")
     table.add_row("E per atom (eV)", f"mean {e.mean():.4f}, std {e.std() * 1000:.2f} meV")
     table.add_row("force component (eV/Å)", f"rms {np.sqrt(np.mean(f**2)):.3f}, max |F| {np.abs(f).max():.3f}")
+    if pairs:
+        d, k, i, j = min(pairs)
+        table.add_row("closest atoms (Å)", f"{d:.3f} (frame {k}, atoms {i} and {j})")
+    else:
+        table.add_row("closest atoms (Å)", f"none within {reach}")
+    periodic = [a for a in frames if a.pbc.all()]
+    if periodic:   # g/cm^3 = (mass in amu x amu in g) / (volume in Å^3 x 1e-24 cm^3/Å^3)
+        from ase.units import _amu
+
+        rho = np.array([a.get_masses().sum() * _amu * 1e3 / (a.get_volume() * 1e-24) for a in periodic])
+        table.add_row("density (g/cm³)", f"{rho.min():.4f}" if np.ptp(rho) < 1e-9 else f"{rho.min():.4f}-{rho.max():.4f}")
     console.print(table)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -185,3 +186,14 @@ def test_ctrl_c_during_a_journaled_energy_points_at_the_journal(tmp_path, monkey
                                  "--backend", "aer", "--journal", str(journal)])
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert squashed(f"{journal} keeps what was finished; run the same command") in squashed(result.output)
+
+
+def test_data_info_reports_closest_atoms_and_density(val_frames):
+    """Checked against ASE's minimum-image distances and the textbook density of silicon (2.329 g/cm³)."""
+    from tests.conftest import DATA
+
+    result = runner.invoke(app, ["data", "info", str(DATA / "si_liquid_3000K.val.extxyz.gz")])
+    assert result.exit_code == 0, result.output
+    closest = min((a.get_all_distances(mic=True) + 99 * np.eye(len(a))).min() for a in val_frames)
+    table = squashed(result.output)   # cell padding depends on the widest row
+    assert squashed(f"closest atoms (Å) │ {closest:.3f} (frame") in table and squashed("density (g/cm³) │ 2.3290") in table
