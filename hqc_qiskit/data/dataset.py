@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ..errors import DataError
-from .graph import neighbour_list
+from .graph import edge_lengths, neighbour_list
 
 # Å: closer atoms mean a broken file (duplicated atoms, nm instead of Å); the H2 bond is 0.74 Å
 MIN_DISTANCE = 0.5
@@ -58,8 +58,7 @@ def closest_pair(atoms: Atoms, within: float) -> tuple[int, int, float] | None:
     senders, receivers, shifts = neighbour_list(atoms, within)
     if len(senders) == 0:
         return None
-    vectors = atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell)
-    distances = np.linalg.norm(vectors, axis=1)
+    distances = edge_lengths(atoms, senders, receivers, shifts)
     k = int(np.argmin(distances))
     i, j = sorted((int(receivers[k]), int(senders[k])))
     return i, j, float(distances[k])

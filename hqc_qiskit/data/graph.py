@@ -33,6 +33,11 @@ def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
     return j.astype(np.int64), i.astype(np.int64), shifts.astype(np.float64)
 
 
+def edge_lengths(atoms: Atoms, senders: np.ndarray, receivers: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """|r_ij| in Å of each edge of a :func:`neighbour_list` (periodic images included), shape (M,)."""
+    return np.linalg.norm(atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell), axis=1)
+
+
 def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels: bool = False) -> dict:
     """One structure -> graph dictionary (CPU tensors, float64 geometry; cast by :func:`to_device`)."""
     index = {s: k for k, s in enumerate(species)}
@@ -45,7 +50,7 @@ def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels:
     if len(bad):
         raise ValueError(f"atom {bad[0]} has a non-finite position {atoms.positions[bad[0]].tolist()}")
     senders, receivers, shifts = neighbour_list(atoms, cutoff)
-    lengths = np.linalg.norm(atoms.positions[senders] - atoms.positions[receivers] + shifts @ np.asarray(atoms.cell), axis=1)
+    lengths = edge_lengths(atoms, senders, receivers, shifts)
     if len(lengths) and lengths.min() < 1e-6:   # the edge direction (spherical harmonics) would be 0/0 = NaN
         k = int(np.argmin(lengths))
         raise ValueError(f"atoms {receivers[k]} and {senders[k]} coincide (periodic images included): "
