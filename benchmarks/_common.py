@@ -26,9 +26,9 @@ def best_time(fn, repeats: int = 3, warmup: int = 1) -> float:
 
 def machine() -> dict:
     """Where the benchmark ran; the CPU model and package versions as a training run's summary.json has them."""
-    from hqc_qiskit.environment import hardware, package_versions  # not at the top: the MACE worker imports this module
+    from hqc_qiskit.environment import cpu_model, package_versions  # not at the top: the MACE worker imports this module
 
-    return {"platform": platform.platform(), "cpu": hardware()["cpu"], "cpu_count": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "versions": package_versions()}
 

@@ -27,14 +27,14 @@ def hardware(device: str = "cpu") -> dict:
     """CPU model and count, torch threads, and the GPU's name when ``device`` is CUDA."""
     import torch
 
-    info = {"machine": platform.machine(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+    info = {"machine": platform.machine(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
     if str(device).startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name ('/proc/cpuinfo' on Linux; platform.processor() elsewhere, often less specific)."""
     try:
         with open("/proc/cpuinfo") as fh:

@@ -25,12 +25,12 @@ from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
-from .torch_device import resolve_device
 from .ema import ema_model
 from .environment import hardware, package_versions
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
+from .torch_device import resolve_device
 
 #: after this many epochs, a training force RMSE still within 1% of the RMS of the training forces means
 #: the model predicts almost no forces: a warning says so (see PlateauWarning)
