@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, interrupted, number_list, refuse_to_overwrite
+from .cli_common import console, interrupted, number_list, progress_bar, refuse_to_overwrite
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 
@@ -196,6 +196,34 @@ def evaluate(
     if json_out is not None:
         atomic_write_json(metrics, json_out)
         console.print(f"metrics: {json_out}")
+
+
+@app.command("predict")
+def predict_cmd(
+    run: Path = typer.Argument(..., help="run directory or checkpoint file"),
+    data: Path = typer.Option(..., "--data", "-d", help="structures to label (any ASE-readable file; labels not needed)"),
+    out: Path = typer.Option(..., "--out", help="extxyz to write (.gz to compress): the input's frames with the predictions"),
+    prefix: str = typer.Option("hqc_", help="the predictions go to <prefix>energy (info, eV) and <prefix>forces (arrays, eV/Å)"),
+    which: str = typer.Option("best", help="best (EMA, best validation) or last checkpoint"),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+    batch_size: int = typer.Option(10, min=1, help="structures per forward pass"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Energies and forces of a trained model for every frame of a file, written beside the file's own data."""
+    from .predict import predict_file
+
+    try:
+        with progress_bar("structures", None, progress) as bar:
+            summary = predict_file(run, data, out, prefix=prefix, which=which, device=device, batch_size=batch_size,
+                                   overwrite=overwrite, progress=bar)
+    except HQCError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: {out} was not written")
+        raise typer.Exit(130)
+    console.print(f"wrote {summary['frames']} frames ({summary['atoms']} atoms) to {out}: {summary['energy_key']} (eV), "
+                  f"{summary['forces_key']} (eV/Å); {summary['seconds']:.1f} s on {summary['device']}", soft_wrap=True)
 
 
 from .cli_quantum import register as _register_quantum  # noqa: E402  (commands of the hardware path)

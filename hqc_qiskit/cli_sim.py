@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
-                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check, progress_bar)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
 DEFAULT_STRUCTURES = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz")
 DEFAULT_HQC_RUN = Path("runs/study_readouts/small_hqc_cz_s0")
-
-
-@contextlib.contextmanager
-def _progress_bar(description: str, total: int, enabled: bool) -> Iterator:
-    """A Rich progress bar on a terminal; a no-op callback otherwise (logs, CI)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda done, _total: bar.update(task, completed=done)
 
 
 def _frame(structure: Path, index: int):
@@ -73,7 +58,7 @@ def md_cmd(
         opt.validate()
         calc = HQCCalculator(run_dir, dtype=dtype)
         atoms = _frame(structure, index)
-        with _progress_bar("MD steps", steps, progress) as bar:
+        with progress_bar("MD steps", steps, progress) as bar:
             summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar)
     except (HQCError, ValueError) as exc:
         _fail(exc)
@@ -150,7 +135,7 @@ def mc_cmd(
             return
         if runtime_backend:
             b.device   # connect now: a missing IBM account fails before any work or output
-        with _progress_bar("MC steps", steps, progress) as bar:
+        with progress_bar("MC steps", steps, progress) as bar:
             summary = run_mc(model, atoms, b, opt, out, resume=resume, progress=bar)
     except (HQCError, ValueError) as exc:
         _fail(exc)

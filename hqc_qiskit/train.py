@@ -13,6 +13,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,22 +135,34 @@ def fit_residual_reference_energies(model: HQCPotential, graphs: list[dict], spe
     return torch.tensor(solution)
 
 
-def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dtype, forces: bool = True) -> dict:
-    """Energies (B,) and forces (N, 3) for a list of graphs, with the references, as numpy arrays."""
+def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dtype, forces: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Energies ``e_pred`` (B,) eV and forces ``f_pred`` (N, 3) eV/Å for a list of graphs, as numpy arrays,
+    with ``n_atoms`` (B,) and, when every graph has labels, the references ``e_ref`` and ``f_ref``.
+    ``progress(done, total)`` is called after each batch with the number of structures done."""
     e_pred, e_ref, n_atoms, f_pred, f_ref = [], [], [], [], []
+    labelled = all(K.ENERGY in g for g in graphs)
     for start in range(0, len(graphs), batch_size):
         batch = to_device(collate(graphs[start : start + batch_size]), device, dtype)
         with torch.set_grad_enabled(forces):
             out = model(batch, compute_forces=forces)
         e_pred.append(out["energy"].detach().cpu().double().numpy())
-        e_ref.append(batch[K.ENERGY].cpu().double().numpy())
         n_atoms.append(batch[K.N_ATOMS].cpu().numpy())
+        if labelled:
+            e_ref.append(batch[K.ENERGY].cpu().double().numpy())
         if forces:
             f_pred.append(out["forces"].detach().cpu().double().numpy())
-            f_ref.append(batch[K.FORCES].cpu().double().numpy())
-    result = {"e_pred": np.concatenate(e_pred), "e_ref": np.concatenate(e_ref), "n_atoms": np.concatenate(n_atoms)}
+            if labelled:
+                f_ref.append(batch[K.FORCES].cpu().double().numpy())
+        if progress is not None:
+            progress(min(start + batch_size, len(graphs)), len(graphs))
+    result = {"e_pred": np.concatenate(e_pred), "n_atoms": np.concatenate(n_atoms)}
+    if labelled:
+        result["e_ref"] = np.concatenate(e_ref)
     if forces:
-        result["f_pred"], result["f_ref"] = np.concatenate(f_pred), np.concatenate(f_ref)
+        result["f_pred"] = np.concatenate(f_pred)
+        if labelled:
+            result["f_ref"] = np.concatenate(f_ref)
     return result
 
 

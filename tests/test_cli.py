@@ -16,7 +16,7 @@ from tests.test_data_import import _pair
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("args", [[], ["data"], ["data", "import-cp2k"], ["data", "split"], ["data", "info"], ["train"], ["evaluate"], ["transpile"], ["backends"], ["energy"], ["noise-study"], ["shots-study"], ["md"], ["mc"], ["rdf"], ["mc-study"]])
+@pytest.mark.parametrize("args", [[], ["data"], ["data", "import-cp2k"], ["data", "split"], ["data", "info"], ["train"], ["evaluate"], ["predict"], ["transpile"], ["backends"], ["energy"], ["noise-study"], ["shots-study"], ["md"], ["mc"], ["rdf"], ["mc-study"]])
 def test_help_is_complete(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output

@@ -64,6 +64,43 @@ def closest_pair(atoms: Atoms, within: float) -> tuple[int, int, float] | None:
     return i, j, float(distances[k])
 
 
+def check_geometry(path: str | Path, k: int, atoms: Atoms, allowed: set[str] | None) -> None:
+    """The checks every frame passes before a model sees it (DataError naming file, frame ``k`` and field):
+    at least one atom, finite positions, elements in ``allowed`` (if given), periodic in all directions or
+    none, a non-singular cell when periodic, no two atoms (or periodic images) closer than ``MIN_DISTANCE``."""
+    if len(atoms) == 0:
+        raise DataError(path, "frame has no atoms", k, "n_atoms")
+    if not np.all(np.isfinite(atoms.positions)):
+        raise DataError(path, "non-finite position", k, "positions")
+    if allowed is not None:
+        unknown = sorted(set(atoms.get_chemical_symbols()) - allowed)
+        if unknown:
+            raise DataError(path, f"element(s) {unknown} not in the model's species {sorted(allowed)}", k, "symbols")
+    if atoms.pbc.any() and not atoms.pbc.all():
+        raise DataError(path, f"mixed periodic boundary conditions {atoms.pbc.tolist()} are not supported; "
+                        "use pbc=True or pbc=False", k, "pbc")
+    if atoms.pbc.any():
+        cell = np.asarray(atoms.cell)
+        if np.any(np.linalg.norm(cell[atoms.pbc], axis=1) < 1e-8) or abs(np.linalg.det(cell)) < 1e-8:
+            raise DataError(path, "periodic frame without a valid cell", k, "cell")
+    close = closest_pair(atoms, MIN_DISTANCE)
+    if close is not None:
+        i, j, d = close
+        pair = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
+        raise DataError(path, f"{pair} are {d:.3f} Å apart (periodic images included; no structure has atoms "
+                        f"closer than {MIN_DISTANCE} Å): a duplicated atom, or positions not in Å?", k, "positions")
+
+
+def load_structures(path: str | Path, species: list[str] | None = None, index: str = ":") -> list[Atoms]:
+    """Frames as read (labels, info and arrays kept), each passed through :func:`check_geometry`; no labels
+    needed (structures to predict on)."""
+    frames = read_structures(path, index)
+    allowed = set(species) if species is not None else None
+    for k, atoms in enumerate(frames):
+        check_geometry(path, k, atoms, allowed)
+    return frames
+
+
 def load_labelled(
     path: str | Path,
     energy_key: str = "energy",
@@ -74,19 +111,13 @@ def load_labelled(
 ) -> list[Atoms]:
     """Frames with validated labels, stored as a SinglePointCalculator (energy eV, forces eV/Å).
 
-    Checks, each reported with file, frame and field: energy present and finite, forces present with
-    shape (n_atoms, 3) and finite, positions finite, elements in ``species`` (if given), periodic in
-    all directions or none, a non-singular cell for every periodic direction, and no two atoms (or
-    periodic images) closer than ``MIN_DISTANCE``.
+    Checks, each reported with file, frame and field: the geometry (:func:`check_geometry`), energy
+    present and finite, forces present with shape (n_atoms, 3) and finite.
     """
     path = Path(path)
-    frames = read_structures(path, index)
-    allowed = set(species) if species is not None else None
     out = []
-    for k, atoms in enumerate(frames):
+    for k, atoms in enumerate(load_structures(path, species, index)):
         n = len(atoms)
-        if n == 0:
-            raise DataError(path, "frame has no atoms", k, "n_atoms")
         energy = _label(atoms, energy_key, per_atom=False)
         if energy is None:
             raise DataError(path, f"no energy label (looked for key '{energy_key}')", k, energy_key)
@@ -106,25 +137,6 @@ def load_labelled(
             bad = np.argwhere(~np.isfinite(forces))
             if len(bad):
                 raise DataError(path, f"non-finite force on atom {bad[0][0]}", k, forces_key)
-        if not np.all(np.isfinite(atoms.positions)):
-            raise DataError(path, "non-finite position", k, "positions")
-        if allowed is not None:
-            unknown = sorted(set(atoms.get_chemical_symbols()) - allowed)
-            if unknown:
-                raise DataError(path, f"element(s) {unknown} not in the model's species {sorted(allowed)}", k, "symbols")
-        if atoms.pbc.any() and not atoms.pbc.all():
-            raise DataError(path, f"mixed periodic boundary conditions {atoms.pbc.tolist()} are not supported; "
-                            "use pbc=True or pbc=False", k, "pbc")
-        if atoms.pbc.any():
-            cell = np.asarray(atoms.cell)
-            if np.any(np.linalg.norm(cell[atoms.pbc], axis=1) < 1e-8) or abs(np.linalg.det(cell)) < 1e-8:
-                raise DataError(path, "periodic frame without a valid cell", k, "cell")
-        close = closest_pair(atoms, MIN_DISTANCE)
-        if close is not None:
-            i, j, d = close
-            pair = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
-            raise DataError(path, f"{pair} are {d:.3f} Å apart (periodic images included; no structure has atoms "
-                            f"closer than {MIN_DISTANCE} Å): a duplicated atom, or positions not in Å?", k, "positions")
         clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
         clean.info.update({key: v for key, v in atoms.info.items() if key != energy_key})
         clean.calc = SinglePointCalculator(clean, energy=energy, forces=forces)

@@ -1,0 +1,94 @@
+"""hqc-qiskit predict: the model's energies and forces written beside a file's own data."""
+
+from __future__ import annotations
+
+import ase.io
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hqc_qiskit.calculator import HQCCalculator
+from hqc_qiskit.cli import app
+from hqc_qiskit.data.dataset import read_structures, write_structures
+from hqc_qiskit.errors import DataError, HQCError
+from hqc_qiskit.predict import predict_file
+from tests.conftest import DATA, squashed
+from tests.test_simulation import QUICK
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def four_frames(tmp_path):
+    """Four labelled test frames of the shipped data, with an extra per-frame info field."""
+    frames = read_structures(DATA / "si_liquid_3000K.test.extxyz.gz", index=":4")
+    for k, atoms in enumerate(frames):
+        atoms.info["source_frame"] = k
+    path = tmp_path / "four.extxyz"
+    write_structures(path, frames)
+    return path
+
+
+def test_predictions_equal_the_calculator_and_keep_the_labels(tmp_path, four_frames):
+    out = tmp_path / "pred.extxyz.gz"
+    summary = predict_file(QUICK, four_frames, out, batch_size=3)   # batches of 3 and 1
+    assert (summary["frames"], summary["atoms"]) == (4, 256)
+    written, given = ase.io.read(out, ":"), ase.io.read(four_frames, ":")
+    calc = HQCCalculator(QUICK)   # one structure at a time, the model's own float32
+    for w, g in zip(written, given):
+        np.testing.assert_array_equal(w.positions, g.positions)
+        assert w.get_potential_energy() == g.get_potential_energy()          # the reference labels are kept
+        np.testing.assert_array_equal(w.get_forces(), g.get_forces())
+        assert w.info["source_frame"] == g.info["source_frame"]
+        g.calc = calc
+        assert w.info["hqc_energy"] == pytest.approx(g.get_potential_energy(), abs=2e-3)   # eV, float32 batching
+        np.testing.assert_allclose(w.arrays["hqc_forces"], g.get_forces(), atol=1e-4)
+        assert abs(w.info["hqc_energy"] - w.get_potential_energy()) / len(w) < 0.1   # a trained model, not noise
+
+
+def test_unlabelled_input_and_another_prefix(tmp_path, four_frames):
+    bare = [ase.Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=True) for a in ase.io.read(four_frames, ":")]
+    path = tmp_path / "bare.xyz"
+    ase.io.write(path, bare, format="extxyz")
+    predict_file(QUICK, path, tmp_path / "a.extxyz", prefix="model_a_")
+    predict_file(QUICK, tmp_path / "a.extxyz", tmp_path / "ab.extxyz", prefix="model_b_", which="last")
+    both = ase.io.read(tmp_path / "ab.extxyz", ":")
+    assert all(a.calc is None for a in both)   # no reference labels were made up
+    assert all(set(a.info) >= {"model_a_energy", "model_b_energy"} for a in both)
+    assert all(a.arrays["model_b_forces"].shape == (64, 3) for a in both)
+
+
+def test_refusals_name_what_is_wrong(tmp_path, four_frames):
+    out = tmp_path / "p.extxyz"
+    predict_file(QUICK, four_frames, out)
+    before = out.read_bytes()
+    with pytest.raises(HQCError, match="exists: pass --overwrite"):
+        predict_file(QUICK, four_frames, out)
+    with pytest.raises(HQCError, match="is the input file"):
+        predict_file(QUICK, four_frames, four_frames, overwrite=True)
+    with pytest.raises(DataError, match=r"p\.extxyz, frame 0, field 'hqc_energy': already has 'hqc_energy'"):
+        predict_file(QUICK, out, tmp_path / "q.extxyz")
+    for prefix in ("", "a b", "1x_", "x="):
+        with pytest.raises(HQCError, match="--prefix"):
+            predict_file(QUICK, four_frames, tmp_path / "r.extxyz", prefix=prefix)
+    carbon = ase.io.read(four_frames, ":")
+    carbon[2].symbols[5] = "C"
+    ase.io.write(tmp_path / "c.extxyz", carbon)
+    with pytest.raises(DataError, match=r"c\.extxyz, frame 2, field 'symbols'.*not in the model's species"):
+        predict_file(QUICK, tmp_path / "c.extxyz", tmp_path / "s.extxyz")
+    assert out.read_bytes() == before and not (tmp_path / "r.extxyz").exists() and not (tmp_path / "s.extxyz").exists()
+    predict_file(QUICK, four_frames, out, prefix="other_", overwrite=True)
+    assert "other_energy" in ase.io.read(out).info
+
+
+def test_cli(tmp_path, four_frames):
+    out = tmp_path / "p.extxyz"
+    args = ["predict", str(QUICK), "--data", str(four_frames), "--out", str(out), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote4frames(256atoms)" in squashed(result.output)
+    assert len(ase.io.read(out, ":")) == 4
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--overwrite" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, [*args, "--overwrite", "--batch-size", "0"])
+    assert result.exit_code == 2
