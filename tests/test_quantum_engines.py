@@ -134,15 +134,21 @@ def test_exact_twice_differentiable():
 
 
 def test_qnn_circuit_module_matches_exact_and_refuses_double_backward():
-    # TorchConnector keeps its weights in the default dtype (float32 here): start from values it holds exactly
+    # TorchConnector keeps its weights in the default dtype (float32 here): start from values it holds exactly.
+    # It also returns outputs and input gradients as torch.float (float32; qiskit-machine-learning 0.9.1,
+    # torch_connector.py), so they agree with the float64 engine to float32 rounding, not to 1e-10
+    # (EstimatorQNN itself, float64, is checked to 1e-10 above); unseeded, atol 1e-8 failed one run in ~30
+    torch.manual_seed(0)
     init = (torch.rand(3, 8) * 6).double()
     exact, qnn = ExactCircuit("cx", initial_weights=init).double(), QNNCircuit("cx", initial_weights=init)
     x = torch.rand(2, 8, dtype=torch.float64, requires_grad=True)
-    np.testing.assert_allclose(qnn(x).detach().numpy(), exact(x).detach().numpy(), atol=1e-10)
+    float32 = dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(qnn(x).detach().numpy(), exact(x).detach().numpy(), **float32)
     # first derivatives are fine
     (g_qnn,) = torch.autograd.grad(qnn(x).sum(), x)
     (g_exact,) = torch.autograd.grad(exact(x).sum(), x)
-    np.testing.assert_allclose(g_qnn.numpy(), g_exact.numpy(), atol=1e-8)
+    assert g_exact.abs().max() > 0.05   # gradients large enough for the comparison to mean something
+    np.testing.assert_allclose(g_qnn.numpy(), g_exact.numpy(), **float32)
     # second derivatives raise a clear error naming the exact engine
     lin = torch.nn.Linear(8, 1).double()
     e = lin(qnn(x)).sum()
