@@ -1,10 +1,11 @@
-"""ASE calculator for a trained hqc-qiskit model (exact engine): energy, free_energy, forces."""
+"""ASE calculator for a trained hqc-qiskit model (exact engine): energy, free_energy, forces, stress."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from .checkpoint import load_model
 from .data.graph import atoms_to_graph, collate, to_device
@@ -12,7 +13,8 @@ from .torch_device import resolve_device
 
 
 class HQCCalculator(Calculator):
-    """ASE Calculator from a run directory or checkpoint. Energies eV, forces eV/Å.
+    """ASE Calculator from a run directory or checkpoint. Energies eV, forces eV/Å, stress eV/Å^3 (periodic
+    structures; ASE's Voigt order and sign, computed only when asked for).
 
     >>> calc = HQCCalculator("runs/quick")          # doctest: +SKIP
     >>> atoms.calc = calc; atoms.get_potential_energy()  # doctest: +SKIP
@@ -20,7 +22,7 @@ class HQCCalculator(Calculator):
     ``dtype`` ('float32' or 'float64') overrides the model's training precision.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, model_path: str | Path | None = None, model=None, device: str = "cpu", which: str = "best",
                  dtype: str | None = None, **kwargs):
@@ -40,8 +42,13 @@ class HQCCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         cfg = self.model.config
+        stress = "stress" in properties
+        if stress and not self.atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a periodic structure (pbc=True with a cell)")
         graph = collate([atoms_to_graph(self.atoms, cfg.cutoff, cfg.species)])
-        out = self.model(to_device(graph, self.device, self.dtype), compute_forces=True)
+        out = self.model(to_device(graph, self.device, self.dtype), compute_forces=True, compute_stress=stress)
         energy = float(out["energy"].detach().cpu().double()[0])
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": out["forces"].detach().cpu().double().numpy()}
+        if stress:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].detach().cpu().double().numpy())

@@ -203,14 +203,14 @@ def predict_cmd(
     run: Path = typer.Argument(..., help="run directory or checkpoint file"),
     data: Path = typer.Option(..., "--data", "-d", help="structures to label (any ASE-readable file; labels not needed)"),
     out: Path = typer.Option(..., "--out", help="extxyz to write (.gz to compress): the input's frames with the predictions"),
-    prefix: str = typer.Option("hqc_", help="the predictions go to <prefix>energy (info, eV) and <prefix>forces (arrays, eV/Å)"),
+    prefix: str = typer.Option("hqc_", help="the predictions go to <prefix>energy (info, eV), <prefix>forces (arrays, eV/Å), <prefix>stress (info, eV/Å³)"),
     which: str = typer.Option("best", help="best (EMA, best validation) or last checkpoint"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     batch_size: int = typer.Option(10, min=1, help="structures per forward pass"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
-    """Energies and forces of a trained model for every frame of a file, written beside the file's own data."""
+    """Energies, forces and stresses of a trained model for every frame of a file, written beside the file's own data."""
     from .predict import predict_file
 
     try:
@@ -222,8 +222,11 @@ def predict_cmd(
     except KeyboardInterrupt:
         console.print(f"interrupted: {out} was not written")
         raise typer.Exit(130)
-    console.print(f"wrote {summary['frames']} frames ({summary['atoms']} atoms) to {out}: {summary['energy_key']} (eV), "
-                  f"{summary['forces_key']} (eV/Å); {summary['seconds']:.1f} s on {summary['device']}", soft_wrap=True)
+    keys = f"{summary['energy_key']} (eV), {summary['forces_key']} (eV/Å)"
+    if summary["stress_key"]:
+        keys += f", {summary['stress_key']} (eV/Å³, Voigt, periodic frames)"
+    console.print(f"wrote {summary['frames']} frames ({summary['atoms']} atoms) to {out}: {keys}; "
+                  f"{summary['seconds']:.1f} s on {summary['device']}", soft_wrap=True)
 
 
 from .cli_quantum import register as _register_quantum  # noqa: E402  (commands of the hardware path)

@@ -2,8 +2,9 @@
 
 The output keeps everything the input had (reference labels, info, arrays) and adds the model's
 predictions under prefixed keys, as MACE's ``mace_eval_configs`` does: ``<prefix>energy`` in
-``atoms.info`` (eV) and ``<prefix>forces`` in ``atoms.arrays`` (eV/Å, shape (n_atoms, 3)). The input needs
-no labels; every frame passes the same geometry checks as training data.
+``atoms.info`` (eV), ``<prefix>forces`` in ``atoms.arrays`` (eV/Å, shape (n_atoms, 3)) and, for periodic
+frames, ``<prefix>stress`` in ``atoms.info`` (eV/Å^3, ASE's Voigt order xx yy zz yz xz xy and sign). The
+input needs no labels; every frame passes the same geometry checks as training data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from .checkpoint import load_model
 from .data.dataset import load_structures, write_structures
@@ -26,12 +28,12 @@ from .train import predict
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def prediction_keys(prefix: str) -> tuple[str, str]:
-    """(energy key, forces key) for ``prefix``; HQCError unless they are plain extxyz names."""
+def prediction_keys(prefix: str) -> tuple[str, str, str]:
+    """(energy key, forces key, stress key) for ``prefix``; HQCError unless they are plain extxyz names."""
     if not _KEY.fullmatch(f"{prefix}energy") or not prefix:
         raise HQCError(f"--prefix {prefix!r}: use letters, digits and '_' (not empty, not starting with a digit), "
                        "e.g. 'hqc_'; the prefix keeps predictions apart from the file's own labels")
-    return f"{prefix}energy", f"{prefix}forces"
+    return f"{prefix}energy", f"{prefix}forces", f"{prefix}stress"
 
 
 def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str = "hqc_", which: str = "best",
@@ -40,7 +42,7 @@ def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str
     """Write ``data``'s frames with the predictions of the model in ``run`` (run dir or checkpoint) to ``out``
     (extxyz; gzip when it ends in .gz; written atomically). Returns a summary: frames, atoms, keys, seconds."""
     data, out = Path(data), Path(out)
-    energy_key, forces_key = prediction_keys(prefix)
+    energy_key, forces_key, stress_key = prediction_keys(prefix)
     if out.resolve() == data.resolve():
         raise HQCError(f"{out} is the input file: choose another --out (the input is never rewritten)")
     if out.exists() and not overwrite:
@@ -53,18 +55,22 @@ def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     frames = load_structures(data, species=cfg.species)
     for k, atoms in enumerate(frames):   # a label or an earlier prediction under these names is never replaced
-        for key, store in ((energy_key, atoms.info), (forces_key, atoms.arrays)):
+        for key, store in ((energy_key, atoms.info), (forces_key, atoms.arrays), (stress_key, atoms.info)):
             if key in store:
                 raise DataError(data, f"already has '{key}' (an earlier prediction?): choose another --prefix", k, key)
     start = time.perf_counter()
     graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in frames]
-    pred = predict(model, graphs, batch_size, dev, dtype, progress=progress)
+    periodic = [bool(atoms.pbc.all()) for atoms in frames]
+    pred = predict(model, graphs, batch_size, dev, dtype, progress=progress, stress=any(periodic))
     seconds = time.perf_counter() - start
     bounds = np.cumsum([0, *pred["n_atoms"]])
     for k, atoms in enumerate(frames):
         atoms.info[energy_key] = float(pred["e_pred"][k])
         atoms.arrays[forces_key] = pred["f_pred"][bounds[k] : bounds[k + 1]]
+        if periodic[k]:
+            atoms.info[stress_key] = full_3x3_to_voigt_6_stress(pred["s_pred"][k])
     write_structures(out, frames)
     return {"model": str(run), "data": str(data), "out": str(out), "frames": len(frames),
             "atoms": int(bounds[-1]), "energy_key": energy_key, "forces_key": forces_key,
+            "stress_key": stress_key if any(periodic) else None,
             "seconds": seconds, "device": str(dev)}

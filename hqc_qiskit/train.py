@@ -136,16 +136,17 @@ def fit_residual_reference_energies(model: HQCPotential, graphs: list[dict], spe
 
 
 def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dtype, forces: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, stress: bool = False) -> dict:
     """Energies ``e_pred`` (B,) eV and forces ``f_pred`` (N, 3) eV/Å for a list of graphs, as numpy arrays,
-    with ``n_atoms`` (B,) and, when every graph has labels, the references ``e_ref`` and ``f_ref``.
+    with ``n_atoms`` (B,), with ``stress`` also ``s_pred`` (B, 3, 3) eV/Å^3 (NaN without a cell), and, when
+    every graph has labels, the references ``e_ref`` and ``f_ref``.
     ``progress(done, total)`` is called after each batch with the number of structures done."""
-    e_pred, e_ref, n_atoms, f_pred, f_ref = [], [], [], [], []
+    e_pred, e_ref, n_atoms, f_pred, f_ref, s_pred = [], [], [], [], [], []
     labelled = all(K.ENERGY in g for g in graphs)
     for start in range(0, len(graphs), batch_size):
         batch = to_device(collate(graphs[start : start + batch_size]), device, dtype)
-        with torch.set_grad_enabled(forces):
-            out = model(batch, compute_forces=forces)
+        with torch.set_grad_enabled(forces or stress):
+            out = model(batch, compute_forces=forces, compute_stress=stress)
         e_pred.append(out["energy"].detach().cpu().double().numpy())
         n_atoms.append(batch[K.N_ATOMS].cpu().numpy())
         if labelled:
@@ -154,11 +155,15 @@ def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dt
             f_pred.append(out["forces"].detach().cpu().double().numpy())
             if labelled:
                 f_ref.append(batch[K.FORCES].cpu().double().numpy())
+        if stress:
+            s_pred.append(out["stress"].detach().cpu().double().numpy())
         if progress is not None:
             progress(min(start + batch_size, len(graphs)), len(graphs))
     result = {"e_pred": np.concatenate(e_pred), "n_atoms": np.concatenate(n_atoms)}
     if labelled:
         result["e_ref"] = np.concatenate(e_ref)
+    if stress:
+        result["s_pred"] = np.concatenate(s_pred)
     if forces:
         result["f_pred"] = np.concatenate(f_pred)
         if labelled:

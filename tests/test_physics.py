@@ -192,3 +192,51 @@ def test_last_layer_computes_only_what_the_readouts_read(val_frames):
     assert g1.keys() == g0.keys()
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("readout", ["classical", "quantum_cz"])
+def test_stress_is_the_strain_derivative_and_rotates(readout, atoms):
+    """Stress (ASE sign and Voigt order, eV/Å^3) = (1/V) dE/dε by finite differences of cell deformations
+    (ASE's numerical-stress recipe), symmetric, rotated as R σ R^T; batched equals one at a time."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    from hqc_qiskit.calculator import HQCCalculator
+
+    model = _model(READOUTS[readout])
+    a = atoms.copy()
+    a.calc = HQCCalculator(model=model)
+    sigma = voigt_6_to_full_3x3_stress(a.get_stress())
+    scale = np.abs(sigma).max()
+    assert scale > 1e-7   # an untrained tiny model: small stresses, so tolerances are relative to them
+    h, volume = 1e-5, a.get_volume()
+    for i in range(3):
+        for j in range(3):
+            energies = []
+            for sign in (1, -1):
+                x = np.eye(3)
+                x[i, j] += sign * h
+                deformed = atoms.copy()
+                deformed.set_cell(atoms.cell[:] @ x, scale_atoms=True)
+                energies.append(_ef(model, deformed)[0])
+            assert (energies[0] - energies[1]) / (2 * h * volume) == pytest.approx(sigma[i, j], abs=1e-5 * scale)
+    rot = Rotation.random(random_state=11).as_matrix()
+    rotated = atoms.copy()
+    rotated.set_cell(atoms.cell[:] @ rot.T, scale_atoms=True)
+    rotated.calc = HQCCalculator(model=model)
+    np.testing.assert_allclose(rotated.get_stress(voigt=False), rot @ sigma @ rot.T, atol=1e-9 * scale)
+    other = atoms.copy()
+    other.set_cell(atoms.cell[:] * 1.03, scale_atoms=True)
+    batch = to_device(collate([atoms_to_graph(s, model.config.cutoff, model.config.species) for s in (atoms, other)]),
+                      "cpu", torch.float64)
+    stress = model(batch, compute_stress=True)["stress"].detach().numpy()
+    np.testing.assert_allclose(stress[0], sigma, atol=1e-10 * scale)
+    other.calc = HQCCalculator(model=model)
+    assert np.abs(stress[1] - stress[0]).max() > 0.01 * scale   # the strained copy has another stress
+    np.testing.assert_allclose(stress[1], other.get_stress(voigt=False), atol=1e-10 * scale)
+    molecule = atoms[:8]
+    molecule.pbc, molecule.cell = False, None
+    molecule.calc = HQCCalculator(model=model)
+    with pytest.raises(PropertyNotImplementedError, match="periodic"):
+        molecule.get_stress()
+    assert np.isfinite(molecule.get_potential_energy())

@@ -43,11 +43,13 @@ def test_predictions_equal_the_calculator_and_keep_the_labels(tmp_path, four_fra
         g.calc = calc
         assert w.info["hqc_energy"] == pytest.approx(g.get_potential_energy(), abs=2e-3)   # eV, float32 batching
         np.testing.assert_allclose(w.arrays["hqc_forces"], g.get_forces(), atol=1e-4)
+        np.testing.assert_allclose(w.info["hqc_stress"], g.get_stress(), atol=1e-6)   # eV/Å^3, Voigt
         assert abs(w.info["hqc_energy"] - w.get_potential_energy()) / len(w) < 0.1   # a trained model, not noise
 
 
 def test_unlabelled_input_and_another_prefix(tmp_path, four_frames):
     bare = [ase.Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=True) for a in ase.io.read(four_frames, ":")]
+    bare[1] = ase.Atoms(bare[1].numbers[:8], positions=bare[1].positions[:8])   # a cluster: no cell, no stress
     path = tmp_path / "bare.xyz"
     ase.io.write(path, bare, format="extxyz")
     predict_file(QUICK, path, tmp_path / "a.extxyz", prefix="model_a_")
@@ -55,7 +57,8 @@ def test_unlabelled_input_and_another_prefix(tmp_path, four_frames):
     both = ase.io.read(tmp_path / "ab.extxyz", ":")
     assert all(a.calc is None for a in both)   # no reference labels were made up
     assert all(set(a.info) >= {"model_a_energy", "model_b_energy"} for a in both)
-    assert all(a.arrays["model_b_forces"].shape == (64, 3) for a in both)
+    assert [a.arrays["model_b_forces"].shape for a in both] == [(64, 3), (8, 3), (64, 3), (64, 3)]
+    assert ["model_a_stress" in a.info for a in both] == [True, False, True, True]
 
 
 def test_refusals_name_what_is_wrong(tmp_path, four_frames):

@@ -55,9 +55,11 @@ class HQCPotential(nn.Module):
     def supports_double_backward(self) -> bool:
         return all(getattr(r, "supports_double_backward", True) for r in self.readouts)
 
-    def forward(self, batch: dict, compute_forces: bool = True, create_graph: bool = False) -> dict:
+    def forward(self, batch: dict, compute_forces: bool = True, create_graph: bool = False,
+                compute_stress: bool = False) -> dict:
         """batch: graph dict (see data/keys.py). Returns energy (B,), forces (N, 3), node_energy (N,),
-        layer_energy (N, n_layers)."""
+        layer_energy (N, n_layers), and with ``compute_stress`` stress (B, 3, 3) in eV/Å^3 = (1/V) dE/dε
+        (ASE's sign: positive under tension; NaN for structures without a cell)."""
         if create_graph and not self.supports_double_backward:
             raise EngineError(
                 "a readout engine of this model ('qnn': Qiskit EstimatorQNN + TorchConnector) cannot give "
@@ -65,13 +67,20 @@ class HQCPotential(nn.Module):
                 "(numerically identical), or train on energies only (train.forces_weight: 0)"
             )
         positions = batch[K.POSITIONS]
-        if compute_forces:
+        if compute_forces or compute_stress:
             positions = positions.detach().requires_grad_(True)
+        cells = batch[K.CELL]                                                        # (B, 3, 3) Å, rows
+        if compute_stress:   # homogeneous strain of atoms and cell; dE/dε at ε = 0 (NequIP/MACE do the same)
+            strain = torch.zeros_like(cells, requires_grad=True)                     # (B, 3, 3)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            strained = positions + torch.einsum("ni,nij->nj", positions, sym[batch[K.BATCH]])
+            cells = cells + torch.bmm(cells, sym)
         senders, receivers = batch[K.EDGE_INDEX]
         species = batch[K.SPECIES]
-        cell = batch[K.CELL][batch[K.BATCH][receivers]]                              # (M, 3, 3)
+        cell = cells[batch[K.BATCH][receivers]]                                      # (M, 3, 3)
         shift = torch.einsum("mi,mij->mj", batch[K.SHIFTS], cell)                    # (M, 3) Å
-        edge_vec = positions[senders] - positions[receivers] + shift                 # (M, 3) Å
+        r = strained if compute_stress else positions
+        edge_vec = r[senders] - r[receivers] + shift                                 # (M, 3) Å
         edge_len = torch.linalg.norm(edge_vec, dim=-1)                               # (M,)
         sh = self.spherical_harmonics(edge_vec)                                      # (M, sh)
         radial = self.radial(edge_len)                                               # (M, n_radial)
@@ -88,7 +97,12 @@ class HQCPotential(nn.Module):
         energy = torch.zeros(n_structures, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch[K.BATCH], node_energy)                    # (B,) eV
         out = {"energy": energy, "node_energy": node_energy, "layer_energy": layer_energy}
-        if compute_forces:
+        if compute_stress:
+            grad, de_dstrain = torch.autograd.grad(energy.sum(), [positions, strain], create_graph=create_graph)
+            volume = torch.linalg.det(batch[K.CELL]).abs()                           # (B,) Å^3; 0 without a cell
+            out["stress"] = de_dstrain / volume.where(volume > 0, torch.nan)[:, None, None]   # (B, 3, 3) eV/Å^3
+            out["forces"] = -grad                                                    # (N, 3) eV/Å
+        elif compute_forces:
             (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)
             out["forces"] = -grad                                                    # (N, 3) eV/Å
         return out
