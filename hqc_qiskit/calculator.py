@@ -38,13 +38,16 @@ class HQCCalculator(Calculator):
         if dtype is not None:   # float64 for long NVE runs: float32 forces drift measurably
             self.model = self.model.double() if dtype == "float64" else self.model.float()  # keeps complex buffers
         self.dtype = next(self.model.parameters()).dtype
+        self._stress_wanted = False   # stress costs a few percent: computed once somebody has asked for it
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         cfg = self.model.config
-        stress = "stress" in properties
-        if stress and not self.atoms.pbc.all():
-            raise PropertyNotImplementedError("stress needs a periodic structure (pbc=True with a cell)")
+        if "stress" in properties:
+            if not self.atoms.pbc.all():
+                raise PropertyNotImplementedError("stress needs a periodic structure (pbc=True with a cell)")
+            self._stress_wanted = True   # a barostat asks for forces, then stress: compute both in one pass
+        stress = self._stress_wanted and bool(self.atoms.pbc.all())
         graph = collate([atoms_to_graph(self.atoms, cfg.cutoff, cfg.species)])
         out = self.model(to_device(graph, self.device, self.dtype), compute_forces=True, compute_stress=stress)
         energy = float(out["energy"].detach().cpu().double()[0])

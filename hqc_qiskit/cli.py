@@ -92,7 +92,7 @@ def info_cmd(
     """Validate a labelled file and print a summary (frames, elements, energy and force ranges, closest atoms, density)."""
     import numpy as np
 
-    from .data.dataset import closest_pair, load_labelled
+    from .data.dataset import closest_pair, density_g_cm3, load_labelled
 
     try:
         frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key)
@@ -116,10 +116,8 @@ def info_cmd(
     else:
         table.add_row("closest atoms (Å)", f"none within {reach}")
     periodic = [a for a in frames if a.pbc.all()]
-    if periodic:   # g/cm^3 = (mass in amu x amu in g) / (volume in Å^3 x 1e-24 cm^3/Å^3)
-        from ase.units import _amu
-
-        rho = np.array([a.get_masses().sum() * _amu * 1e3 / (a.get_volume() * 1e-24) for a in periodic])
+    if periodic:
+        rho = np.array([density_g_cm3(a) for a in periodic])
         table.add_row("density (g/cm³)", f"{rho.min():.4f}" if np.ptp(rho) < 1e-9 else f"{rho.min():.4f}-{rho.max():.4f}")
     console.print(table)
 

@@ -30,12 +30,14 @@ def md_cmd(
     structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure (any ASE-readable file)"),
     index: int = typer.Option(0, help="frame of the structure file"),
     steps: int = typer.Option(2000, help="MD steps"),
-    ensemble: str = typer.Option("nvt", help="nvt or nve"),
+    ensemble: str = typer.Option("nvt", help="nvt, nve or npt (isotropic MTK barostat; uses the model's stress)"),
     thermostat: str = typer.Option("nose-hoover", help="NVT thermostat: nose-hoover (chain), langevin or bussi"),
     temperature: float = typer.Option(2000.0, help="K: NVT target, and the initial Maxwell-Boltzmann velocities"),
     timestep: float = typer.Option(0.5, help="fs"),
     tdamp: float = typer.Option(50.0, help="fs, Nose-Hoover / Bussi time constant"),
     friction: float = typer.Option(0.01, help="1/fs, Langevin friction"),
+    pressure: float = typer.Option(0.0, help="GPa, NPT target pressure"),
+    pdamp: float = typer.Option(500.0, help="fs, NPT barostat time constant"),
     seed: int = typer.Option(0, help="seed of the initial velocities and stochastic thermostats"),
     dtype: str = typer.Option("float64", help="precision of the model during MD: float64 (default, for energy conservation) or float32"),
     log_every: int = typer.Option(10, help="steps between log rows"),
@@ -51,8 +53,9 @@ def md_cmd(
     from .plots import plot_md_log
     from .runlog import read_rows
 
-    opt = MDOptions(steps, ensemble, thermostat, temperature, timestep, tdamp, friction, seed, log_every, traj_every,
-                    checkpoint_every)
+    opt = MDOptions(steps=steps, ensemble=ensemble, thermostat=thermostat, temperature=temperature, timestep=timestep,
+                    tdamp=tdamp, friction=friction, pressure=pressure, pdamp=pdamp, seed=seed, log_every=log_every,
+                    traj_every=traj_every, checkpoint_every=checkpoint_every)
     out = out or Path(run_dir) / f"md_{ensemble}_{temperature:g}K"
     try:
         opt.validate()
@@ -69,6 +72,9 @@ def md_cmd(
     console.print(f"{summary['steps']} steps ({summary['time_ps']:.3f} ps), {status}; "
                   f"T = {summary['mean_T_K']:.0f} ± {summary['std_T_K']:.0f} K; "
                   f"drift of the conserved energy {summary['drift_conserved_mev_per_atom_ps']:+.3f} meV/atom/ps")
+    if "mean_density_g_cm3" in summary:
+        console.print(f"density {summary['mean_density_g_cm3']:.4f} ± {summary['std_density_g_cm3']:.4f} g/cm³, "
+                      f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
     console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
 
 

@@ -1,9 +1,11 @@
 """Molecular dynamics with a trained potential: ASE integrators, a step log, a trajectory, exact resume.
 
-NVT uses ASE's Nose-Hoover chain (default), Langevin or Bussi thermostat; NVE uses velocity Verlet.
-A checkpoint (JSON, atomic) holds positions, momenta, the thermostat's own state and the random
-generator, so a resumed run continues the same trajectory as an uninterrupted one.
-Units: Å, eV, fs, K; the log has step, time_fs, T_K, E_pot_eV, E_kin_eV, E_tot_eV, E_conserved_eV.
+NVT uses ASE's Nose-Hoover chain (default), Langevin or Bussi thermostat; NVE uses velocity Verlet; NPT
+uses ASE's isotropic Martyna-Tobias-Klein barostat with Nose-Hoover chains (needs the model's stress).
+A checkpoint (JSON, atomic) holds positions, momenta, cell, the thermostat's and barostat's own state and
+the random generator, so a resumed run continues the same trajectory as an uninterrupted one.
+Units: Å, eV, fs, K, GPa; the log has step, time_fs, T_K, E_pot_eV, E_kin_eV, E_tot_eV, E_conserved_eV,
+and for NPT also volume_A3, density_g_cm3 and P_GPa (virial plus kinetic pressure).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from ase import Atoms, units
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from .checkpoint import atomic_write_json
+from .data.dataset import density_g_cm3
 from .errors import HQCError
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
-ENSEMBLES = ("nvt", "nve")
+ENSEMBLES = ("nvt", "nve", "npt")
 THERMOSTATS = ("nose-hoover", "langevin", "bussi")
 LOG_FIELDS = ["time_fs", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "E_conserved_eV"]
+NPT_FIELDS = ["volume_A3", "density_g_cm3", "P_GPa"]
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "md_checkpoint.json", "md_log.csv", "md_traj.extxyz", "md_summary.json"
 
 
@@ -39,12 +43,15 @@ class MDOptions:
     timestep: float = 0.5            # fs
     tdamp: float = 50.0              # fs, Nose-Hoover and Bussi time constant
     friction: float = 0.01           # 1/fs, Langevin
+    pressure: float = 0.0            # GPa, NPT target
+    pdamp: float = 500.0             # fs, NPT barostat time constant (ASE suggests ~1000 time steps)
     seed: int = 0
     log_every: int = 10
     traj_every: int = 10
     checkpoint_every: int = 100
     max_temperature_factor: float = 5.0   # stop as unstable when T exceeds this x the target
     min_distance: float = 1.0             # Å, stop as unstable when two atoms come closer
+    max_volume_factor: float = 2.0        # NPT: stop as unstable when the volume leaves [V0 / f, f x V0]
 
     def validate(self) -> None:
         if self.ensemble not in ENSEMBLES:
@@ -54,22 +61,30 @@ class MDOptions:
         for name in ("steps", "log_every", "traj_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")
-        for name in ("temperature", "timestep", "tdamp"):
+        for name in ("temperature", "timestep", "tdamp", "pdamp"):
             if not getattr(self, name) > 0:   # also refuses NaN
                 raise HQCError(f"{name} must be positive (got {getattr(self, name)})")
         if not 0 <= self.friction < math.inf:
             raise HQCError(f"friction must be a finite number >= 0 (got {self.friction})")
+        if not math.isfinite(self.pressure):
+            raise HQCError(f"pressure must be a finite number of GPa (got {self.pressure})")
+        if self.ensemble == "npt" and self.thermostat != "nose-hoover":
+            raise HQCError(f"npt must be run with thermostat nose-hoover: the MTK barostat thermostats with its own "
+                           f"Nose-Hoover chains ({self.thermostat!r} does not apply)")
 
 
 def _integrator(atoms: Atoms, opt: MDOptions, rng: np.random.Generator):
     from ase.md.bussi import Bussi
     from ase.md.langevin import Langevin
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
     from ase.md.verlet import VelocityVerlet
 
     dt = opt.timestep * units.fs
     if opt.ensemble == "nve":
         return VelocityVerlet(atoms, dt)
+    if opt.ensemble == "npt":
+        return IsotropicMTKNPT(atoms, dt, temperature_K=opt.temperature, pressure_au=opt.pressure * units.GPa,
+                               tdamp=opt.tdamp * units.fs, pdamp=opt.pdamp * units.fs)
     if opt.thermostat == "nose-hoover":
         return NoseHooverChainNVT(atoms, dt, temperature_K=opt.temperature, tdamp=opt.tdamp * units.fs)
     if opt.thermostat == "langevin":
@@ -79,6 +94,11 @@ def _integrator(atoms: Atoms, opt: MDOptions, rng: np.random.Generator):
 
 
 def _thermostat_state(dyn) -> dict:
+    """The integrator's own variables (ASE keeps them private and has no state API, so they are read here)."""
+    if hasattr(dyn, "_barostat"):   # IsotropicMTKNPT: volume as eps = ln(V/V0)/3 about the starting cell
+        return {"eta": dyn._thermostat._eta.tolist(), "p_eta": dyn._thermostat._p_eta.tolist(),
+                "xi": dyn._barostat._xi.tolist(), "p_xi": dyn._barostat._p_xi.tolist(), "eps": dyn._eps,
+                "p_eps": dyn._p_eps, "cell0": np.asarray(dyn._cell0).tolist(), "volume0": dyn._volume0}
     if hasattr(dyn, "_thermostat"):
         return {"eta": dyn._thermostat._eta.tolist(), "p_eta": dyn._thermostat._p_eta.tolist()}
     if hasattr(dyn, "transferred_energy"):
@@ -90,6 +110,11 @@ def _restore_thermostat(dyn, state: dict) -> None:
     if "eta" in state:
         dyn._thermostat._eta = np.asarray(state["eta"], float)
         dyn._thermostat._p_eta = np.asarray(state["p_eta"], float)
+    if "eps" in state:
+        dyn._barostat._xi = np.asarray(state["xi"], float)
+        dyn._barostat._p_xi = np.asarray(state["p_xi"], float)
+        dyn._eps, dyn._p_eps = float(state["eps"]), float(state["p_eps"])
+        dyn._cell0, dyn._volume0 = np.asarray(state["cell0"], float), float(state["volume0"])
     if "transferred_energy" in state:
         dyn.transferred_energy = state["transferred_energy"]
 
@@ -114,9 +139,12 @@ def drift_mev_per_atom_ps(rows: list[dict], n_atoms: int, column: str = "E_conse
     return float(np.polyfit(t, e, 1)[0])
 
 
-def _unstable(atoms: Atoms, temperature: float, opt: MDOptions) -> str | None:
+def _unstable(atoms: Atoms, temperature: float, opt: MDOptions, volume0: float) -> str | None:
     if not np.all(np.isfinite(atoms.get_positions())):
         return "non-finite positions"
+    if opt.ensemble == "npt" and not 1 / opt.max_volume_factor <= atoms.get_volume() / volume0 <= opt.max_volume_factor:
+        return (f"volume {atoms.get_volume() / volume0:.2f} x the starting volume (the model has no stable density "
+                f"at this pressure and temperature: trained at one density?)")
     if temperature > opt.max_temperature_factor * opt.temperature:
         return f"temperature {temperature:.0f} K exceeds {opt.max_temperature_factor:g} x target"
     d = atoms.get_all_distances(mic=True)
@@ -137,12 +165,17 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     atoms = atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(opt.seed)
+    if opt.ensemble == "npt" and not atoms.pbc.all():
+        raise HQCError("npt needs a periodic structure (pbc=True with a cell)")
     ckpt = read_resume_checkpoint(ckpt_path, resume, "MD")
     if ckpt is not None:
         try:
-            check_same_options(ckpt_path, ckpt["options"], asdict(opt))
+            # options added later (pressure, pdamp) are absent from older checkpoints: they ran with the defaults
+            check_same_options(ckpt_path, {**asdict(MDOptions()), **ckpt["options"]}, asdict(opt))
             if ckpt["n_atoms"] != len(atoms):
                 raise HQCError(f"{ckpt_path}: {ckpt['n_atoms']} atoms, the structure has {len(atoms)}")
+            if "cell" in ckpt:   # checkpoints before NPT existed have none; their cell never changed
+                atoms.set_cell(np.asarray(ckpt["cell"]), scale_atoms=False)
             atoms.set_positions(np.asarray(ckpt["positions"]))
             atoms.set_momenta(np.asarray(ckpt["momenta"]))
             rng.bit_generator.state = ckpt["rng_state"]
@@ -157,7 +190,9 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     dyn = _integrator(atoms, opt, rng)
     if start:
         _restore_thermostat(dyn, ckpt["thermostat"])
-    log = StepLog(out / LOG, LOG_FIELDS, resume_step=start if start else None)
+    npt = opt.ensemble == "npt"
+    volume0 = _thermostat_state(dyn)["volume0"] if npt else None   # the starting cell's, also after a resume
+    log = StepLog(out / LOG, LOG_FIELDS + NPT_FIELDS if npt else LOG_FIELDS, resume_step=start if start else None)
     traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
     n = len(atoms)
     reason = None
@@ -165,14 +200,19 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     def record(step: int) -> float:
         e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         temperature = atoms.get_temperature()
+        extra = {}
+        if npt:
+            extra = {"volume_A3": atoms.get_volume(), "density_g_cm3": density_g_cm3(atoms),
+                     "P_GPa": -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 / units.GPa}
         log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
-                E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin))
+                E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin), **extra)
         return temperature
 
     def save(step: int) -> None:
         log.flush()
         traj.flush()
         atomic_write_json({"step": step, "n_atoms": n, "positions": atoms.get_positions().tolist(),
+                           "cell": np.asarray(atoms.cell).tolist(),
                            "momenta": atoms.get_momenta().tolist(), "thermostat": _thermostat_state(dyn),
                            "rng_state": rng.bit_generator.state, "options": asdict(opt),
                            "wall_seconds": elapsed + t_last_step - t0}, ckpt_path)
@@ -187,7 +227,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         dyn.step()
         step += 1
         if step % opt.log_every == 0 or step == opt.steps:
-            reason = _unstable(atoms, record(step), opt)
+            reason = _unstable(atoms, record(step), opt, volume0)
         if step % opt.traj_every == 0:
             traj.add(atoms, step)
         t_last_step = time.perf_counter()
@@ -203,5 +243,10 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                "unstable_reason": reason, "n_atoms": n, "mean_T_K": float(temps.mean()), "std_T_K": float(temps.std()),
                "drift_conserved_mev_per_atom_ps": drift_mev_per_atom_ps(rows, n),
                "wall_seconds": elapsed + t_last_step - t0, "options": asdict(opt)}
+    if npt:
+        tail = rows[len(rows) // 5:]
+        for key, field in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
+            summary[key] = float(np.mean([r[field] for r in tail]))
+        summary["std_density_g_cm3"] = float(np.std([r["density_g_cm3"] for r in tail]))
     atomic_write_json(summary, out / SUMMARY)
     return summary

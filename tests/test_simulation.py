@@ -51,9 +51,10 @@ def test_nvt_mean_temperature(start, quick_calc, tmp_path, thermostat):
     assert summary["mean_T_K"] == pytest.approx(1500.0, rel=0.1)
 
 
-@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
-def test_md_resume_continues_identically(start, quick_calc, tmp_path, thermostat):
-    opt = dict(steps=40, thermostat=thermostat, log_every=5, traj_every=5, checkpoint_every=10)
+@pytest.mark.parametrize("ensemble, thermostat", [("nvt", "nose-hoover"), ("nvt", "langevin"), ("npt", "nose-hoover")])
+def test_md_resume_continues_identically(start, quick_calc, tmp_path, ensemble, thermostat):
+    opt = dict(steps=40, ensemble=ensemble, thermostat=thermostat, log_every=5, traj_every=5, checkpoint_every=10,
+               pressure=10.0, pdamp=25.0)   # GPa: the quick model has a stable volume there (not at 0 GPa)
     run_md(start, quick_calc, MDOptions(**opt), tmp_path / "full")
     run_md(start, quick_calc, MDOptions(**{**opt, "steps": 20}), tmp_path / "cut")
     with pytest.raises(HQCError, match="--resume"):
@@ -69,6 +70,32 @@ def test_md_resume_continues_identically(start, quick_calc, tmp_path, thermostat
     b = read_structures(tmp_path / "cut" / "md_traj.extxyz")
     assert len(a) == len(b) == 9
     np.testing.assert_allclose(b[-1].positions, a[-1].positions, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(b[-1].cell[:], a[-1].cell[:], rtol=0, atol=1e-10)
+    if ensemble == "npt":
+        assert abs(a[-1].get_volume() - start.get_volume()) > 1.0   # Å^3: the cell did move
+
+
+def test_npt_keeps_its_conserved_energy_and_follows_the_pressure(start, quick_calc, tmp_path):
+    """Isotropic MTK barostat on the model's stress: the extended energy is conserved, the volume moves, and
+    a higher target pressure gives a smaller volume; a model without a stable density is stopped."""
+    volumes = {}
+    for pressure in (10.0, 20.0):   # GPa; the quick model says about 7 GPa at the data's density (DFT: 1-2)
+        opt = MDOptions(steps=200, ensemble="npt", pressure=pressure, pdamp=100.0, tdamp=25.0, log_every=5)
+        summary = run_md(start, quick_calc, opt, tmp_path / f"p{pressure:g}")
+        rows = read_rows(tmp_path / f"p{pressure:g}" / "md_log.csv")
+        e_cons = np.array([r["E_conserved_eV"] for r in rows]) / len(start) * 1000.0   # meV/atom
+        e_pot = np.array([r["E_pot_eV"] for r in rows]) / len(start) * 1000.0
+        assert summary["stable"] and np.ptp(e_pot) > 100 * np.ptp(e_cons)
+        assert rows[0]["density_g_cm3"] == pytest.approx(2.329, abs=1e-3)   # the shipped data's density
+        volumes[pressure] = rows[-1]["volume_A3"]
+    assert start.get_volume() - 100 > volumes[10.0] > volumes[20.0] + 100   # Å^3
+    # at 0 GPa the quick model (trained at one density) expands without bound: stopped, not run on
+    summary = run_md(start, quick_calc, MDOptions(steps=200, ensemble="npt", pdamp=100.0, log_every=5), tmp_path / "p0")
+    assert not summary["stable"] and "starting volume" in summary["unstable_reason"]
+    cluster = start[:10]
+    cluster.pbc = False
+    with pytest.raises(HQCError, match="npt needs a periodic structure"):
+        run_md(cluster, quick_calc, MDOptions(steps=2, ensemble="npt"), tmp_path / "cluster")
 
 
 def test_drift_fit():
@@ -218,7 +245,8 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
     (lambda: MDOptions(timestep=-1.0), "timestep"), (lambda: MDOptions(temperature=float("nan")), "temperature"),
     (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature"),
     (lambda: MDOptions(tdamp=-5.0), "tdamp"), (lambda: MDOptions(friction=float("nan")), "friction"),
-    (lambda: MCOptions(adapt_steps=-3), "adapt_steps")])
+    (lambda: MCOptions(adapt_steps=-3), "adapt_steps"), (lambda: MDOptions(pdamp=0.0), "pdamp"),
+    (lambda: MDOptions(pressure=float("inf")), "pressure"), (lambda: MDOptions(ensemble="npt", thermostat="bussi"), "npt")])
 def test_simulation_options_refuse_non_positive_and_nan(options, field):
     with pytest.raises(HQCError, match=f"^{field} must be"):
         options().validate()

@@ -101,6 +101,13 @@ def load_structures(path: str | Path, species: list[str] | None = None, index: s
     return frames
 
 
+def density_g_cm3(atoms: Atoms) -> float:
+    """Mass density of a periodic structure: (mass in amu x amu in g) / (volume in Å^3 x 1e-24 cm^3/Å^3)."""
+    from ase.units import _amu
+
+    return float(atoms.get_masses().sum() * _amu * 1e3 / (atoms.get_volume() * 1e-24))
+
+
 def load_labelled(
     path: str | Path,
     energy_key: str = "energy",
