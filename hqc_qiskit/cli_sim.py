@@ -14,11 +14,21 @@ from .errors import HQCError
 
 DEFAULT_STRUCTURES = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz")
 DEFAULT_HQC_RUN = Path("runs/study_readouts/small_hqc_cz_s0")
+CHECKOUT = Path(__file__).resolve().parents[1]   # the repository of an editable install (where the defaults live)
+
+
+def _shipped(path: Path, default: Path) -> Path:
+    """The default data/run, found from any working directory: relative to the checkout when it is not in
+    the current one (a path the user typed is taken as typed)."""
+    if path == default and not path.exists() and (CHECKOUT / path).exists():
+        return CHECKOUT / path
+    return path
 
 
 def _frame(structure: Path, index: int):
     from .data.dataset import read_structures
 
+    structure = _shipped(structure, DEFAULT_STRUCTURES)
     frames = read_structures(structure)
     if not -len(frames) <= index < len(frames):
         raise HQCError(f"{structure}: frame {index} does not exist ({len(frames)} frames)")
@@ -116,6 +126,7 @@ def mc_cmd(
     from .quantum.backends import RuntimeOptions, make_backend
     from .runlog import read_rows
 
+    run_dir = _shipped(run_dir, DEFAULT_HQC_RUN)
     runtime_backend = backend.startswith(("fake_", "ibm_"))
     tag = "exact" if backend == "exact" else f"{backend.replace(':', '-').replace('@', '-')}_{shots}"
     out = out or Path(run_dir) / f"mc_{tag}_{acceptance}"
@@ -220,7 +231,7 @@ def mc_study_cmd(
                      seed=seed, sample_every=sample_every)
     try:
         base.validate()
-        model = load_model(run_dir).double()
+        model = load_model(_shipped(run_dir, DEFAULT_HQC_RUN)).double()
         atoms = _frame(structure, index)
         shot_counts = number_list(shots, "--shots", integer=True, minimum=1)
         console.print(f"{2 + 2 * len(shot_counts)} chains of {steps} steps into {out} (resumable)")

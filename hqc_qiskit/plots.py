@@ -136,9 +136,20 @@ def plot_rdf(curves: dict, path: str | Path, title: str = "") -> None:
 
 
 def plot_md_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
-    """Temperature and energies per atom (meV/atom, relative to the first row) vs time (ps)."""
+    """Temperature and energies per atom (meV/atom, relative to the first row) vs time (ps); for NPT also
+    density (g/cm^3) and pressure (GPa)."""
     t = np.array([r["time_fs"] for r in rows]) / 1000.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    npt = "density_g_cm3" in rows[0]
+    fig, axes = plt.subplots(1, 3 if npt else 2, figsize=(15 if npt else 10, 3.6))
+    a, b = axes[:2]
+    if npt:
+        c = axes[2]
+        c.plot(t, [r["density_g_cm3"] for r in rows], color="C0")
+        c.set_xlabel("time (ps)")
+        c.set_ylabel("density (g/cm³)", color="C0")
+        p = c.twinx()
+        p.plot(t, [r["P_GPa"] for r in rows], color="C1", lw=0.8)
+        p.set_ylabel("pressure (GPa)", color="C1")
     a.plot(t, [r["T_K"] for r in rows])
     a.set_xlabel("time (ps)")
     a.set_ylabel("T (K)")

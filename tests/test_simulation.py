@@ -269,3 +269,17 @@ def test_mc_refuses_more_moved_atoms_than_the_structure_has(tmp_path, start):
     assert not (tmp_path / "mc").exists()   # refused before writing anything
     with pytest.raises(HQCError, match="shots must be at least 1 per circuit, got -5"):
         shots_per_circuit(readout_problem(model.double(), start), -5)
+
+
+def test_shipped_defaults_are_found_from_any_directory(tmp_path, monkeypatch):
+    """md/mc default to the shipped test structure (and mc to the shipped HQC run): found from the checkout
+    when the command runs elsewhere; a path the user typed is taken as typed."""
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    md = runner.invoke(app, ["md", str(QUICK), "--steps", "2", "--out", "md", "--no-progress"])
+    assert md.exit_code == 0, md.output
+    mc = runner.invoke(app, ["mc", "--steps", "2", "--out", "mc", "--no-progress"])
+    assert mc.exit_code == 0, mc.output
+    typed = runner.invoke(app, ["md", str(QUICK), "--steps", "2", "--out", "md2", "--no-progress",
+                                "--structure", "data/si_liquid_3000K/si_liquid_3000K.val.extxyz.gz"])
+    assert typed.exit_code == 2 and "file does not exist" in typed.output
