@@ -59,18 +59,24 @@ def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str
             if key in store:
                 raise DataError(data, f"already has '{key}' (an earlier prediction?): choose another --prefix", k, key)
     start = time.perf_counter()
-    graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in frames]
     periodic = [bool(atoms.pbc.all()) for atoms in frames]
-    pred = predict(model, graphs, batch_size, dev, dtype, progress=progress, stress=any(periodic))
+    chunk = 20 * batch_size   # neighbour lists of a chunk at a time: memory independent of the file's length
+    n_atoms = 0
+    for first in range(0, len(frames), chunk):
+        part = frames[first : first + chunk]
+        graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in part]
+        tick = None if progress is None else (lambda done, _total, first=first: progress(first + done, len(frames)))
+        pred = predict(model, graphs, batch_size, dev, dtype, progress=tick, stress=any(periodic))
+        bounds = np.cumsum([0, *pred["n_atoms"]])
+        for k, atoms in enumerate(part):
+            atoms.info[energy_key] = float(pred["e_pred"][k])
+            atoms.arrays[forces_key] = pred["f_pred"][bounds[k] : bounds[k + 1]]
+            if periodic[first + k]:
+                atoms.info[stress_key] = full_3x3_to_voigt_6_stress(pred["s_pred"][k])
+        n_atoms += int(bounds[-1])
     seconds = time.perf_counter() - start
-    bounds = np.cumsum([0, *pred["n_atoms"]])
-    for k, atoms in enumerate(frames):
-        atoms.info[energy_key] = float(pred["e_pred"][k])
-        atoms.arrays[forces_key] = pred["f_pred"][bounds[k] : bounds[k + 1]]
-        if periodic[k]:
-            atoms.info[stress_key] = full_3x3_to_voigt_6_stress(pred["s_pred"][k])
     write_structures(out, frames)
     return {"model": str(run), "data": str(data), "out": str(out), "frames": len(frames),
-            "atoms": int(bounds[-1]), "energy_key": energy_key, "forces_key": forces_key,
+            "atoms": n_atoms, "energy_key": energy_key, "forces_key": forces_key,
             "stress_key": stress_key if any(periodic) else None,
             "seconds": seconds, "device": str(dev)}

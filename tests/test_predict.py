@@ -15,6 +15,7 @@ from hqc_qiskit.predict import predict_file
 from tests.conftest import DATA, squashed
 from tests.test_simulation import QUICK
 
+TEST_FILE = DATA / "si_liquid_3000K.test.extxyz.gz"
 runner = CliRunner()
 
 
@@ -95,3 +96,17 @@ def test_cli(tmp_path, four_frames):
     assert result.exit_code == 2 and "--overwrite" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, [*args, "--overwrite", "--batch-size", "0"])
     assert result.exit_code == 2
+
+
+def test_chunks_and_progress_cover_every_frame_once(tmp_path):
+    """A file is labelled a chunk of 20 x batch_size frames at a time: two chunks give what one batch gives."""
+    seen = []
+    small = predict_file(QUICK, TEST_FILE, tmp_path / "a.extxyz", batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    predict_file(QUICK, TEST_FILE, tmp_path / "b.extxyz", batch_size=50)
+    assert small["frames"] == 50 and small["atoms"] == 3200
+    assert seen == [(d, 50) for d in range(2, 51, 2)]
+    a, b = ase.io.read(tmp_path / "a.extxyz", ":"), ase.io.read(tmp_path / "b.extxyz", ":")
+    np.testing.assert_allclose([x.info["hqc_energy"] for x in a], [x.info["hqc_energy"] for x in b], rtol=0, atol=2e-3)
+    np.testing.assert_allclose(np.concatenate([x.arrays["hqc_forces"] for x in a]),
+                               np.concatenate([x.arrays["hqc_forces"] for x in b]), atol=1e-4)
+    assert np.ptp([x.info["hqc_energy"] for x in a]) > 0.1   # 50 different structures, not one repeated
