@@ -124,11 +124,16 @@ def info_cmd(
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
     table = Table(title=title)
-    for col in ("set", "E RMSE (meV/atom)", "E RMSE offset-free (meV/atom)", "E MAE (meV/atom)", "F RMSE (eV/Å)", "F MAE (eV/Å)"):
+    stress = any("rmse_stress_gpa" in m for m in rows.values())
+    for col in ("set", "E RMSE (meV/atom)", "E RMSE offset-free (meV/atom)", "E MAE (meV/atom)", "F RMSE (eV/Å)", "F MAE (eV/Å)",
+                *(("stress RMSE (GPa)", "P RMSE (GPa)") if stress else ())):
         table.add_column(col, justify="right")
     for name, m in rows.items():
-        table.add_row(name, f"{m['rmse_e_mev_atom']:.3f}", f"{m['rmse_e_offset_free_mev_atom']:.3f}",
-                      f"{m['mae_e_mev_atom']:.3f}", f"{m.get('rmse_f_ev_a', float('nan')):.4f}", f"{m.get('mae_f_ev_a', float('nan')):.4f}")
+        cells = [f"{m['rmse_e_mev_atom']:.3f}", f"{m['rmse_e_offset_free_mev_atom']:.3f}", f"{m['mae_e_mev_atom']:.3f}",
+                 f"{m.get('rmse_f_ev_a', float('nan')):.4f}", f"{m.get('mae_f_ev_a', float('nan')):.4f}"]
+        if stress:
+            cells += [f"{m.get('rmse_stress_gpa', float('nan')):.3f}", f"{m.get('rmse_pressure_gpa', float('nan')):.3f}"]
+        table.add_row(name, *cells)
     return table
 
 
@@ -175,17 +180,18 @@ def evaluate(
     plot: Optional[Path] = typer.Option(None, help="parity plot PNG (default: <run>/parity_<data stem>.png for a run dir)"),
     energy_key: str = typer.Option("energy", help="name of the energy label"),
     forces_key: str = typer.Option("forces", help="name of the forces label"),
+    stress_key: str = typer.Option("stress", help="name of the (optional) stress label, eV/Å³, Voigt or 3x3"),
     which: str = typer.Option("best", help="best (EMA, best validation) or last checkpoint"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
 ):
-    """RMSE and MAE of E (meV/atom) and F (eV/Å) on a labelled file, with parity plots."""
+    """RMSE and MAE of E (meV/atom) and F (eV/Å) on a labelled file, with parity plots; stress (GPa) where labelled."""
     from .checkpoint import atomic_write_json
     from .evaluate import evaluate as run_eval
 
     if plot is None and run.is_dir():
         plot = run / f"parity_{data.name.split('.')[0]}_{'.'.join(data.name.split('.')[1:2])}.png"
     try:
-        metrics = run_eval(run, data, energy_key, forces_key, device=device, plot=plot, which=which)
+        metrics = run_eval(run, data, energy_key, forces_key, device=device, plot=plot, which=which, stress_key=stress_key)
     except HQCError as exc:
         _fail(exc)
     console.print(_metrics_table(f"{run} on {data}", {data.name: metrics}))

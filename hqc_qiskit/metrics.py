@@ -27,3 +27,16 @@ def energy_force_metrics(e_pred, e_ref, n_atoms, f_pred=None, f_ref=None) -> dic
         out["rmse_f_ev_a"] = float(np.sqrt(np.mean(ferr**2)))
         out["mae_f_ev_a"] = float(np.mean(np.abs(ferr)))
     return out
+
+
+def stress_metrics(s_pred, s_ref) -> dict:
+    """RMSE/MAE of the stress components (GPa) and RMSE of the pressure -tr(σ)/3 (GPa).
+
+    s_*: (B, 3, 3) eV/Å^3 for the B frames that have a stress label."""
+    from ase.units import GPa
+
+    s_pred, s_ref = np.asarray(s_pred, dtype=float), np.asarray(s_ref, dtype=float)
+    err = (s_pred - s_ref) / GPa
+    p_err = -np.trace(err, axis1=1, axis2=2) / 3
+    return {"rmse_stress_gpa": float(np.sqrt(np.mean(err**2))), "mae_stress_gpa": float(np.mean(np.abs(err))),
+            "rmse_pressure_gpa": float(np.sqrt(np.mean(p_err**2))), "n_stress_structures": int(len(err))}

@@ -197,3 +197,15 @@ def test_data_info_reports_closest_atoms_and_density(val_frames):
     closest = min((a.get_all_distances(mic=True) + 99 * np.eye(len(a))).min() for a in val_frames)
     table = squashed(result.output)   # cell padding depends on the widest row
     assert squashed(f"closest atoms (Å) │ {closest:.3f} (frame") in table and squashed("density (g/cm³) │ 2.3290") in table
+
+
+def test_evaluate_reports_stress_where_frames_have_it(tmp_path):
+    from tests.conftest import ROOT
+
+    frames = ROOT / "docs" / "evidence" / "cp2k_stress_frames.extxyz"   # 8 test frames with CP2K's stress
+    result = runner.invoke(app, ["evaluate", str(ROOT / "runs" / "quick"), "--data", str(frames),
+                                 "--plot", str(tmp_path / "p.png"), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["n_stress_structures"] == 8 and metrics["rmse_stress_gpa"] > 1.0   # the quick model: about 3 GPa
+    assert "stress" in result.output and "GPa" in result.output

@@ -105,3 +105,8 @@ def test_stress_against_dft_is_reproduced():
         np.testing.assert_allclose(stresses, report["models"][run]["stress_ev_a3"], rtol=0, atol=1e-9)
         error = np.array(stresses) - np.array([d["stress_ev_a3"] for d in dft])
         assert np.sqrt(np.mean(error**2)) / GPa == pytest.approx(report["models"][run]["stress_rmse_gpa"], rel=1e-6)
+        # hqc-qiskit evaluate on the frames with CP2K's labels reports the same (the model's own float32 here)
+        metrics = evaluate(ROOT / run, evidence / "cp2k_stress_frames.extxyz")
+        assert metrics["n_stress_structures"] == len(report["frames"])
+        assert metrics["rmse_stress_gpa"] == pytest.approx(report["models"][run]["stress_rmse_gpa"], rel=1e-3)
+        assert metrics["rmse_pressure_gpa"] == pytest.approx(report["models"][run]["pressure_rmse_gpa"], rel=1e-3)

@@ -245,3 +245,36 @@ def test_shipped_dataset_units(val_frames):
     assert np.all(np.abs(e + 106.2) < 0.1)
     f_rms = np.sqrt(np.mean(np.concatenate([a.get_forces().ravel() for a in val_frames]) ** 2))
     assert 0.9 < f_rms < 1.5  # Hartree/Bohr -> eV/Å; the Hartree/Å reading would give ~0.63
+
+
+def test_optional_stress_labels(tmp_path, val_frames):
+    """A stress label (calculator Voigt 6, or a 3x3 / 9-vector under another key) is kept as ASE's Voigt
+    6-vector; frames without one load as before; malformed ones are named with file, frame and field."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    voigt = np.array([0.01, 0.02, 0.03, -0.004, 0.005, -0.006])   # eV/Å^3
+    first, second = val_frames[0].copy(), _labelled_copy(val_frames[1])
+    first.calc = SinglePointCalculator(first, energy=val_frames[0].get_potential_energy(),
+                                       forces=val_frames[0].get_forces(), stress=voigt)
+    write_structures(tmp_path / "s.extxyz", [first, second])
+    loaded = load_labelled(tmp_path / "s.extxyz")
+    np.testing.assert_allclose(loaded[0].calc.results["stress"], voigt)
+    assert "stress" not in loaded[1].calc.results
+    other = _labelled_copy(val_frames[0])
+    other.info["REF_stress"] = voigt_6_to_full_3x3_stress(voigt)   # a 3x3 under a custom key
+    write_structures(tmp_path / "ref.extxyz", [other])
+    np.testing.assert_allclose(load_labelled(tmp_path / "ref.extxyz", stress_key="REF_stress")[0].calc.results["stress"], voigt)
+    for value, pattern in ((np.ones(4), "stress has 4 components"), (np.array([np.nan] * 6), "non-finite stress")):
+        bad = _labelled_copy(val_frames[0])
+        bad.info["REF_stress"] = value
+        write_structures(tmp_path / "bad.extxyz", [second, bad])
+        with pytest.raises(DataError, match=rf"bad\.extxyz, frame 1, field 'REF_stress': {pattern}"):
+            load_labelled(tmp_path / "bad.extxyz", stress_key="REF_stress")
+    cluster = val_frames[0][:8]
+    cluster.pbc, cluster.cell = False, np.zeros((3, 3))
+    cluster.calc = SinglePointCalculator(cluster, energy=-800.0, forces=np.zeros((8, 3)))
+    cluster.info["REF_stress"] = voigt
+    write_structures(tmp_path / "cluster.extxyz", [cluster])
+    with pytest.raises(DataError, match="not periodic"):
+        load_labelled(tmp_path / "cluster.extxyz", stress_key="REF_stress")

@@ -11,7 +11,8 @@ volume change: their stress (1/V dE/dε by autograd) is an extrapolation. This s
 `run` writes one CP2K input per test frame into docs/evidence/cp2k_stress/ (the paper's cp2k.inp settings as in
 cp2k_single_point_frame0.inp: PBE, DZVP-GTH, 400 Ry; plus STRESS_TENSOR ANALYTICAL), runs CP2K and keeps what it
 printed for energy, forces and stress (`frame<k>.dft.json`). `compare` prints, per model, the RMSE of the stress
-components and of the pressure against DFT, and writes docs/evidence/cp2k_stress.json. Sign: ASE's (CP2K prints
+components and of the pressure against DFT, and writes docs/evidence/cp2k_stress.json and the frames with CP2K's
+labels (docs/evidence/cp2k_stress_frames.extxyz, which `hqc-qiskit evaluate` reads, stress included). Sign: ASE's (CP2K prints
 the opposite sign; ASE's own CP2K calculator flips it the same way); units eV/Å^3 and GPa.
 """
 
@@ -163,7 +164,27 @@ def compare(runs: list[str]) -> dict:
               f"{np.sqrt(np.mean(p_error**2)):.2f} GPa, mean error {p_error.mean():+.2f} GPa; pressure "
               + ", ".join(f"{p:.2f}" for p in p_model) + " GPa")
     (HERE / "cp2k_stress.json").write_text(json.dumps(report, indent=1))
+    write_labelled_frames(data, dft)
     return report
+
+
+def write_labelled_frames(data: list, dft: list[dict]) -> Path:
+    """The frames with CP2K's energy, forces and stress as labels (extxyz), for `hqc-qiskit evaluate`."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from hqc_qiskit.data.dataset import write_structures
+
+    frames = []
+    for d in dft:
+        atoms = data[d["frame"]].copy()
+        atoms.info = {"test_frame": d["frame"], "source": "CP2K 2023.1 single point, docs/evidence/cp2k_stress.py"}
+        atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
+                                           stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
+        frames.append(atoms)
+    path = HERE / "cp2k_stress_frames.extxyz"
+    write_structures(path, frames)
+    return path
 
 
 def main() -> None:

@@ -108,6 +108,23 @@ def density_g_cm3(atoms: Atoms) -> float:
     return float(atoms.get_masses().sum() * _amu * 1e3 / (atoms.get_volume() * 1e-24))
 
 
+def _stress_label(path: Path, k: int, atoms: Atoms, key: str) -> np.ndarray | None:
+    """A frame's stress label as ASE's Voigt 6-vector (eV/Å^3), or None; DataError if it is malformed."""
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    stress = _label(atoms, key, per_atom=False)
+    if stress is None:
+        return None
+    stress = np.asarray(stress, dtype=float)
+    if stress.size not in (6, 9):
+        raise DataError(path, f"stress has {stress.size} components, expected 6 (Voigt) or 9 (3x3)", k, key)
+    if not np.all(np.isfinite(stress)):
+        raise DataError(path, "non-finite stress", k, key)
+    if not atoms.pbc.all():
+        raise DataError(path, "stress on a frame that is not periodic", k, key)
+    return stress if stress.size == 6 else full_3x3_to_voigt_6_stress(stress.reshape(3, 3))
+
+
 def load_labelled(
     path: str | Path,
     energy_key: str = "energy",
@@ -115,11 +132,14 @@ def load_labelled(
     species: list[str] | None = None,
     require_forces: bool = True,
     index: str = ":",
+    stress_key: str = "stress",
 ) -> list[Atoms]:
-    """Frames with validated labels, stored as a SinglePointCalculator (energy eV, forces eV/Å).
+    """Frames with validated labels, stored as a SinglePointCalculator (energy eV, forces eV/Å, and stress
+    eV/Å^3 in ASE's Voigt order where a frame has one: optional, used by evaluation only).
 
     Checks, each reported with file, frame and field: the geometry (:func:`check_geometry`), energy
-    present and finite, forces present with shape (n_atoms, 3) and finite.
+    present and finite, forces present with shape (n_atoms, 3) and finite, a stress (if any) with 6 or 9
+    finite components on a periodic frame.
     """
     path = Path(path)
     out = []
@@ -144,9 +164,11 @@ def load_labelled(
             bad = np.argwhere(~np.isfinite(forces))
             if len(bad):
                 raise DataError(path, f"non-finite force on atom {bad[0][0]}", k, forces_key)
+        stress = _stress_label(path, k, atoms, stress_key)
         clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        clean.info.update({key: v for key, v in atoms.info.items() if key != energy_key})
-        clean.calc = SinglePointCalculator(clean, energy=energy, forces=forces)
+        clean.info.update({key: v for key, v in atoms.info.items() if key not in (energy_key, stress_key)})
+        labels = {"energy": energy, "forces": forces} | ({} if stress is None else {"stress": stress})
+        clean.calc = SinglePointCalculator(clean, **labels)
         out.append(clean)
     return out
 
