@@ -88,14 +88,15 @@ def info_cmd(
     file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),
     energy_key: str = typer.Option("energy", help="name of the energy label"),
     forces_key: str = typer.Option("forces", help="name of the forces label"),
+    stress_key: str = typer.Option("stress", help="name of the (optional) stress label"),
 ):
-    """Validate a labelled file and print a summary (frames, elements, energy and force ranges, closest atoms, density)."""
+    """Validate a labelled file and print a summary (frames, elements, energy and force ranges, stress labels, closest atoms, density)."""
     import numpy as np
 
     from .data.dataset import closest_pair, density_g_cm3, load_labelled
 
     try:
-        frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key)
+        frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
     except HQCError as exc:
         _fail(exc)
     reach = 4.0   # Å: closest pairs are looked for within this distance
@@ -115,6 +116,12 @@ def info_cmd(
         table.add_row("closest atoms (Å)", f"{d:.3f} (frame {k}, atoms {i} and {j})")
     else:
         table.add_row("closest atoms (Å)", f"none within {reach}")
+    stressed = [a.calc.results["stress"] for a in frames if "stress" in a.calc.results]
+    if stressed:   # pressure -tr(σ)/3 from ASE's Voigt stress, GPa
+        from ase.units import GPa
+
+        pressure = -np.array(stressed)[:, :3].mean(axis=1) / GPa
+        table.add_row("stress labels", f"{len(stressed)} frames, pressure {pressure.min():.2f} to {pressure.max():.2f} GPa")
     periodic = [a for a in frames if a.pbc.all()]
     if periodic:
         rho = np.array([density_g_cm3(a) for a in periodic])

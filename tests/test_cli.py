@@ -209,3 +209,5 @@ def test_evaluate_reports_stress_where_frames_have_it(tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["n_stress_structures"] == 8 and metrics["rmse_stress_gpa"] > 1.0   # the quick model: about 3 GPa
     assert "stress" in result.output and "GPa" in result.output
+    info = runner.invoke(app, ["data", "info", str(frames)])
+    assert info.exit_code == 0 and "8 frames, pressure -0.13 to 2.78 GPa" in info.output   # CP2K's, docs/results.md
