@@ -68,6 +68,8 @@ class MDOptions:
             raise HQCError(f"friction must be a finite number >= 0 (got {self.friction})")
         if not math.isfinite(self.pressure):
             raise HQCError(f"pressure must be a finite number of GPa (got {self.pressure})")
+        if self.ensemble != "npt" and self.pressure != 0:   # it would be silently ignored
+            raise HQCError(f"pressure must be 0 unless the ensemble is npt (got {self.pressure} GPa with {self.ensemble})")
         if self.ensemble == "npt" and self.thermostat != "nose-hoover":
             raise HQCError(f"npt must be run with thermostat nose-hoover: the MTK barostat thermostats with its own "
                            f"Nose-Hoover chains ({self.thermostat!r} does not apply)")

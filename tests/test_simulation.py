@@ -54,7 +54,7 @@ def test_nvt_mean_temperature(start, quick_calc, tmp_path, thermostat):
 @pytest.mark.parametrize("ensemble, thermostat", [("nvt", "nose-hoover"), ("nvt", "langevin"), ("npt", "nose-hoover")])
 def test_md_resume_continues_identically(start, quick_calc, tmp_path, ensemble, thermostat):
     opt = dict(steps=40, ensemble=ensemble, thermostat=thermostat, log_every=5, traj_every=5, checkpoint_every=10,
-               pressure=10.0, pdamp=25.0)   # GPa: the quick model has a stable volume there (not at 0 GPa)
+               pressure=10.0 if ensemble == "npt" else 0.0, pdamp=25.0)   # GPa: a stable volume for the quick model
     run_md(start, quick_calc, MDOptions(**opt), tmp_path / "full")
     run_md(start, quick_calc, MDOptions(**{**opt, "steps": 20}), tmp_path / "cut")
     with pytest.raises(HQCError, match="--resume"):
@@ -246,7 +246,7 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
     (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature"),
     (lambda: MDOptions(tdamp=-5.0), "tdamp"), (lambda: MDOptions(friction=float("nan")), "friction"),
     (lambda: MCOptions(adapt_steps=-3), "adapt_steps"), (lambda: MDOptions(pdamp=0.0), "pdamp"),
-    (lambda: MDOptions(pressure=float("inf")), "pressure"), (lambda: MDOptions(ensemble="npt", thermostat="bussi"), "npt")])
+    (lambda: MDOptions(pressure=float("inf")), "pressure"), (lambda: MDOptions(pressure=1.0), "pressure"), (lambda: MDOptions(ensemble="npt", thermostat="bussi"), "npt")])
 def test_simulation_options_refuse_non_positive_and_nan(options, field):
     with pytest.raises(HQCError, match=f"^{field} must be"):
         options().validate()
