@@ -34,6 +34,7 @@ class DataConfig(_Strict):
     test: Optional[Path] = None
     energy_key: str = "energy"
     forces_key: str = "forces"
+    stress_key: str = "stress"
     max_train: Optional[int] = Field(None, ge=1, description="use only the first N training frames (quick runs); "
                                      "null: all")
     max_val: Optional[int] = Field(None, ge=1, description="use only the first N validation frames; null: all")
@@ -127,6 +128,8 @@ class TrainConfig(_Strict):
         "true: decay applied to the weights directly (AdamW)")
     energy_weight: float = Field(1.0, ge=0)
     forces_weight: float = Field(100.0, ge=0)
+    stress_weight: float = Field(0.0, ge=0, description="weight of MSE(stress components) in (eV/Å^3)^2; needs a "
+                                 "stress label on every training and validation frame")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     ema_decay: Optional[float] = Field(0.99, ge=0, lt=1, description="null disables the EMA")
     ema_warmup: bool = Field(False, description="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates "
@@ -147,8 +150,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _some_loss(self):
-        if self.energy_weight == 0 and self.forces_weight == 0:
-            raise ValueError("energy_weight and forces_weight are both 0: nothing to train on")
+        if self.energy_weight == 0 and self.forces_weight == 0 and self.stress_weight == 0:
+            raise ValueError("energy_weight, forces_weight and stress_weight are all 0: nothing to train on")
         return self
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from ase.units import GPa
 
 from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload, read_checkpoint
 from .config import RunConfig, save_config
@@ -64,6 +65,7 @@ METRIC_FIELDS = [
 ]
 # grad_norm_*: L2 norm over all parameters of each step's gradient before clipping, mean and max over the epoch
 # (spikes in training show up here first). Runs started before these columns existed keep their header on --resume.
+STRESS_FIELDS = ["train_rmse_stress_gpa", "val_rmse_stress_gpa"]   # added for runs with train.stress_weight > 0
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _two_digits(x: float) -> str:
 def load_splits(config: RunConfig) -> tuple[list, list, list]:
     """Train/val/test ASE frames from the config (files or one file split with a seed)."""
     d, species = config.data, config.model.species
-    kw = dict(energy_key=d.energy_key, forces_key=d.forces_key, species=species)
+    kw = dict(energy_key=d.energy_key, forces_key=d.forces_key, species=species, stress_key=d.stress_key)
     if d.file is not None:
         frames = load_labelled(d.file, **kw)
         parts = split_indices(len(frames), list(d.split), d.split_seed)
@@ -171,11 +173,14 @@ def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dt
     return result
 
 
-def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float) -> torch.Tensor:
-    """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)."""
+def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, stress_weight: float = 0.0) -> torch.Tensor:
+    """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)
+    + w_S * MSE(stress per component, (eV/Å^3)^2)."""
     loss = energy_weight * torch.mean((out["energy"] - batch[K.ENERGY]) ** 2)
     if forces_weight:
         loss = loss + forces_weight * torch.mean((out["forces"] - batch[K.FORCES]) ** 2)
+    if stress_weight:
+        loss = loss + stress_weight * torch.mean((out["stress"] - batch[K.STRESS]) ** 2)
     return loss
 
 
@@ -270,7 +275,9 @@ class Trainer:
         elif config.model.reference_energies == "fit_residual" and not resume:
             self.model.reference_energies.copy_(
                 fit_residual_reference_energies(self.model, self.graphs.train, species, self.device, self.dtype))
-        if config.train.forces_weight and not self.model.supports_double_backward:
+        if config.train.stress_weight:
+            self._check_stress_labels(config, train, val)
+        if (config.train.forces_weight or config.train.stress_weight) and not self.model.supports_double_backward:
             raise EngineError(
                 f"readout engine '{config.model.readout.engine}' cannot give the second derivatives that "
                 "force training needs; use 'model.readout.engine: exact' (numerically identical), or set "
@@ -304,7 +311,7 @@ class Trainer:
                 (self.run_dir / stale).unlink(missing_ok=True)
             save_config(config, self.run_dir / "config.yaml")
             with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
-                csv.writer(fh).writerow(METRIC_FIELDS)
+                csv.writer(fh).writerow(self._new_metric_fields())
         self.metric_fields = self._metrics_header()
 
     # ------------------------------------------------------------------ state
@@ -356,7 +363,22 @@ class Trainer:
                 header = next(csv.reader(fh), None)
             if header:
                 return header
-        return list(METRIC_FIELDS)
+        return self._new_metric_fields()
+
+    def _new_metric_fields(self) -> list[str]:
+        return list(METRIC_FIELDS) + (STRESS_FIELDS if self.config.train.stress_weight else [])
+
+    @staticmethod
+    def _check_stress_labels(config: RunConfig, train: list, val: list) -> None:
+        """train.stress_weight > 0 needs a stress label on every training and validation frame."""
+        d = config.data
+        for name, frames in (("training", train), ("validation", val)):
+            missing = [k for k, a in enumerate(frames) if "stress" not in a.calc.results]
+            if missing:
+                raise ConfigError(f"train.stress_weight is {config.train.stress_weight} but {len(missing)} of the "
+                                  f"{len(frames)} {name} frames have no stress label '{d.stress_key}' (first: frame "
+                                  f"{missing[0]} of the {name} set, from {d.file or (d.train if name == 'training' else d.val)}); "
+                                  "label them or set train.stress_weight: 0")
 
     def _truncate_metrics(self, last_epoch: int) -> None:
         """Drop metric rows written after the checkpoint (a run killed mid-epoch repeats that epoch)."""
@@ -384,13 +406,14 @@ class Trainer:
         t = self.config.train
         self.model.train()
         order = self._epoch_order()
-        sums = [0.0, 0.0, 0.0, 0.0, 0.0]  # loss*B, sq err E/atom, sq err F, n structures, n force components
+        sums = [0.0] * 7  # loss*B, sq err E/atom, sq err F, n structures, n force components, sq err stress, n stress
         grad_norms = []
         for start in range(0, len(order), t.batch_size):
             idx = self.dist.shard(order[start : start + t.batch_size])
             batch = to_device(collate([self.graphs.train[i] for i in idx]), self.device, self.dtype)
-            out = self.ddp_model(batch, compute_forces=t.forces_weight > 0, create_graph=t.forces_weight > 0)
-            loss = loss_fn(out, batch, t.energy_weight, t.forces_weight)
+            out = self.ddp_model(batch, compute_forces=t.forces_weight > 0, compute_stress=t.stress_weight > 0,
+                                 create_graph=t.forces_weight > 0 or t.stress_weight > 0)
+            loss = loss_fn(out, batch, t.energy_weight, t.forces_weight, t.stress_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip_norm is not None:   # returns the norm before clipping
@@ -411,10 +434,14 @@ class Trainer:
                 if "forces" in out:
                     sums[2] += ((out["forces"] - batch[K.FORCES]) ** 2).sum().item()
                     sums[4] += batch[K.FORCES].numel()
+                if "stress" in out:
+                    sums[5] += ((out["stress"] - batch[K.STRESS]) ** 2).sum().item()
+                    sums[6] += batch[K.STRESS].numel()
             if progress is not None:
                 progress.advance(task, len(idx) * self.dist.world)
         sums = self.dist.all_sum(sums)
-        return {
+        stress = {"train_rmse_stress_gpa": math.sqrt(sums[5] / sums[6]) / GPa} if sums[6] else {}
+        return stress | {
             "train_loss": sums[0] / sums[3],
             "train_rmse_e_mev_atom": math.sqrt(sums[1] / sums[3]) * 1000,
             "train_rmse_f_ev_a": math.sqrt(sums[2] / sums[4]) if sums[4] else float("nan"),
@@ -428,13 +455,20 @@ class Trainer:
             return {}
         model = self.eval_model()
         model.eval()
-        pred = predict(model, self.graphs.val, t.batch_size, self.device, self.dtype, forces=True)
+        pred = predict(model, self.graphs.val, t.batch_size, self.device, self.dtype, forces=True,
+                       stress=t.stress_weight > 0)
         m = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         e_mse = np.mean((pred["e_pred"] - pred["e_ref"]) ** 2)
         f_mse = np.mean((pred["f_pred"] - pred["f_ref"]) ** 2)
         loss = t.energy_weight * e_mse + t.forces_weight * f_mse
-        return {"val_loss": float(loss), "val_rmse_e_mev_atom": m["rmse_e_mev_atom"],
-                "val_rmse_e_offset_free_mev_atom": m["rmse_e_offset_free_mev_atom"], "val_rmse_f_ev_a": m["rmse_f_ev_a"]}
+        row = {}
+        if t.stress_weight:
+            s_ref = torch.cat([g[K.STRESS] for g in self.graphs.val]).double().numpy()
+            s_mse = np.mean((pred["s_pred"] - s_ref) ** 2)
+            loss += t.stress_weight * s_mse
+            row["val_rmse_stress_gpa"] = float(np.sqrt(s_mse) / GPa)
+        return row | {"val_loss": float(loss), "val_rmse_e_mev_atom": m["rmse_e_mev_atom"],
+                      "val_rmse_e_offset_free_mev_atom": m["rmse_e_offset_free_mev_atom"], "val_rmse_f_ev_a": m["rmse_f_ev_a"]}
 
     def fit(self) -> dict:
         """Train until max_epochs, early stopping or max_minutes; returns the summary dict."""

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from ase.calculators.singlepoint import SinglePointCalculator
+
 from hqc_qiskit.config import load_config
 from hqc_qiskit.errors import ConfigError, EngineError
 from hqc_qiskit.train import Trainer
@@ -192,7 +194,7 @@ def test_qnn_engine_refuses_force_training_but_trains_on_energies(tiny_config):
     ("model.radial_mlp=[8, 0]", "model.radial_mlp.1: Input should be greater than or equal to 1"),
     ("model.reference_energies={Si: .inf}", "finite number"),
     ("train.scheduler.factor=1", "train.scheduler.factor: Input should be less than 1"),
-    ("train.forces_weight=0", "energy_weight and forces_weight are both 0")])
+    ("train.forces_weight=0", "energy_weight, forces_weight and stress_weight are all 0")])
 def test_config_refuses_numbers_that_cannot_train(tmp_path, override, said):
     """Each of these once trained silently wrong or died in torch (NaN lr; max_train 0 meant all the data)."""
     good = tmp_path / "good.yaml"
@@ -479,3 +481,39 @@ def test_unknown_checkpoint_choice_is_an_error():
 
     with pytest.raises(HQCError, match="'best' or 'last', not 'foo'"):
         load_model(ROOT / "runs" / "quick", which="foo")
+
+
+def test_training_on_stress_labels(tiny_config, tmp_path):
+    """train.stress_weight > 0: stress labels enter the loss (here another random tiny model's stresses, which the
+    student can represent, trained on alone); metrics.csv gets stress columns and the stress error falls;
+    frames without a stress label are refused."""
+    from hqc_qiskit.calculator import HQCCalculator
+    from hqc_qiskit.data.dataset import read_structures, write_structures
+    from hqc_qiskit.model.potential import build_model
+    from tests.conftest import DATA, TINY_MODEL
+
+    torch.manual_seed(7)
+    teacher = HQCCalculator(model=build_model(dict(TINY_MODEL, dtype="float64")))
+    labelled = {}
+    for name, part in (("train", "val"), ("val", "test")):
+        frames = read_structures(DATA / f"si_liquid_3000K.{part}.extxyz.gz", index=":8")
+        for atoms in frames:
+            atoms.calc = teacher
+            atoms.get_stress()
+            results = dict(teacher.results)
+            atoms.calc = SinglePointCalculator(atoms, **{k: results[k] for k in ("energy", "forces", "stress")})
+        labelled[name] = tmp_path / f"{name}.extxyz"
+        write_structures(labelled[name], frames)
+    data = {"data__train": str(labelled["train"]), "data__val": str(labelled["val"]), "data__test": str(labelled["val"])}
+    cfg = tiny_config(**data, train__stress_weight=1.0, train__energy_weight=0.0, train__forces_weight=0.0,
+                      train__max_epochs=20)
+    trainer = Trainer(cfg, progress=False)
+    trainer.fit()
+    rows = _rows(trainer.run_dir)
+    stress = [float(r["train_rmse_stress_gpa"]) for r in rows]
+    assert stress[-1] < 0.5 * stress[0], stress
+    assert float(rows[-1]["val_rmse_stress_gpa"]) < float(rows[0]["val_rmse_stress_gpa"])
+    plain = Trainer(tiny_config(**data, output_dir=str(tmp_path / "plain")), progress=False)   # weight 0: no columns
+    assert "val_rmse_stress_gpa" not in plain.metric_fields
+    with pytest.raises(ConfigError, match="have no stress label 'stress'"):
+        Trainer(tiny_config(train__stress_weight=1.0, output_dir=str(tmp_path / "unlabelled")), progress=False)

@@ -65,6 +65,8 @@ def atoms_to_graph(atoms: Atoms, cutoff: float, species: list[str], with_labels:
     if with_labels:
         graph[K.ENERGY] = torch.tensor([atoms.get_potential_energy()], dtype=torch.float64)
         graph[K.FORCES] = torch.tensor(atoms.get_forces(), dtype=torch.float64)
+        if "stress" in atoms.calc.results:   # optional label (load_labelled keeps ASE's Voigt order)
+            graph[K.STRESS] = torch.tensor(atoms.get_stress(voigt=False), dtype=torch.float64).reshape(1, 3, 3)
     return graph
 
 
@@ -85,6 +87,8 @@ def collate(graphs: list[dict]) -> dict:
     if all(K.ENERGY in g for g in graphs):
         out[K.ENERGY] = torch.cat([g[K.ENERGY] for g in graphs])
         out[K.FORCES] = torch.cat([g[K.FORCES] for g in graphs])
+    if all(K.STRESS in g for g in graphs):
+        out[K.STRESS] = torch.cat([g[K.STRESS] for g in graphs])
     return out
 
 

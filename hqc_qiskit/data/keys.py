@@ -12,4 +12,5 @@ CELL = "cell"                # (B, 3, 3) float | Å, rows are lattice vectors
 N_STRUCTURES = "n_structures"  # int
 ENERGY = "energy"            # (B,)     float  | eV, reference total energy
 FORCES = "forces"            # (N, 3)   float  | eV/Å, reference forces
+STRESS = "stress"            # (B, 3, 3) float | eV/Å^3, reference stress (ASE's sign), where labelled
 N_ATOMS = "n_atoms"          # (B,)     long   | atoms per structure
