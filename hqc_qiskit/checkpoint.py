@@ -16,6 +16,14 @@ CHECKPOINT = "checkpoint.pt"   # latest state (resume)
 BEST = "best_model.pt"         # EMA weights with the best validation loss
 
 
+def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
+    """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
+    to a forgotten --resume or a reused --out."""
+    if results.exists():
+        keep = "--resume to keep its points and compute the rest, " if resumable else ""
+        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or choose another --out")
+
+
 def atomic_save(obj, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
     path = Path(path)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, interrupted, number_list, progress_bar, refuse_to_overwrite
+from .cli_common import console, interrupted, number_list, progress_bar
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 
@@ -49,6 +49,7 @@ def import_cp2k_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ):
     """Convert CP2K trajectory output to extxyz in eV and eV/Å, positions wrapped into the cell."""
+    from .checkpoint import refuse_to_overwrite
     from .data.cp2k import import_cp2k, parse_cell_lengths, read_cp2k_cell
     from .data.dataset import write_structures
 
@@ -117,10 +118,10 @@ def info_cmd(
     else:
         table.add_row("closest atoms (Å)", f"none within {reach}")
     stressed = [a.calc.results["stress"] for a in frames if "stress" in a.calc.results]
-    if stressed:   # pressure -tr(σ)/3 from ASE's Voigt stress, GPa
-        from ase.units import GPa
+    if stressed:
+        from .metrics import pressure_gpa
 
-        pressure = -np.array(stressed)[:, :3].mean(axis=1) / GPa
+        pressure = pressure_gpa(stressed)
         table.add_row("stress labels", f"{len(stressed)} frames, pressure {pressure.min():.2f} to {pressure.max():.2f} GPa")
     periodic = [a for a in frames if a.pbc.all()]
     if periodic:

@@ -75,16 +75,6 @@ def interrupted(checkpoint: Path | None, how: str = "run the same command with -
     raise typer.Exit(130)
 
 
-def refuse_to_overwrite(results: Path, resumable: bool = False) -> None:
-    """Stop (HQCError) before a rerun replaces the finished results in ``results``: nothing computed is lost
-    to a forgotten --resume or a reused --out."""
-    from .errors import HQCError
-
-    if results.exists():
-        keep = "--resume to keep its points and compute the rest, " if resumable else ""
-        raise HQCError(f"{results} exists: pass {keep}--overwrite to replace it, or choose another --out")
-
-
 def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
     """Dry runs: say whether a real run would submit under ``--max-qpu-seconds``, which the runtime backend
     checks against each energy's estimate before submitting its jobs (and refuses above it)."""

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Overwrite, Profile,
-                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check, refuse_to_overwrite)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -182,7 +182,7 @@ def noise_study_cmd(
     rerun with --resume to finish it."""
     import json
 
-    from .checkpoint import atomic_write_json
+    from .checkpoint import atomic_write_json, refuse_to_overwrite
     from .hardware_studies import noise_study
     from .plots import plot_noise_study
 
@@ -230,7 +230,7 @@ def shots_study_cmd(
     noisy_engine: NoisyEngine = "batched",
 ):
     """Energy error vs shots (log-log, with the 1/sqrt(S) line) for uniform and optimal allocation."""
-    from .checkpoint import atomic_write_json
+    from .checkpoint import atomic_write_json, refuse_to_overwrite
     from .hardware_studies import shots_for_stderr, shots_study
     from .plots import plot_shots_study
     from .quantum.backends import make_backend

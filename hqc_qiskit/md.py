@@ -23,6 +23,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from .checkpoint import atomic_write_json
 from .data.dataset import density_g_cm3
 from .errors import HQCError
+from .metrics import pressure_gpa
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 ENSEMBLES = ("nvt", "nve", "npt")
@@ -193,7 +194,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     if start:
         _restore_thermostat(dyn, ckpt["thermostat"])
     npt = opt.ensemble == "npt"
-    volume0 = _thermostat_state(dyn)["volume0"] if npt else None   # the starting cell's, also after a resume
+    volume0 = dyn._volume0 if npt else None   # the starting cell's (restored with the barostat after a resume)
     log = StepLog(out / LOG, LOG_FIELDS + NPT_FIELDS if npt else LOG_FIELDS, resume_step=start if start else None)
     traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
     n = len(atoms)
@@ -205,7 +206,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         extra = {}
         if npt:
             extra = {"volume_A3": atoms.get_volume(), "density_g_cm3": density_g_cm3(atoms),
-                     "P_GPa": -np.trace(atoms.get_stress(voigt=False, include_ideal_gas=True)) / 3 / units.GPa}
+                     "P_GPa": float(pressure_gpa(atoms.get_stress(include_ideal_gas=True)))}
         log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
                 E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin), **extra)
         return temperature

@@ -29,6 +29,16 @@ def energy_force_metrics(e_pred, e_ref, n_atoms, f_pred=None, f_ref=None) -> dic
     return out
 
 
+def pressure_gpa(stress) -> np.ndarray:
+    """Pressure -tr(σ)/3 in GPa of stresses in eV/Å^3 with ASE's sign (positive pushes outwards), given as
+    (..., 3, 3) tensors or (..., 6) Voigt vectors."""
+    from ase.units import GPa
+
+    s = np.asarray(stress, dtype=float)
+    diagonal = s[..., :3] if s.shape[-1] == 6 else np.diagonal(s, axis1=-2, axis2=-1)
+    return -diagonal.mean(axis=-1) / GPa
+
+
 def stress_metrics(s_pred, s_ref) -> dict:
     """RMSE/MAE of the stress components (GPa) and RMSE of the pressure -tr(σ)/3 (GPa).
 
@@ -37,6 +47,6 @@ def stress_metrics(s_pred, s_ref) -> dict:
 
     s_pred, s_ref = np.asarray(s_pred, dtype=float), np.asarray(s_ref, dtype=float)
     err = (s_pred - s_ref) / GPa
-    p_err = -np.trace(err, axis1=1, axis2=2) / 3
+    p_err = pressure_gpa(s_pred - s_ref)
     return {"rmse_stress_gpa": float(np.sqrt(np.mean(err**2))), "mae_stress_gpa": float(np.mean(np.abs(err))),
             "rmse_pressure_gpa": float(np.sqrt(np.mean(p_err**2))), "n_stress_structures": int(len(err))}

@@ -1,4 +1,4 @@
-"""Label structures with a trained model: energies and forces written into a copy of the input file.
+"""Label structures with a trained model: energies, forces and stresses written into a copy of the input file.
 
 The output keeps everything the input had (reference labels, info, arrays) and adds the model's
 predictions under prefixed keys, as MACE's ``mace_eval_configs`` does: ``<prefix>energy`` in
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from .checkpoint import load_model
+from .checkpoint import load_model, refuse_to_overwrite
 from .data.dataset import load_structures, write_structures
 from .data.graph import atoms_to_graph
 from .errors import DataError, HQCError
@@ -45,8 +45,8 @@ def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str
     energy_key, forces_key, stress_key = prediction_keys(prefix)
     if out.resolve() == data.resolve():
         raise HQCError(f"{out} is the input file: choose another --out (the input is never rewritten)")
-    if out.exists() and not overwrite:
-        raise HQCError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
+    if not overwrite:
+        refuse_to_overwrite(out)
     if batch_size < 1:
         raise HQCError(f"--batch-size {batch_size}: must be at least 1")
     dev = resolve_device(device)

@@ -26,7 +26,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from ase.units import GPa, Hartree, Bohr
+from ase.units import Bohr, GPa, Hartree
+
+from hqc_qiskit.metrics import pressure_gpa
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -88,7 +90,7 @@ def run(frames: list[int], np_: int = 2) -> None:
             tmp.unlink()
         out.unlink()
         print(f"frame {k}: E(DFT) - E(label) = {parsed['energy_ev'] - parsed['label_energy_ev']:.4f} eV, "
-              f"pressure {-np.trace(parsed['stress_ev_a3']) / 3 / GPa:.3f} GPa")
+              f"pressure {pressure_gpa(parsed['stress_ev_a3']):.3f} GPa")
 
 
 def volume_check(frame: int, strain: float, np_: int = 2) -> dict:
@@ -120,7 +122,7 @@ def volume_check(frame: int, strain: float, np_: int = 2) -> dict:
     finite = -(energies["plus"] - energies["minus"]) / (volumes["plus"] - volumes["minus"]) / GPa
     report = {"frame": frame, "strain": strain, "energies_ev": energies, "volumes_a3": volumes,
               "pressure_finite_difference_gpa": finite,
-              "pressure_analytical_gpa": -np.trace(analytical["stress_ev_a3"]) / 3 / GPa}
+              "pressure_analytical_gpa": float(pressure_gpa(analytical["stress_ev_a3"]))}
     result.write_text(json.dumps(report, indent=1))
     print(f"frame {frame}: pressure {report['pressure_analytical_gpa']:.3f} GPa (analytical stress, ASE sign) vs "
           f"{finite:.3f} GPa (-dE/dV from +-{strain:g} strain)")
@@ -137,7 +139,7 @@ def compare(runs: list[str]) -> dict:
         sys.exit(f"no DFT results in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
     ref = np.array([d["stress_ev_a3"] for d in dft])                      # (K, 3, 3)
     report = {"frames": [d["frame"] for d in dft], "file": dft[0]["file"],
-              "dft": {"pressure_gpa": [-np.trace(s) / 3 / GPa for s in ref],
+              "dft": {"pressure_gpa": pressure_gpa(ref).tolist(),
                       "energy_minus_label_ev": [d["energy_ev"] - d["label_energy_ev"] for d in dft],
                       "force_rmse_vs_label_ev_a": [float(np.sqrt(np.mean((np.array(d["forces_ev_a"]) -
                                                    data[d["frame"]].get_forces()) ** 2))) for d in dft]},
@@ -155,7 +157,7 @@ def compare(runs: list[str]) -> dict:
             pred.append(atoms.get_stress(voigt=False))
         pred = np.array(pred)
         rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
-        p_model = np.array([-np.trace(s) / 3 / GPa for s in pred])
+        p_model = pressure_gpa(pred)
         p_error = p_model - np.array(report["dft"]["pressure_gpa"])
         report["models"][run_dir] = {"stress_rmse_ev_a3": rmse, "stress_rmse_gpa": rmse / GPa,
                                      "pressure_gpa": p_model.tolist(), "pressure_rmse_gpa": float(np.sqrt(np.mean(p_error**2))),
