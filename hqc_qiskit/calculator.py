@@ -1,4 +1,5 @@
-"""ASE calculator for a trained hqc-qiskit model (exact engine): energy, free_energy, forces, stress."""
+"""ASE calculators for a trained hqc-qiskit model: exact (energy, free_energy, forces, stress) and
+shot-based (energy with its shot-noise standard error, on any backend)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .checkpoint import load_model
+from .errors import ConfigError
 from .data.graph import atoms_to_graph, collate, to_device
 from .torch_device import resolve_device
 
@@ -55,3 +57,60 @@ class HQCCalculator(Calculator):
                         "forces": out["forces"].detach().cpu().double().numpy()}
         if stress:
             self.results["stress"] = full_3x3_to_voigt_6_stress(out["stress"][0].detach().cpu().double().numpy())
+
+
+class HQCShotCalculator(Calculator):
+    """ASE Calculator whose energy is measured: every readout circuit of the structure runs on ``backend``
+    (a name as in ``hqc-qiskit backends``, or a Backend from ``quantum.backends.make_backend`` for profiles,
+    noise scales, mitigation and runtime options) with ``shots`` shots per circuit on average.
+
+    ``results["energy"]`` (eV) is the shot-based estimate, ``results["energy_uncertainty"]`` its standard
+    error (eV, shot noise only; 0 for ``exact``), ``results["exact_energy"]`` the exact engine's energy (eV)
+    and ``last_estimate`` the full :class:`~hqc_qiskit.quantum.estimate.EnergyEstimate` (circuits, shots,
+    QPU seconds). Energies only: shot-based forces are not implemented (use :class:`HQCCalculator`).
+    ``seed`` seeds the simulated shot noise: a calculator with the same seed repeats its sequence of estimates.
+
+    >>> calc = HQCShotCalculator("runs/study_readouts/small_hqc_cz_s0", backend="aer", shots=50000, seed=0)  # doctest: +SKIP
+    >>> atoms.calc = calc; atoms.get_potential_energy(), calc.results["energy_uncertainty"]  # doctest: +SKIP
+    """
+
+    implemented_properties = ["energy", "free_energy"]
+
+    def __init__(self, model_path: str | Path | None = None, model=None, backend="aer", shots: int = 50000,
+                 allocation: str = "uniform", seed: int | None = None, which: str = "best", **kwargs):
+        import numpy as np
+
+        from .quantum.backends import Backend, make_backend
+        from .quantum.estimate import ALLOCATIONS, require_quantum_readouts
+
+        super().__init__(**kwargs)
+        if model is None:
+            if model_path is None:
+                raise ValueError("give model_path (run directory or checkpoint) or model")
+            model = load_model(model_path, which=which)
+        # float64 on the CPU: the circuits' inputs are handed to the backends as float64 arrays anyway
+        self.model = model.to("cpu").double().eval()
+        require_quantum_readouts(self.model)
+        if allocation not in ALLOCATIONS:
+            raise ConfigError(f"allocation must be one of {ALLOCATIONS}, not {allocation!r}")
+        if not isinstance(shots, (int, np.integer)) or shots < 1:
+            raise ConfigError(f"shots must be a positive integer (per circuit, on average), got {shots!r}")
+        self.backend = backend if isinstance(backend, Backend) else make_backend(backend)
+        self.shots, self.allocation = int(shots), allocation
+        self.rng = np.random.default_rng(seed)
+        self.last_estimate = None
+
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        if name not in self.implemented_properties:   # ASE's own message would not say why or what to use
+            raise PropertyNotImplementedError(f"{name}: shot-based evaluation gives energies only (with their "
+                                              "standard error); use HQCCalculator (exact engine) for forces and stress")
+        return super().get_property(name, atoms, allow_calculation)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from .quantum.estimate import estimate_energy
+
+        super().calculate(atoms, properties, system_changes)
+        est = estimate_energy(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng)
+        self.last_estimate = est
+        self.results = {"energy": est.energy, "free_energy": est.energy, "energy_uncertainty": est.stderr,
+                        "exact_energy": est.exact_energy}

@@ -509,3 +509,52 @@ def test_an_ibm_token_never_reaches_outputs(monkeypatch, tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "home" not in p.parts]
     assert len(written) > 5
     assert not [p for p in written if sentinel.encode() in p.read_bytes()]
+
+
+def test_shot_calculator(tmp_path):
+    """HQCShotCalculator: exact backend = HQCCalculator's energy; aer within its error, error ~ 1/sqrt(shots),
+    seeded sequences repeat, a new estimate only when the atoms move; energies only; clear errors."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    from hqc_qiskit.calculator import HQCCalculator, HQCShotCalculator
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.errors import ConfigError
+    from hqc_qiskit.model.potential import build_model
+
+    from tests.conftest import DATA, TINY_MODEL, tiny_hqc_checkpoint
+
+    model, path = tiny_hqc_checkpoint(tmp_path)
+    atoms = read_structures(DATA / "si_liquid_3000K.test.extxyz.gz")[0]
+    exact = HQCCalculator(path).get_potential_energy(atoms)
+    calc = HQCShotCalculator(path, backend="exact")
+    assert calc.get_potential_energy(atoms) == pytest.approx(exact, abs=1e-8)
+    assert calc.results["energy_uncertainty"] == 0 and calc.results["exact_energy"] == pytest.approx(exact, abs=1e-8)
+
+    def energies(shots, seed, n=3):
+        calc = HQCShotCalculator(path, backend="aer", shots=shots, seed=seed)
+        out = []
+        for i in range(n):
+            moved = atoms.copy()
+            moved.positions[0, 0] += 1e-3 * i
+            calc.calculate(moved)
+            out.append((calc.results["energy"], calc.results["energy_uncertainty"], calc.results["exact_energy"]))
+        return np.array(out)
+
+    few, again, many = energies(400, 3), energies(400, 3), energies(6400, 3)
+    assert np.array_equal(few, again)                                     # same seed, same estimates
+    assert np.all(np.abs(few[:, 0] - few[:, 2]) < 5 * few[:, 1])
+    assert len(set(few[:, 0] - few[:, 2])) == 3                             # independent draws per structure
+    assert np.mean(few[:, 1] / many[:, 1]) == pytest.approx(4.0, rel=0.1)  # 16x the shots: a quarter the error
+    calc = HQCShotCalculator(model=model, backend="aer", shots=200, seed=0)
+    atoms.calc = calc
+    first = atoms.get_potential_energy()
+    assert atoms.get_potential_energy() == first                            # ASE caches until the atoms change
+    assert calc.last_estimate.circuits == 2 * 64 and calc.last_estimate.shots == 200 * 128
+    with pytest.raises(PropertyNotImplementedError, match="energies only"):
+        atoms.get_forces()
+    with pytest.raises(ConfigError, match="quantum readouts"):
+        HQCShotCalculator(model=build_model(dict(TINY_MODEL)))
+    for bad, match in ((dict(shots=0), "shots must be a positive integer"), (dict(shots=1.5), "shots must"),
+                       (dict(allocation="best"), "allocation must be one of"), (dict(backend="ibm"), "unknown backend")):
+        with pytest.raises(ConfigError, match=match):
+            HQCShotCalculator(model=model, **bad)

@@ -55,13 +55,19 @@ class EnergyEstimate:
         return asdict(self)
 
 
-def readout_problem(model, atoms) -> ReadoutProblem:
-    """Run the classical part of ``model`` on ``atoms`` and collect every readout circuit's inputs."""
+def require_quantum_readouts(model) -> list:
+    """The model's readouts, all quantum; ConfigError otherwise (classical readouts have no circuits to measure)."""
     from ..model.readouts import QuantumReadout
 
     readouts = list(model.readouts)
     if not all(isinstance(r, QuantumReadout) for r in readouts):
         raise ConfigError("shot-based energies need a model with quantum readouts (readout.kind: quantum)")
+    return readouts
+
+
+def readout_problem(model, atoms) -> ReadoutProblem:
+    """Run the classical part of ``model`` on ``atoms`` and collect every readout circuit's inputs."""
+    readouts = require_quantum_readouts(model)
     captured: list[torch.Tensor] = []
     hooks = [r.circuit.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0].detach()))
              for r in readouts]
