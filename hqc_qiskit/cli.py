@@ -212,7 +212,7 @@ def evaluate(
 
 @app.command("predict")
 def predict_cmd(
-    run: Path = typer.Argument(..., help="run directory or checkpoint file"),
+    runs: List[Path] = typer.Argument(..., help="run directory or checkpoint file; several: a committee (means and spread)"),
     data: Path = typer.Option(..., "--data", "-d", help="structures to label (any ASE-readable file; labels not needed)"),
     out: Path = typer.Option(..., "--out", help="extxyz to write (.gz to compress): the input's frames with the predictions"),
     prefix: str = typer.Option("hqc_", help="the predictions go to <prefix>energy (info, eV), <prefix>forces (arrays, eV/Å), <prefix>stress (info, eV/Å³)"),
@@ -223,12 +223,14 @@ def predict_cmd(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
     """Energies, forces and stresses of a trained model for every frame of a file, written beside the file's own data."""
+    import numpy as np
+
     from .predict import predict_file
 
     try:
         with progress_bar("structures", None, progress) as bar:
-            summary = predict_file(run, data, out, prefix=prefix, which=which, device=device, batch_size=batch_size,
-                                   overwrite=overwrite, progress=bar)
+            summary = predict_file(runs if len(runs) > 1 else runs[0], data, out, prefix=prefix, which=which,
+                                   device=device, batch_size=batch_size, overwrite=overwrite, progress=bar)
     except HQCError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -237,8 +239,16 @@ def predict_cmd(
     keys = f"{summary['energy_key']} (eV), {summary['forces_key']} (eV/Å)"
     if summary["stress_key"]:
         keys += f", {summary['stress_key']} (eV/Å³, Voigt, periodic frames)"
+    if "committee" in summary:
+        energy_std, forces_dev, max_dev = summary["spread_keys"]
+        keys = (f"committee of {summary['committee']} means: {keys}; spread: {energy_std} (eV), {forces_dev} "
+                f"(eV/Å per atom), {max_dev} (eV/Å)")
     console.print(f"wrote {summary['frames']} frames ({summary['atoms']} atoms) to {out}: {keys}; "
                   f"{summary['seconds']:.1f} s on {summary['device']}", soft_wrap=True)
+    if "committee" in summary:
+        dev = np.asarray(summary["max_forces_dev"])
+        console.print(f"largest force deviation per frame: median {np.median(dev):.3f}, max {dev.max():.3f} eV/Å "
+                      f"(frame {int(dev.argmax())})")
 
 
 from .cli_quantum import register as _register_quantum  # noqa: E402  (commands of the hardware path)

@@ -5,6 +5,16 @@ predictions under prefixed keys, as MACE's ``mace_eval_configs`` does: ``<prefix
 ``atoms.info`` (eV), ``<prefix>forces`` in ``atoms.arrays`` (eV/Å, shape (n_atoms, 3)) and, for periodic
 frames, ``<prefix>stress`` in ``atoms.info`` (eV/Å^3, ASE's Voigt order xx yy zz yz xz xy and sign). The
 input needs no labels; every frame passes the same geometry checks as training data.
+
+With several models (a committee, e.g. the same config trained with different seeds) the predictions are
+the committee means, and the spread between the members is written beside them, the usual signal for
+frames a committee has not learned (active learning, extrapolation in MD):
+
+- ``<prefix>energy_std`` (info, eV): standard deviation of the members' energies,
+- ``<prefix>forces_dev`` (arrays, eV/Å, shape (n_atoms,)): per atom sqrt(mean_m |F_m - F_mean|^2),
+- ``<prefix>max_forces_dev`` (info, eV/Å): its largest value in the frame (DP-GEN's ``max_devi_f``),
+
+all with the population convention (divide by the number of members, as DP-GEN does).
 """
 
 from __future__ import annotations
@@ -36,13 +46,33 @@ def prediction_keys(prefix: str) -> tuple[str, str, str]:
     return f"{prefix}energy", f"{prefix}forces", f"{prefix}stress"
 
 
-def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str = "hqc_", which: str = "best",
+def committee_keys(prefix: str) -> tuple[str, str, str]:
+    """(energy spread key (info), per-atom force deviation key (arrays), frame maximum key (info))."""
+    return f"{prefix}energy_std", f"{prefix}forces_dev", f"{prefix}max_forces_dev"
+
+
+def _load_committee(runs: list, which: str, dev) -> list:
+    """The models of ``runs``; HQCError if they do not know the same elements (a committee must)."""
+    if not runs:
+        raise HQCError("give at least one run directory or checkpoint")
+    models = [load_model(run, which=which).to(dev).eval() for run in runs]
+    for run, model in zip(runs[1:], models[1:]):
+        if sorted(model.config.species) != sorted(models[0].config.species):
+            raise HQCError(f"{run} knows elements {model.config.species}, {runs[0]} knows {models[0].config.species}: "
+                           "the models of a committee must know the same elements")
+    return models
+
+
+def predict_file(run: str | Path | list, data: str | Path, out: str | Path, prefix: str = "hqc_", which: str = "best",
                  device: str = "auto", batch_size: int = 10, overwrite: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> dict:
-    """Write ``data``'s frames with the predictions of the model in ``run`` (run dir or checkpoint) to ``out``
-    (extxyz; gzip when it ends in .gz; written atomically). Returns a summary: frames, atoms, keys, seconds."""
+    """Write ``data``'s frames with the predictions of the model in ``run`` (run dir or checkpoint; a list of
+    them for a committee) to ``out`` (extxyz; gzip when it ends in .gz; written atomically). Returns a
+    summary: frames, atoms, keys, seconds, and for a committee the frames' largest force deviations."""
     data, out = Path(data), Path(out)
-    energy_key, forces_key, stress_key = prediction_keys(prefix)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    keys = prediction_keys(prefix)
+    spread_keys = committee_keys(prefix) if len(runs) > 1 else ()
     if out.resolve() == data.resolve():
         raise HQCError(f"{out} is the input file: choose another --out (the input is never rewritten)")
     if not overwrite:
@@ -50,33 +80,48 @@ def predict_file(run: str | Path, data: str | Path, out: str | Path, prefix: str
     if batch_size < 1:
         raise HQCError(f"--batch-size {batch_size}: must be at least 1")
     dev = resolve_device(device)
-    model = load_model(run, which=which).to(dev).eval()
-    cfg = model.config
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    frames = load_structures(data, species=cfg.species)
+    models = _load_committee(runs, which, dev)
+    frames = load_structures(data, species=models[0].config.species)
+    energy_key, forces_key, stress_key = keys
     for k, atoms in enumerate(frames):   # a label or an earlier prediction under these names is never replaced
-        for key, store in ((energy_key, atoms.info), (forces_key, atoms.arrays), (stress_key, atoms.info)):
-            if key in store:
+        for key in (*keys, *spread_keys):
+            if key in atoms.info or key in atoms.arrays:
                 raise DataError(data, f"already has '{key}' (an earlier prediction?): choose another --prefix", k, key)
     start = time.perf_counter()
     periodic = [bool(atoms.pbc.all()) for atoms in frames]
     chunk = 20 * batch_size   # neighbour lists of a chunk at a time: memory independent of the file's length
-    n_atoms = 0
+    n_atoms, total = 0, len(frames) * len(models)
     for first in range(0, len(frames), chunk):
         part = frames[first : first + chunk]
-        graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in part]
-        tick = None if progress is None else (lambda done, _total, first=first: progress(first + done, len(frames)))
-        pred = predict(model, graphs, batch_size, dev, dtype, progress=tick, stress=any(periodic))
-        bounds = np.cumsum([0, *pred["n_atoms"]])
+        preds = []
+        for m, model in enumerate(models):
+            cfg = model.config
+            graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in part]
+            done = m * len(frames) + first
+            tick = None if progress is None else (lambda d, _total, done=done: progress(done + d, total))
+            dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+            preds.append(predict(model, graphs, batch_size, dev, dtype, progress=tick, stress=any(periodic)))
+        bounds = np.cumsum([0, *preds[0]["n_atoms"]])
+        energies = np.stack([p["e_pred"] for p in preds])          # (M, B) eV
+        forces = np.stack([p["f_pred"] for p in preds])            # (M, N, 3) eV/Å
         for k, atoms in enumerate(part):
-            atoms.info[energy_key] = float(pred["e_pred"][k])
-            atoms.arrays[forces_key] = pred["f_pred"][bounds[k] : bounds[k + 1]]
+            atoms.info[energy_key] = float(energies[:, k].mean())
+            atoms.arrays[forces_key] = forces[:, bounds[k] : bounds[k + 1]].mean(axis=0)
             if periodic[first + k]:
-                atoms.info[stress_key] = full_3x3_to_voigt_6_stress(pred["s_pred"][k])
+                atoms.info[stress_key] = full_3x3_to_voigt_6_stress(np.mean([p["s_pred"][k] for p in preds], axis=0))
+            if spread_keys:
+                f = forces[:, bounds[k] : bounds[k + 1]]                                     # (M, n, 3)
+                deviation = np.sqrt(np.mean(np.sum((f - f.mean(axis=0)) ** 2, axis=-1), axis=0))  # (n,)
+                atoms.info[spread_keys[0]] = float(energies[:, k].std())
+                atoms.arrays[spread_keys[1]] = deviation
+                atoms.info[spread_keys[2]] = float(deviation.max())
         n_atoms += int(bounds[-1])
     seconds = time.perf_counter() - start
     write_structures(out, frames)
-    return {"model": str(run), "data": str(data), "out": str(out), "frames": len(frames),
-            "atoms": n_atoms, "energy_key": energy_key, "forces_key": forces_key,
-            "stress_key": stress_key if any(periodic) else None,
-            "seconds": seconds, "device": str(dev)}
+    summary = {"model": str(run) if len(runs) == 1 else [str(r) for r in runs], "data": str(data), "out": str(out),
+               "frames": len(frames), "atoms": n_atoms, "energy_key": energy_key, "forces_key": forces_key,
+               "stress_key": stress_key if any(periodic) else None, "seconds": seconds, "device": str(dev)}
+    if spread_keys:
+        summary.update(committee=len(runs), spread_keys=list(spread_keys),
+                       max_forces_dev=[float(atoms.info[spread_keys[2]]) for atoms in frames])
+    return summary

@@ -110,3 +110,44 @@ def test_chunks_and_progress_cover_every_frame_once(tmp_path):
     np.testing.assert_allclose(np.concatenate([x.arrays["hqc_forces"] for x in a]),
                                np.concatenate([x.arrays["hqc_forces"] for x in b]), atol=1e-4)
     assert np.ptp([x.info["hqc_energy"] for x in a]) > 0.1   # 50 different structures, not one repeated
+
+
+def test_committee_means_and_spread(tmp_path, four_frames):
+    """Two members (the best and the last checkpoint of the shipped run): the committee's values are the
+    members' means; with two members the spread is half the difference, per frame and per atom."""
+    best, last = QUICK / "best_model.pt", QUICK / "checkpoint.pt"
+    single = {}
+    for name, run in (("best", best), ("last", last)):
+        predict_file(run, four_frames, tmp_path / f"{name}.extxyz")
+        single[name] = ase.io.read(tmp_path / f"{name}.extxyz", ":")
+    summary = predict_file([best, last], four_frames, tmp_path / "committee.extxyz", batch_size=3)
+    assert summary["committee"] == 2 and len(summary["max_forces_dev"]) == 4
+    for c, b, l in zip(ase.io.read(tmp_path / "committee.extxyz", ":"), single["best"], single["last"]):
+        assert c.info["hqc_energy"] == pytest.approx((b.info["hqc_energy"] + l.info["hqc_energy"]) / 2, abs=1e-6)
+        assert c.info["hqc_energy_std"] == pytest.approx(abs(b.info["hqc_energy"] - l.info["hqc_energy"]) / 2, abs=1e-6)
+        np.testing.assert_allclose(c.arrays["hqc_forces"], (b.arrays["hqc_forces"] + l.arrays["hqc_forces"]) / 2, atol=1e-6)
+        half = np.linalg.norm(b.arrays["hqc_forces"] - l.arrays["hqc_forces"], axis=1) / 2
+        np.testing.assert_allclose(c.arrays["hqc_forces_dev"], half, atol=1e-6)
+        assert c.info["hqc_max_forces_dev"] == pytest.approx(half.max(), abs=1e-6) and half.max() > 1e-3
+        np.testing.assert_allclose(c.info["hqc_stress"], (b.info["hqc_stress"] + l.info["hqc_stress"]) / 2, atol=1e-8)
+    same = predict_file([best, best, best], four_frames, tmp_path / "same.extxyz")
+    assert max(same["max_forces_dev"]) == 0   # identical members agree exactly
+    result = runner.invoke(app, ["predict", str(best), str(last), "--data", str(four_frames), "--out",
+                                 str(tmp_path / "cli.extxyz"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "committee of 2" in result.output and "largest force deviation per frame" in result.output
+
+
+def test_committee_members_must_know_the_same_elements(tmp_path, four_frames):
+    import torch
+
+    from hqc_qiskit.checkpoint import atomic_save, model_payload
+    from hqc_qiskit.model.potential import build_model
+    from tests.conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    other = tmp_path / "si_o.pt"
+    atomic_save(model_payload(build_model(dict(TINY_MODEL, species=["Si", "O"]))), other)
+    with pytest.raises(HQCError, match="must know the same elements"):
+        predict_file([QUICK, other], four_frames, tmp_path / "x.extxyz")
+    assert not (tmp_path / "x.extxyz").exists()
