@@ -90,34 +90,42 @@ def info_cmd(
     energy_key: str = typer.Option("energy", help="name of the energy label"),
     forces_key: str = typer.Option("forces", help="name of the forces label"),
     stress_key: str = typer.Option("stress", help="name of the (optional) stress label"),
+    unlabelled: bool = typer.Option(False, "--unlabelled", help="structures only (e.g. an MD trajectory): geometry "
+                                    "checks and summary without energy and force labels"),
 ):
     """Validate a labelled file and print a summary (frames, elements, energy and force ranges, stress labels, closest atoms, density)."""
     import numpy as np
 
-    from .data.dataset import closest_pair, density_g_cm3, load_labelled
+    from .data.dataset import closest_pair, density_g_cm3, load_labelled, load_structures
 
     try:
-        frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
+        if unlabelled:
+            frames = load_structures(file)
+        else:
+            frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
     except HQCError as exc:
-        _fail(exc)
+        missing = not unlabelled and (f"no energy label (looked for key '{energy_key}')" in str(exc)
+                                      or f"no forces label (looked for key '{forces_key}')" in str(exc))
+        _fail(HQCError(f"{exc}; for structures without labels use --unlabelled") if missing else exc)
     reach = 4.0   # Å: closest pairs are looked for within this distance
     pairs = [(pair[2], k, pair[0], pair[1]) for k, a in enumerate(frames) if (pair := closest_pair(a, reach))]
-    e = np.array([a.get_potential_energy() / len(a) for a in frames])
-    f = np.concatenate([a.get_forces().ravel() for a in frames])
     table = Table(title=str(file))
     table.add_column("quantity")
     table.add_column("value")
     table.add_row("frames", str(len(frames)))
     table.add_row("elements", ", ".join(sorted({s for a in frames for s in a.get_chemical_symbols()})))
     table.add_row("atoms per frame", f"{min(map(len, frames))}-{max(map(len, frames))}")
-    table.add_row("E per atom (eV)", f"mean {e.mean():.4f}, std {e.std() * 1000:.2f} meV")
-    table.add_row("force component (eV/Å)", f"rms {np.sqrt(np.mean(f**2)):.3f}, max |F| {np.abs(f).max():.3f}")
+    if not unlabelled:
+        e = np.array([a.get_potential_energy() / len(a) for a in frames])
+        f = np.concatenate([a.get_forces().ravel() for a in frames])
+        table.add_row("E per atom (eV)", f"mean {e.mean():.4f}, std {e.std() * 1000:.2f} meV")
+        table.add_row("force component (eV/Å)", f"rms {np.sqrt(np.mean(f**2)):.3f}, max |F| {np.abs(f).max():.3f}")
     if pairs:
         d, k, i, j = min(pairs)
         table.add_row("closest atoms (Å)", f"{d:.3f} (frame {k}, atoms {i} and {j})")
     else:
         table.add_row("closest atoms (Å)", f"none within {reach}")
-    stressed = [a.calc.results["stress"] for a in frames if "stress" in a.calc.results]
+    stressed = [] if unlabelled else [a.calc.results["stress"] for a in frames if "stress" in a.calc.results]
     if stressed:
         from .metrics import pressure_gpa
 

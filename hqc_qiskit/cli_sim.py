@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -53,6 +53,9 @@ def md_cmd(
     log_every: int = typer.Option(10, help="steps between log rows"),
     traj_every: int = typer.Option(10, help="steps between trajectory frames"),
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
+    committee: List[Path] = typer.Option([], help="another model (run dir or checkpoint) that watches the run; repeat "
+                                         "for each: logs the committee's max force deviation and energy spread"),
+    max_force_dev: Optional[float] = typer.Option(None, help="eV/Å: stop when the committee's largest force deviation exceeds it"),
     out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/md_<ensemble>_<T>K)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -65,14 +68,16 @@ def md_cmd(
 
     opt = MDOptions(steps=steps, ensemble=ensemble, thermostat=thermostat, temperature=temperature, timestep=timestep,
                     tdamp=tdamp, friction=friction, pressure=pressure, pdamp=pdamp, seed=seed, log_every=log_every,
-                    traj_every=traj_every, checkpoint_every=checkpoint_every)
+                    traj_every=traj_every, checkpoint_every=checkpoint_every,
+                    committee=[str(p) for p in committee], max_force_dev=max_force_dev)
     out = out or Path(run_dir) / f"md_{ensemble}_{temperature:g}K"
     try:
         opt.validate()
         calc = HQCCalculator(run_dir, dtype=dtype)
+        members = [HQCCalculator(p, dtype=dtype) for p in committee]
         atoms = _frame(structure, index)
         with progress_bar("MD steps", steps, progress) as bar:
-            summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar)
+            summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar, committee=members)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -85,6 +90,9 @@ def md_cmd(
     if "mean_density_g_cm3" in summary:
         console.print(f"density {summary['mean_density_g_cm3']:.4f} ± {summary['std_density_g_cm3']:.4f} g/cm³, "
                       f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
+    if "max_force_dev_max_eV_A" in summary:
+        console.print(f"committee of {len(committee) + 1}: largest force deviation median "
+                      f"{summary['max_force_dev_median_eV_A']:.3f}, max {summary['max_force_dev_max_eV_A']:.3f} eV/Å")
     console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
 
 

@@ -6,13 +6,18 @@ A checkpoint (JSON, atomic) holds positions, momenta, cell, the thermostat's and
 the random generator, so a resumed run continues the same trajectory as an uninterrupted one.
 Units: Å, eV, fs, K, GPa; the log has step, time_fs, T_K, E_pot_eV, E_kin_eV, E_tot_eV, E_conserved_eV,
 and for NPT also volume_A3, density_g_cm3 and P_GPa (virial plus kinetic pressure).
+
+A committee (other models of the same system, e.g. other seeds) can watch the run: at every log row its
+members' forces and energies on the current structure give max_force_dev_eV_A (largest per-atom committee
+force deviation, the driving model included) and energy_std_meV_atom; with ``max_force_dev`` the run stops
+when the structure leaves what the committee agrees on (DP-GEN's trust level), checkpoint written.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,13 +28,14 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from .checkpoint import atomic_write_json
 from .data.dataset import density_g_cm3
 from .errors import HQCError
-from .metrics import pressure_gpa
+from .metrics import force_deviation, pressure_gpa
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 ENSEMBLES = ("nvt", "nve", "npt")
 THERMOSTATS = ("nose-hoover", "langevin", "bussi")
 LOG_FIELDS = ["time_fs", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "E_conserved_eV"]
 NPT_FIELDS = ["volume_A3", "density_g_cm3", "P_GPa"]
+COMMITTEE_FIELDS = ["max_force_dev_eV_A", "energy_std_meV_atom"]
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "md_checkpoint.json", "md_log.csv", "md_traj.extxyz", "md_summary.json"
 
 
@@ -53,6 +59,8 @@ class MDOptions:
     max_temperature_factor: float = 5.0   # stop as unstable when T exceeds this x the target
     min_distance: float = 1.0             # Å, stop as unstable when two atoms come closer
     max_volume_factor: float = 2.0        # NPT: stop as unstable when the volume leaves [V0 / f, f x V0]
+    committee: list = field(default_factory=list)   # run dirs / checkpoints watching the run (paths as text)
+    max_force_dev: float | None = None    # eV/Å, stop when the committee's largest force deviation exceeds it
 
     def validate(self) -> None:
         if self.ensemble not in ENSEMBLES:
@@ -71,6 +79,10 @@ class MDOptions:
             raise HQCError(f"pressure must be a finite number of GPa (got {self.pressure})")
         if self.ensemble != "npt" and self.pressure != 0:   # it would be silently ignored
             raise HQCError(f"pressure must be 0 unless the ensemble is npt (got {self.pressure} GPa with {self.ensemble})")
+        if self.max_force_dev is not None and not self.committee:
+            raise HQCError("max_force_dev needs a committee (--committee RUN, once per other model) to measure it")
+        if self.max_force_dev is not None and not 0 < self.max_force_dev < math.inf:
+            raise HQCError(f"max_force_dev must be a positive number of eV/Å (got {self.max_force_dev})")
         if self.ensemble == "npt" and self.thermostat != "nose-hoover":
             raise HQCError(f"npt must be run with thermostat nose-hoover: the MTK barostat thermostats with its own "
                            f"Nose-Hoover chains ({self.thermostat!r} does not apply)")
@@ -142,9 +154,12 @@ def drift_mev_per_atom_ps(rows: list[dict], n_atoms: int, column: str = "E_conse
     return float(np.polyfit(t, e, 1)[0])
 
 
-def _unstable(atoms: Atoms, temperature: float, opt: MDOptions, volume0: float) -> str | None:
+def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, opt: MDOptions, volume0: float) -> str | None:
     if not np.all(np.isfinite(atoms.get_positions())):
         return "non-finite positions"
+    if opt.max_force_dev is not None and force_dev > opt.max_force_dev:
+        return (f"committee force deviation {force_dev:.3f} eV/Å exceeds max_force_dev {opt.max_force_dev:g}: the "
+                "structure has left what the committee agrees on")
     if opt.ensemble == "npt" and not 1 / opt.max_volume_factor <= atoms.get_volume() / volume0 <= opt.max_volume_factor:
         return (f"volume {atoms.get_volume() / volume0:.2f} x the starting volume (the model has no stable density "
                 f"at this pressure and temperature: trained at one density?)")
@@ -158,11 +173,15 @@ def _unstable(atoms: Atoms, temperature: float, opt: MDOptions, volume0: float) 
 
 
 def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume: bool = False,
-           progress: Callable[[int, int], None] | None = None) -> dict:
+           progress: Callable[[int, int], None] | None = None, committee: list | None = None) -> dict:
     """Run (or resume) MD of ``atoms`` with ``calculator``; writes log, trajectory, checkpoint, summary into out_dir.
+    ``committee``: ASE calculators of the models named in ``opt.committee``, same order (they only watch).
 
     Returns the summary: steps done, whether it stayed stable, mean T, drift of the conserved energy."""
     opt.validate()
+    committee = list(committee or [])
+    if len(committee) != len(opt.committee):
+        raise HQCError(f"{len(opt.committee)} committee members named in the options, {len(committee)} calculators given")
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT
     atoms = atoms.copy()
@@ -195,21 +214,29 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         _restore_thermostat(dyn, ckpt["thermostat"])
     npt = opt.ensemble == "npt"
     volume0 = dyn._volume0 if npt else None   # the starting cell's (restored with the barostat after a resume)
-    log = StepLog(out / LOG, LOG_FIELDS + NPT_FIELDS if npt else LOG_FIELDS, resume_step=start if start else None)
+    fields = LOG_FIELDS + (NPT_FIELDS if npt else []) + (COMMITTEE_FIELDS if committee else [])
+    log = StepLog(out / LOG, fields, resume_step=start if start else None)
     traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
     n = len(atoms)
     reason = None
 
-    def record(step: int) -> float:
+    def record(step: int) -> tuple[float, float | None]:
+        """Log a row; returns the temperature and the committee's largest force deviation (None without one)."""
         e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         temperature = atoms.get_temperature()
-        extra = {}
+        extra, force_dev = {}, None
         if npt:
             extra = {"volume_A3": atoms.get_volume(), "density_g_cm3": density_g_cm3(atoms),
                      "P_GPa": float(pressure_gpa(atoms.get_stress(include_ideal_gas=True)))}
+        if committee:
+            frozen = atoms.copy()   # the members see the structure, not the integrator's atoms
+            forces = [atoms.get_forces()] + [m.get_forces(frozen) for m in committee]
+            energies = [e_pot] + [m.get_potential_energy(frozen) for m in committee]
+            force_dev = float(force_deviation(forces).max())
+            extra.update(max_force_dev_eV_A=force_dev, energy_std_meV_atom=float(np.std(energies)) / n * 1000.0)
         log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
                 E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin), **extra)
-        return temperature
+        return temperature, force_dev
 
     def save(step: int) -> None:
         log.flush()
@@ -230,7 +257,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         dyn.step()
         step += 1
         if step % opt.log_every == 0 or step == opt.steps:
-            reason = _unstable(atoms, record(step), opt, volume0)
+            reason = _unstable(atoms, *record(step), opt=opt, volume0=volume0)
         if step % opt.traj_every == 0:
             traj.add(atoms, step)
         t_last_step = time.perf_counter()
@@ -248,8 +275,11 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                "wall_seconds": elapsed + t_last_step - t0, "options": asdict(opt)}
     if npt:
         tail = rows[len(rows) // 5:]
-        for key, field in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
-            summary[key] = float(np.mean([r[field] for r in tail]))
+        for key, column in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
+            summary[key] = float(np.mean([r[column] for r in tail]))
         summary["std_density_g_cm3"] = float(np.std([r["density_g_cm3"] for r in tail]))
+    if committee:
+        dev = np.array([r["max_force_dev_eV_A"] for r in rows])
+        summary.update(max_force_dev_max_eV_A=float(dev.max()), max_force_dev_median_eV_A=float(np.median(dev)))
     atomic_write_json(summary, out / SUMMARY)
     return summary

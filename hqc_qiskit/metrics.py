@@ -50,3 +50,10 @@ def stress_metrics(s_pred, s_ref) -> dict:
     p_err = pressure_gpa(s_pred - s_ref)
     return {"rmse_stress_gpa": float(np.sqrt(np.mean(err**2))), "mae_stress_gpa": float(np.mean(np.abs(err))),
             "rmse_pressure_gpa": float(np.sqrt(np.mean(p_err**2))), "n_stress_structures": int(len(err))}
+
+
+def force_deviation(forces) -> np.ndarray:
+    """Committee force deviation per atom, sqrt(mean_m |F_m - F_mean|^2) (eV/Å), of ``forces`` (M, n, 3) from
+    M models: DP-GEN's per-atom ``devi_f``, population convention (divide by M)."""
+    forces = np.asarray(forces, dtype=float)
+    return np.sqrt(np.mean(np.sum((forces - forces.mean(axis=0)) ** 2, axis=-1), axis=0))

@@ -137,11 +137,18 @@ def plot_rdf(curves: dict, path: str | Path, title: str = "") -> None:
 
 def plot_md_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
     """Temperature and energies per atom (meV/atom, relative to the first row) vs time (ps); for NPT also
-    density (g/cm^3) and pressure (GPa)."""
+    density (g/cm^3) and pressure (GPa); with a committee its largest force deviation (eV/Å)."""
     t = np.array([r["time_fs"] for r in rows]) / 1000.0
-    npt = "density_g_cm3" in rows[0]
-    fig, axes = plt.subplots(1, 3 if npt else 2, figsize=(15 if npt else 10, 3.6))
+    npt, watched = "density_g_cm3" in rows[0], "max_force_dev_eV_A" in rows[0]
+    n_panels = 2 + npt + watched
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.6))
     a, b = axes[:2]
+    if watched:
+        w = axes[-1]
+        w.plot(t, [r["max_force_dev_eV_A"] for r in rows], color="C3")
+        w.set_xlabel("time (ps)")
+        w.set_ylabel("committee: max force deviation (eV/Å)")
+        w.set_ylim(bottom=0)
     if npt:
         c = axes[2]
         c.plot(t, [r["density_g_cm3"] for r in rows], color="C0")

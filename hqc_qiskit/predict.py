@@ -32,6 +32,7 @@ from .checkpoint import load_model, refuse_to_overwrite
 from .data.dataset import load_structures, write_structures
 from .data.graph import atoms_to_graph
 from .errors import DataError, HQCError
+from .metrics import force_deviation
 from .torch_device import resolve_device
 from .train import predict
 
@@ -110,8 +111,7 @@ def predict_file(run: str | Path | list, data: str | Path, out: str | Path, pref
             if periodic[first + k]:
                 atoms.info[stress_key] = full_3x3_to_voigt_6_stress(np.mean([p["s_pred"][k] for p in preds], axis=0))
             if spread_keys:
-                f = forces[:, bounds[k] : bounds[k + 1]]                                     # (M, n, 3)
-                deviation = np.sqrt(np.mean(np.sum((f - f.mean(axis=0)) ** 2, axis=-1), axis=0))  # (n,)
+                deviation = force_deviation(forces[:, bounds[k] : bounds[k + 1]])           # (n,)
                 atoms.info[spread_keys[0]] = float(energies[:, k].std())
                 atoms.arrays[spread_keys[1]] = deviation
                 atoms.info[spread_keys[2]] = float(deviation.max())

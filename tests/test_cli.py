@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import ase
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -36,6 +38,13 @@ def test_import_split_info(tmp_path):
     assert (tmp_path / "all.train.extxyz.gz").exists() and (tmp_path / "all.test.extxyz.gz").exists()
     result = runner.invoke(app, ["data", "info", str(tmp_path / "all.train.extxyz.gz")])
     assert result.exit_code == 0 and "6" in result.output
+    bare = tmp_path / "bare.extxyz"   # structures without labels (an MD trajectory, say)
+    ase.io.write(bare, [ase.Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=True)
+                        for a in ase.io.read(tmp_path / "all.train.extxyz.gz", ":")])
+    result = runner.invoke(app, ["data", "info", str(bare)])
+    assert result.exit_code == 2 and "no energy label" in result.output and "--unlabelled" in result.output
+    result = runner.invoke(app, ["data", "info", str(bare), "--unlabelled"])
+    assert result.exit_code == 0 and "frames" in result.output and "E per atom" not in result.output
     for again in (["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(out)],
                   ["data", "split", str(out), "--sizes", "5,3,2"]):   # would change what runs were trained on
         result = runner.invoke(app, again)
@@ -210,4 +219,5 @@ def test_evaluate_reports_stress_where_frames_have_it(tmp_path):
     assert metrics["n_stress_structures"] == 8 and metrics["rmse_stress_gpa"] > 1.0   # the quick model: about 3 GPa
     assert "stress" in result.output and "GPa" in result.output
     info = runner.invoke(app, ["data", "info", str(frames)])
-    assert info.exit_code == 0 and "8 frames, pressure -0.13 to 2.78 GPa" in info.output   # CP2K's, docs/results.md
+    dft = json.loads((ROOT / "docs" / "evidence" / "cp2k_stress.json").read_text())["dft"]["pressure_gpa"]
+    assert info.exit_code == 0 and f"8 frames, pressure {min(dft):.2f} to {max(dft):.2f} GPa" in info.output   # CP2K's

@@ -283,3 +283,38 @@ def test_shipped_defaults_are_found_from_any_directory(tmp_path, monkeypatch):
     typed = runner.invoke(app, ["md", str(QUICK), "--steps", "2", "--out", "md2", "--no-progress",
                                 "--structure", "data/si_liquid_3000K/si_liquid_3000K.val.extxyz.gz"])
     assert typed.exit_code == 2 and "file does not exist" in typed.output
+
+
+def test_md_watched_by_a_committee(start, quick_calc, tmp_path):
+    """A committee member (the shipped run's last checkpoint) watches MD driven by its best model: the logged
+    deviation is the members' force deviation on the logged structure; a trust level stops the run, checkpoint
+    kept; a resume must name the same committee."""
+    from hqc_qiskit.metrics import force_deviation
+
+    last = str(QUICK / "checkpoint.pt")
+    member = HQCCalculator(last, dtype="float64")
+    opt = dict(steps=30, log_every=5, traj_every=5, committee=[last])
+    summary = run_md(start, quick_calc, MDOptions(**opt), tmp_path / "watched", committee=[member])
+    rows = read_rows(tmp_path / "watched" / "md_log.csv")
+    frames = read_structures(tmp_path / "watched" / "md_traj.extxyz")
+    assert [r["step"] for r in rows] == [a.info["step"] for a in frames] == [0, 5, 10, 15, 20, 25, 30]
+    for row, atoms in zip(rows, frames):
+        forces = [quick_calc.get_forces(atoms.copy()), member.get_forces(atoms.copy())]
+        assert row["max_force_dev_eV_A"] == pytest.approx(force_deviation(forces).max(), rel=1e-6, abs=1e-9)
+        assert row["max_force_dev_eV_A"] > 1e-4
+    assert summary["max_force_dev_max_eV_A"] == pytest.approx(max(r["max_force_dev_eV_A"] for r in rows))
+    stopped = run_md(start, quick_calc, MDOptions(**opt, max_force_dev=1e-6), tmp_path / "stopped", committee=[member])
+    assert not stopped["stable"] and "committee force deviation" in stopped["unstable_reason"] and stopped["steps"] == 5
+    assert (tmp_path / "stopped" / "md_checkpoint.json").exists()
+    with pytest.raises(HQCError, match="committee"):
+        run_md(start, quick_calc, MDOptions(**{**opt, "committee": [str(QUICK / "best_model.pt")]}),
+               tmp_path / "watched", resume=True, committee=[member])
+    with pytest.raises(HQCError, match="needs a committee"):
+        MDOptions(max_force_dev=0.5).validate()
+    with pytest.raises(HQCError, match="1 committee members named"):
+        run_md(start, quick_calc, MDOptions(**opt), tmp_path / "x")
+    runner = CliRunner()
+    md = runner.invoke(app, ["md", str(QUICK), "--steps", "10", "--log-every", "5", "--committee", last,
+                             "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert md.exit_code == 0, md.output
+    assert "committee of 2" in md.output and (tmp_path / "cli" / "md_log.png").exists()
