@@ -6,12 +6,15 @@ volume change: their stress (1/V dE/dε by autograd) is an extrapolation. This s
     bash scripts/install_cp2k.sh                                    # Debian's CP2K 2023.1
     python docs/evidence/cp2k_stress.py run --frames 0,1,2          # ~10 min per frame on 2 cores
     python docs/evidence/cp2k_stress.py volume-check --frame 1     # -dE/dV from two strained single points
+    python docs/evidence/cp2k_label_noise.py run --frames 0,1,2                # the converged references
     python docs/evidence/cp2k_stress.py compare runs/quick runs/small_l2_cmlp_long ...
 
 `run` writes one CP2K input per test frame into docs/evidence/cp2k_stress/ (the paper's cp2k.inp settings as in
 cp2k_single_point_frame0.inp: PBE, DZVP-GTH, 400 Ry; plus STRESS_TENSOR ANALYTICAL), runs CP2K and keeps what it
-printed for energy, forces and stress (`frame<k>.dft.json`). `compare` prints, per model, the RMSE of the stress
-components and of the pressure against DFT, and writes docs/evidence/cp2k_stress.json and the frames with CP2K's
+printed for energy, forces and stress (`frame<k>.dft.json`); these from-scratch single points stop tens of meV
+above the minimum of the SCF (see cp2k_label_noise.py, which writes converged ones, `frame<k>.converged.json`).
+`compare` prints, per model, the RMSE of the stress components and of the pressure against DFT (the converged
+results unless `--reference scratch`), and writes docs/evidence/cp2k_stress.json and the frames with CP2K's
 labels (docs/evidence/cp2k_stress_frames.extxyz, which `hqc-qiskit evaluate` reads, stress included). Sign: ASE's (CP2K prints
 the opposite sign; ASE's own CP2K calculator flips it the same way); units eV/Å^3 and GPa.
 """
@@ -67,24 +70,36 @@ def parse_output(text: str, n_atoms: int) -> dict:
             "scf_steps": int(converged[-1]) if converged else None}
 
 
-def run(frames: list[int], np_: int = 2) -> None:
+def run_cp2k(inp: Path, text: str, np_: int) -> str:
+    """Write ``text`` to ``inp``, run CP2K on it (MPI, ``np_`` processes, in inp's folder), return its output."""
+    out = inp.with_suffix(".out")
+    inp.write_text(text)
+    subprocess.run(["mpirun", "--allow-run-as-root", "-np", str(np_), "cp2k.popt", "-i", inp.name, "-o", out.name],
+                   cwd=inp.parent, check=True)
+    return out.read_text()
+
+
+def pending_frames(frames: list[int], suffix: str):
+    """(k, test frame k, result path WORK/frame<k>.<suffix>) for each frame whose result is not there yet."""
     from hqc_qiskit.data.dataset import load_labelled
 
     data = load_labelled(TEST)
     WORK.mkdir(exist_ok=True)
     for k in frames:
-        result = WORK / f"frame{k}.dft.json"
+        result = WORK / f"frame{k}.{suffix}"
         if result.exists():
             print(f"frame {k}: {result} exists, skipped")
             continue
-        inp, out = WORK / f"frame{k}.inp", WORK / f"frame{k}.out"
-        inp.write_text(cp2k_input(data[k], f"Si_frame{k}"))
-        subprocess.run(["mpirun", "--allow-run-as-root", "-np", str(np_), "cp2k.popt", "-i", inp.name, "-o", out.name],
-                       cwd=WORK, check=True)
-        parsed = parse_output(out.read_text(), len(data[k]))
+        yield k, data[k], result
+
+
+def run(frames: list[int], np_: int = 2) -> None:
+    for k, atoms, result in pending_frames(frames, "dft.json"):
+        out = WORK / f"frame{k}.out"
+        parsed = parse_output(run_cp2k(WORK / f"frame{k}.inp", cp2k_input(atoms, f"Si_frame{k}"), np_), len(atoms))
         if parsed["scf_steps"] is None:
             sys.exit(f"frame {k}: the SCF did not converge; see {out}")
-        parsed.update(frame=k, file=str(TEST.relative_to(ROOT)), label_energy_ev=data[k].get_potential_energy())
+        parsed.update(frame=k, file=str(TEST.relative_to(ROOT)), label_energy_ev=atoms.get_potential_energy())
         result.write_text(json.dumps(parsed))
         for tmp in WORK.glob(f"Si_frame{k}*"):   # wavefunction restart files and the like
             tmp.unlink()
@@ -106,18 +121,15 @@ def volume_check(frame: int, strain: float, np_: int = 2) -> dict:
     for sign, tag in ((1, "plus"), (-1, "minus")):
         atoms = base.copy()
         atoms.set_cell(base.cell[:] * (1 + sign * strain), scale_atoms=True)
-        inp, out = WORK / f"frame{frame}_{tag}.inp", WORK / f"frame{frame}_{tag}.out"
+        inp = WORK / f"frame{frame}_{tag}.inp"
         text = cp2k_input(atoms, f"Si_frame{frame}_{tag}")
         side = f"{10.862 * (1 + sign * strain):.12f}"
         text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
             side if float(v) != 0 else v for v in m.group(2).split()), text)
         assert text.count(side) == 3
-        inp.write_text(text)
-        subprocess.run(["mpirun", "--allow-run-as-root", "-np", str(np_), "cp2k.popt", "-i", inp.name, "-o", out.name],
-                       cwd=WORK, check=True)
-        parsed = parse_output(out.read_text(), len(atoms))
+        parsed = parse_output(run_cp2k(inp, text, np_), len(atoms))
         if parsed["scf_steps"] is None:
-            sys.exit(f"frame {frame} {tag}: the SCF did not converge; see {out}")
+            sys.exit(f"frame {frame} {tag}: the SCF did not converge; see {inp.with_suffix('.out')}")
         energies[tag], volumes[tag] = parsed["energy_ev"], atoms.get_volume()
     finite = -(energies["plus"] - energies["minus"]) / (volumes["plus"] - volumes["minus"]) / GPa
     report = {"frame": frame, "strain": strain, "energies_ev": energies, "volumes_a3": volumes,
@@ -129,16 +141,23 @@ def volume_check(frame: int, strain: float, np_: int = 2) -> dict:
     return report
 
 
-def compare(runs: list[str]) -> dict:
+REFERENCES = {"converged": "converged.json", "scratch": "dft.json"}
+
+
+def compare(runs: list[str], reference: str = "converged") -> dict:
+    """``reference``: ``converged`` (cp2k_label_noise.py's converged OT minimum) or ``scratch`` (this script's
+    single points: OT from atomic guesses to the default EPS_SCF, tens of meV above the minimum)."""
     from hqc_qiskit.calculator import HQCCalculator
     from hqc_qiskit.data.dataset import load_labelled
 
     data = load_labelled(TEST)
-    dft = sorted((json.loads(p.read_text()) for p in WORK.glob("frame*.dft.json")), key=lambda d: d["frame"])
+    suffix = REFERENCES[reference]
+    dft = sorted((json.loads(p.read_text()) for p in WORK.glob(f"frame*.{suffix}")), key=lambda d: d["frame"])
     if not dft:
-        sys.exit(f"no DFT results in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
+        script = "cp2k_label_noise.py" if reference == "converged" else Path(__file__).name
+        sys.exit(f"no {reference} DFT results in {WORK}: run `python docs/evidence/{script} run` first")
     ref = np.array([d["stress_ev_a3"] for d in dft])                      # (K, 3, 3)
-    report = {"frames": [d["frame"] for d in dft], "file": dft[0]["file"],
+    report = {"frames": [d["frame"] for d in dft], "file": dft[0]["file"], "reference": reference,
               "dft": {"pressure_gpa": pressure_gpa(ref).tolist(),
                       "energy_minus_label_ev": [d["energy_ev"] - d["label_energy_ev"] for d in dft],
                       "force_rmse_vs_label_ev_a": [float(np.sqrt(np.mean((np.array(d["forces_ev_a"]) -
@@ -166,11 +185,11 @@ def compare(runs: list[str]) -> dict:
               f"{np.sqrt(np.mean(p_error**2)):.2f} GPa, mean error {p_error.mean():+.2f} GPa; pressure "
               + ", ".join(f"{p:.2f}" for p in p_model) + " GPa")
     (HERE / "cp2k_stress.json").write_text(json.dumps(report, indent=1))
-    write_labelled_frames(data, dft)
+    write_labelled_frames(data, dft, reference)
     return report
 
 
-def write_labelled_frames(data: list, dft: list[dict]) -> Path:
+def write_labelled_frames(data: list, dft: list[dict], reference: str) -> Path:
     """The frames with CP2K's energy, forces and stress as labels (extxyz), for `hqc-qiskit evaluate`."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.stress import full_3x3_to_voigt_6_stress
@@ -180,7 +199,9 @@ def write_labelled_frames(data: list, dft: list[dict]) -> Path:
     frames = []
     for d in dft:
         atoms = data[d["frame"]].copy()
-        atoms.info = {"test_frame": d["frame"], "source": "CP2K 2023.1 single point, docs/evidence/cp2k_stress.py"}
+        source = ("converged OT minimum, docs/evidence/cp2k_label_noise.py" if reference == "converged" else
+                  "single point from atomic guesses, docs/evidence/cp2k_stress.py")
+        atoms.info = {"test_frame": d["frame"], "source": f"CP2K 2023.1, {source}"}
         atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
                                            stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
         frames.append(atoms)
@@ -201,13 +222,15 @@ def main() -> None:
     check_p.add_argument("--np", type=int, default=2, help="MPI processes")
     compare_p = sub.add_parser("compare", help="the models' stress against the DFT stress")
     compare_p.add_argument("runs", nargs="+", help="run directories, relative to the repository root")
+    compare_p.add_argument("--reference", choices=sorted(REFERENCES), default="converged",
+                           help="DFT stresses to compare with (default: the converged OT minima of cp2k_label_noise.py)")
     args = parser.parse_args()
     if args.command == "run":
         run([int(x) for x in args.frames.split(",")], args.np)
     elif args.command == "volume-check":
         volume_check(args.frame, args.strain, args.np)
     else:
-        compare(args.runs)
+        compare(args.runs, args.reference)
 
 
 if __name__ == "__main__":
