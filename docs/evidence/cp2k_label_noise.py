@@ -3,6 +3,7 @@
     bash scripts/install_cp2k.sh
     python docs/evidence/cp2k_label_noise.py run --frames 0,1,2,3,4,5,6,7     # ~8 min per frame on 2 cores
     python docs/evidence/cp2k_label_noise.py compare runs/l2_hqc_cz_long ...  # labels, single points, models vs converged
+    python docs/evidence/cp2k_label_noise.py volume-check --frame 1           # cp2k_stress.py's check, converged
 
 The data's MD (the paper's cp2k.inp) minimizes with OT (orbital transformation, integer occupations, no
 smearing) to CP2K's default EPS_SCF of 1e-5, each step starting from the previous steps' wavefunctions. Liquid
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from ase.units import GPa
 
-from cp2k_stress import ROOT, TEST, WORK, cp2k_input, parse_output, pending_frames, run_cp2k
+from cp2k_stress import ROOT, TEST, WORK, cp2k_input, parse_output, pending_frames, run_cp2k, volume_check
 from hqc_qiskit.metrics import pressure_gpa
 
 OT_SCF = """      &SCF
@@ -72,26 +73,33 @@ RESTARTED_OT_SCF = """      WFN_RESTART_FILE_NAME {wfn}
 """
 
 
+def converged_single_point(text: str, project: str, np_: int) -> tuple[dict, dict]:
+    """(converged OT result, smeared result) of the CP2K input ``text`` (the data's OT section, PROJECT ``project``):
+    a smeared diagonalization from atomic guesses, then the data's OT from its wavefunction to EPS_SCF 1e-6.
+    Working files (``<project>_*`` in WORK) are removed afterwards."""
+    assert OT_SCF in text and f"PROJECT {project}\n" in text
+    n_atoms = text[text.index("&COORD"):text.index("&END COORD")].count("\n") - 1
+    smeared_text = text.replace(OT_SCF, SMEARED_SCF).replace(f"PROJECT {project}\n", f"PROJECT {project}_smeared\n")
+    smeared = parse_output(run_cp2k(WORK / f"{project}_smeared.inp", smeared_text, np_), n_atoms)
+    if smeared["scf_steps"] is None:
+        sys.exit(f"{project}: the smeared SCF did not converge; see {WORK / f'{project}_smeared.out'}")
+    ot_text = text.replace(OT_SCF, RESTARTED_OT_SCF.format(wfn=f"{project}_smeared-RESTART.wfn"))
+    ot_text = ot_text.replace(f"PROJECT {project}\n", f"PROJECT {project}_converged\n")
+    parsed = parse_output(run_cp2k(WORK / f"{project}_converged.inp", ot_text, np_), n_atoms)
+    if parsed["scf_steps"] is None:
+        sys.exit(f"{project}: the restarted OT did not converge; see {WORK / f'{project}_converged.out'}")
+    for tmp in WORK.glob(f"{project}_*"):   # inputs, outputs, wavefunction restart files
+        tmp.unlink()
+    return parsed, smeared
+
+
 def run(frames: list[int], np_: int = 2) -> None:
     for k, atoms, result in pending_frames(frames, "converged.json"):
-        base = cp2k_input(atoms, f"Si_smeared{k}")
-        assert OT_SCF in base
-        smeared = parse_output(run_cp2k(WORK / f"frame{k}_smeared.inp", base.replace(OT_SCF, SMEARED_SCF), np_), len(atoms))
-        if smeared["scf_steps"] is None:
-            sys.exit(f"frame {k}: the smeared SCF did not converge; see {WORK / f'frame{k}_smeared.out'}")
-        ot_text = base.replace(OT_SCF, RESTARTED_OT_SCF.format(wfn=f"Si_smeared{k}-RESTART.wfn"))
-        ot_text = ot_text.replace(f"PROJECT Si_smeared{k}", f"PROJECT Si_converged{k}")
-        parsed = parse_output(run_cp2k(WORK / f"frame{k}_converged.inp", ot_text, np_), len(atoms))
-        if parsed["scf_steps"] is None:
-            sys.exit(f"frame {k}: the restarted OT did not converge; see {WORK / f'frame{k}_converged.out'}")
+        parsed, smeared = converged_single_point(cp2k_input(atoms, f"Si_frame{k}"), f"Si_frame{k}", np_)
         parsed.update(frame=k, file=str(TEST.relative_to(ROOT)), label_energy_ev=atoms.get_potential_energy(),
                       eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"], smeared_forces_ev_a=smeared["forces_ev_a"],
                       smeared_scf_steps=smeared["scf_steps"])
         result.write_text(json.dumps(parsed))
-        for tmp in WORK.glob(f"frame{k}_*"):
-            tmp.unlink()
-        for tmp in [*WORK.glob(f"Si_smeared{k}*"), *WORK.glob(f"Si_converged{k}*")]:
-            tmp.unlink()
         print(f"frame {k}: converged E - label {1000 * (parsed['energy_ev'] - parsed['label_energy_ev']):+.1f} meV, "
               f"F RMS vs label {_rms(np.array(parsed['forces_ev_a']) - atoms.get_forces()):.3f} eV/Å")
 
@@ -173,11 +181,18 @@ def main() -> None:
     run_p = sub.add_parser("run", help="converged OT minimum per test frame (smeared diagonalization, then OT)")
     run_p.add_argument("--frames", default="0,1,2,3,4,5,6,7", help="test-file frames, comma-separated")
     run_p.add_argument("--np", type=int, default=2, help="MPI processes")
+    check_p = sub.add_parser("volume-check", help="cp2k_stress.py's volume check with converged single points")
+    check_p.add_argument("--frame", type=int, default=1)
+    check_p.add_argument("--strain", type=float, default=0.005, help="isotropic linear strain of each side")
+    check_p.add_argument("--np", type=int, default=2, help="MPI processes")
     compare_p = sub.add_parser("compare", help="labels and from-scratch single points against the converged results")
     compare_p.add_argument("runs", nargs="*", help="run directories whose forces to compare with both, relative to the repository root")
     args = parser.parse_args()
     if args.command == "run":
         run([int(x) for x in args.frames.split(",")], args.np)
+    elif args.command == "volume-check":
+        volume_check(args.frame, args.strain, args.np, solve=lambda text, project: converged_single_point(
+            text, project, args.np)[0], reference="converged")
     else:
         compare(args.runs)
 

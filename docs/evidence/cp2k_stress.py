@@ -108,31 +108,33 @@ def run(frames: list[int], np_: int = 2) -> None:
               f"pressure {pressure_gpa(parsed['stress_ev_a3']):.3f} GPa")
 
 
-def volume_check(frame: int, strain: float, np_: int = 2) -> dict:
+def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference: str = "dft") -> dict:
     """The analytical pressure against -(E+ - E-)/(V+ - V-) from two single points with the frame (cell and
     atoms) scaled isotropically by 1 +- strain: checks the sign and units taken from CP2K's stress printout,
-    and that CP2K's analytical stress is the derivative of its energy at these settings."""
+    and that CP2K's analytical stress is the derivative of its energy at these settings.
+    ``solve(input text, project) -> parsed output`` replaces the plain single point (cp2k_label_noise.py passes
+    its converged one, with ``reference="converged"``: the analytical stress of frame<k>.converged.json)."""
     from hqc_qiskit.data.dataset import load_labelled
 
-    analytical = json.loads((WORK / f"frame{frame}.dft.json").read_text())
+    analytical = json.loads((WORK / f"frame{frame}.{reference}.json").read_text())
     base = load_labelled(TEST)[frame]
-    result = WORK / f"frame{frame}.volume_check.json"
+    result = WORK / f"frame{frame}.volume_check{'' if reference == 'dft' else '.' + reference}.json"
     energies, volumes = {}, {}
     for sign, tag in ((1, "plus"), (-1, "minus")):
         atoms = base.copy()
         atoms.set_cell(base.cell[:] * (1 + sign * strain), scale_atoms=True)
-        inp = WORK / f"frame{frame}_{tag}.inp"
-        text = cp2k_input(atoms, f"Si_frame{frame}_{tag}")
+        inp, project = WORK / f"frame{frame}_{tag}.inp", f"Si_frame{frame}_{tag}"
+        text = cp2k_input(atoms, project)
         side = f"{10.862 * (1 + sign * strain):.12f}"
         text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
             side if float(v) != 0 else v for v in m.group(2).split()), text)
         assert text.count(side) == 3
-        parsed = parse_output(run_cp2k(inp, text, np_), len(atoms))
+        parsed = solve(text, project) if solve else parse_output(run_cp2k(inp, text, np_), len(atoms))
         if parsed["scf_steps"] is None:
             sys.exit(f"frame {frame} {tag}: the SCF did not converge; see {inp.with_suffix('.out')}")
         energies[tag], volumes[tag] = parsed["energy_ev"], atoms.get_volume()
     finite = -(energies["plus"] - energies["minus"]) / (volumes["plus"] - volumes["minus"]) / GPa
-    report = {"frame": frame, "strain": strain, "energies_ev": energies, "volumes_a3": volumes,
+    report = {"frame": frame, "strain": strain, "reference": reference, "energies_ev": energies, "volumes_a3": volumes,
               "pressure_finite_difference_gpa": finite,
               "pressure_analytical_gpa": float(pressure_gpa(analytical["stress_ev_a3"]))}
     result.write_text(json.dumps(report, indent=1))
