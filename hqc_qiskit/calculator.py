@@ -9,8 +9,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .checkpoint import load_model
-from .errors import ConfigError
 from .data.graph import atoms_to_graph, collate, to_device
+from .errors import ConfigError
 from .torch_device import resolve_device
 
 

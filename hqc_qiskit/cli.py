@@ -97,16 +97,17 @@ def info_cmd(
     import numpy as np
 
     from .data.dataset import closest_pair, density_g_cm3, load_labelled, load_structures
+    from .errors import MissingLabelError
 
     try:
         if unlabelled:
             frames = load_structures(file)
         else:
             frames = load_labelled(file, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
+    except MissingLabelError as exc:
+        _fail(HQCError(f"{exc}; for structures without labels use --unlabelled"))
     except HQCError as exc:
-        missing = not unlabelled and (f"no energy label (looked for key '{energy_key}')" in str(exc)
-                                      or f"no forces label (looked for key '{forces_key}')" in str(exc))
-        _fail(HQCError(f"{exc}; for structures without labels use --unlabelled") if missing else exc)
+        _fail(exc)
     reach = 4.0   # Å: closest pairs are looked for within this distance
     pairs = [(pair[2], k, pair[0], pair[1]) for k, a in enumerate(frames) if (pair := closest_pair(a, reach))]
     table = Table(title=str(file))
@@ -237,8 +238,8 @@ def predict_cmd(
 
     try:
         with progress_bar("structures", None, progress) as bar:
-            summary = predict_file(runs if len(runs) > 1 else runs[0], data, out, prefix=prefix, which=which,
-                                   device=device, batch_size=batch_size, overwrite=overwrite, progress=bar)
+            summary = predict_file(runs, data, out, prefix=prefix, which=which, device=device, batch_size=batch_size,
+                                   overwrite=overwrite, progress=bar)
     except HQCError as exc:
         _fail(exc)
     except KeyboardInterrupt:

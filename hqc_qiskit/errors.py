@@ -18,6 +18,10 @@ class DataError(HQCError, ValueError):
         self.path, self.frame, self.field = path, frame, field
 
 
+class MissingLabelError(DataError):
+    """A frame lacks a required label (energy or forces): the file may be structures only."""
+
+
 class ConfigError(HQCError, ValueError):
     """Invalid run configuration."""
 

@@ -94,10 +94,13 @@ def predict_file(run: str | Path | list, data: str | Path, out: str | Path, pref
     n_atoms, total = 0, len(frames) * len(models)
     for first in range(0, len(frames), chunk):
         part = frames[first : first + chunk]
-        preds = []
+        preds, graphs_by_cutoff = [], {}   # members of one config share their neighbour lists
         for m, model in enumerate(models):
             cfg = model.config
-            graphs = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in part]
+            key = (cfg.cutoff, tuple(cfg.species))
+            if key not in graphs_by_cutoff:
+                graphs_by_cutoff[key] = [atoms_to_graph(atoms, cfg.cutoff, cfg.species) for atoms in part]
+            graphs = graphs_by_cutoff[key]
             done = m * len(frames) + first
             tick = None if progress is None else (lambda d, _total, done=done: progress(done + d, total))
             dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
@@ -118,7 +121,7 @@ def predict_file(run: str | Path | list, data: str | Path, out: str | Path, pref
         n_atoms += int(bounds[-1])
     seconds = time.perf_counter() - start
     write_structures(out, frames)
-    summary = {"model": str(run) if len(runs) == 1 else [str(r) for r in runs], "data": str(data), "out": str(out),
+    summary = {"model": str(runs[0]) if len(runs) == 1 else [str(r) for r in runs], "data": str(data), "out": str(out),
                "frames": len(frames), "atoms": n_atoms, "energy_key": energy_key, "forces_key": forces_key,
                "stress_key": stress_key if any(periodic) else None, "seconds": seconds, "device": str(dev)}
     if spread_keys:

@@ -70,6 +70,10 @@ def parse_output(text: str, n_atoms: int) -> dict:
             "scf_steps": int(converged[-1]) if converged else None}
 
 
+# the DFT results a comparison can use: this script's from-scratch single points, or cp2k_label_noise.py's converged ones
+REFERENCES = {"converged": "converged.json", "scratch": "dft.json"}
+
+
 def run_cp2k(inp: Path, text: str, np_: int) -> str:
     """Write ``text`` to ``inp``, run CP2K on it (MPI, ``np_`` processes, in inp's folder), return its output."""
     out = inp.with_suffix(".out")
@@ -108,7 +112,7 @@ def run(frames: list[int], np_: int = 2) -> None:
               f"pressure {pressure_gpa(parsed['stress_ev_a3']):.3f} GPa")
 
 
-def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference: str = "dft") -> dict:
+def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference: str = "scratch") -> dict:
     """The analytical pressure against -(E+ - E-)/(V+ - V-) from two single points with the frame (cell and
     atoms) scaled isotropically by 1 +- strain: checks the sign and units taken from CP2K's stress printout,
     and that CP2K's analytical stress is the derivative of its energy at these settings.
@@ -116,9 +120,9 @@ def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference:
     its converged one, with ``reference="converged"``: the analytical stress of frame<k>.converged.json)."""
     from hqc_qiskit.data.dataset import load_labelled
 
-    analytical = json.loads((WORK / f"frame{frame}.{reference}.json").read_text())
+    analytical = json.loads((WORK / f"frame{frame}.{REFERENCES[reference]}").read_text())
     base = load_labelled(TEST)[frame]
-    result = WORK / f"frame{frame}.volume_check{'' if reference == 'dft' else '.' + reference}.json"
+    result = WORK / f"frame{frame}.volume_check{'' if reference == 'scratch' else '.' + reference}.json"
     energies, volumes = {}, {}
     for sign, tag in ((1, "plus"), (-1, "minus")):
         atoms = base.copy()
@@ -141,9 +145,6 @@ def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference:
     print(f"frame {frame}: pressure {report['pressure_analytical_gpa']:.3f} GPa (analytical stress, ASE sign) vs "
           f"{finite:.3f} GPa (-dE/dV from +-{strain:g} strain)")
     return report
-
-
-REFERENCES = {"converged": "converged.json", "scratch": "dft.json"}
 
 
 def compare(runs: list[str], reference: str = "converged") -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ..errors import DataError
+from ..errors import DataError, MissingLabelError
 from .graph import edge_lengths, neighbour_list
 
 # Å: closer atoms mean a broken file (duplicated atoms, nm instead of Å); the H2 bond is 0.74 Å
@@ -147,7 +147,7 @@ def load_labelled(
         n = len(atoms)
         energy = _label(atoms, energy_key, per_atom=False)
         if energy is None:
-            raise DataError(path, f"no energy label (looked for key '{energy_key}')", k, energy_key)
+            raise MissingLabelError(path, f"no energy label (looked for key '{energy_key}')", k, energy_key)
         try:
             energy = float(energy)
         except (TypeError, ValueError):
@@ -156,7 +156,7 @@ def load_labelled(
             raise DataError(path, f"energy is {energy}", k, energy_key)
         forces = _label(atoms, forces_key, per_atom=True)
         if forces is None and require_forces:
-            raise DataError(path, f"no forces label (looked for key '{forces_key}')", k, forces_key)
+            raise MissingLabelError(path, f"no forces label (looked for key '{forces_key}')", k, forces_key)
         if forces is not None:
             forces = np.asarray(forces, dtype=float)
             if forces.shape != (n, 3):
