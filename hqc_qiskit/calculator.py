@@ -1,5 +1,5 @@
 """ASE calculators for a trained hqc-qiskit model: exact (energy, free_energy, forces, stress) and
-shot-based (energy with its shot-noise standard error, on any backend)."""
+shot-based (energy, forces and stress with their shot-noise standard errors, on any backend)."""
 
 from __future__ import annotations
 
@@ -60,24 +60,31 @@ class HQCCalculator(Calculator):
 
 
 class HQCShotCalculator(Calculator):
-    """ASE Calculator whose energy is measured: every readout circuit of the structure runs on ``backend``
-    (a name as in ``hqc-qiskit backends``, or a Backend from ``quantum.backends.make_backend`` for profiles,
-    noise scales, mitigation and runtime options) with ``shots`` shots per circuit on average.
+    """ASE Calculator whose energy, forces and stress are measured: every readout circuit of the structure runs
+    on ``backend`` (a name as in ``hqc-qiskit backends``, or a Backend from ``quantum.backends.make_backend``
+    for profiles, noise scales, mitigation and runtime options) with ``shots`` shots per circuit on average.
 
     ``results["energy"]`` (eV) is the shot-based estimate, ``results["energy_uncertainty"]`` its standard
-    error (eV, shot noise only; 0 for ``exact``), ``results["exact_energy"]`` the exact engine's energy (eV)
-    and ``last_estimate`` the full :class:`~hqc_qiskit.quantum.estimate.EnergyEstimate` (circuits, shots,
-    QPU seconds). Energies only: shot-based forces are not implemented (use :class:`HQCCalculator`).
+    error (eV, shot noise only; 0 for ``exact``), ``results["exact_energy"]`` the exact engine's energy (eV).
+    Asking for forces (eV/Å) or stress (eV/Å^3, periodic structures, ASE's Voigt order and sign) also runs
+    each circuit's 2n parameter-shifted copies (:mod:`hqc_qiskit.quantum.shot_forces`), so it costs 1 + 2n
+    times the energy's circuits; ``results["forces_uncertainty"]`` (N, 3) and ``results["stress_uncertainty"]``
+    (6,) are their standard errors unless ``force_uncertainty=False`` (which skips the few seconds of
+    autograd that the errors need). A value once measured for a structure is kept: asking for forces after
+    the energy adds the forces and leaves the energy as it was. ``last_estimate`` is the full
+    :class:`~hqc_qiskit.quantum.estimate.EnergyEstimate` or
+    :class:`~hqc_qiskit.quantum.shot_forces.ForceEstimate` (circuits, shots, QPU seconds, exact values).
     ``seed`` seeds the simulated shot noise: a calculator with the same seed repeats its sequence of estimates.
 
     >>> calc = HQCShotCalculator("runs/study_readouts/small_hqc_cz_s0", backend="aer", shots=50000, seed=0)  # doctest: +SKIP
     >>> atoms.calc = calc; atoms.get_potential_energy(), calc.results["energy_uncertainty"]  # doctest: +SKIP
     """
 
-    implemented_properties = ["energy", "free_energy"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, model_path: str | Path | None = None, model=None, backend="aer", shots: int = 50000,
-                 allocation: str = "uniform", seed: int | None = None, which: str = "best", **kwargs):
+                 allocation: str = "uniform", seed: int | None = None, which: str = "best",
+                 force_uncertainty: bool = True, **kwargs):
         import numpy as np
 
         from .quantum.backends import Backend, make_backend
@@ -97,20 +104,32 @@ class HQCShotCalculator(Calculator):
             raise ConfigError(f"shots must be a positive integer (per circuit, on average), got {shots!r}")
         self.backend = backend if isinstance(backend, Backend) else make_backend(backend)
         self.shots, self.allocation = int(shots), allocation
+        self.force_uncertainty = bool(force_uncertainty)
         self.rng = np.random.default_rng(seed)
         self.last_estimate = None
 
-    def get_property(self, name, atoms=None, allow_calculation=True):
-        if name not in self.implemented_properties:   # ASE's own message would not say why or what to use
-            raise PropertyNotImplementedError(f"{name}: shot-based evaluation gives energies only (with their "
-                                              "standard error); use HQCCalculator (exact engine) for forces and stress")
-        return super().get_property(name, atoms, allow_calculation)
-
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         from .quantum.estimate import estimate_energy
+        from .quantum.shot_forces import estimate_forces
 
+        kept = {} if system_changes else dict(self.results)   # same structure: what was measured stays
         super().calculate(atoms, properties, system_changes)
-        est = estimate_energy(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng)
+        if "stress" in properties and not self.atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a periodic structure (pbc=True with a cell)")
+        if "forces" not in properties and "stress" not in properties:
+            est = estimate_energy(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng)
+            results = {"energy": est.energy, "energy_uncertainty": est.stderr, "exact_energy": est.exact_energy}
+        else:
+            est = estimate_forces(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng,
+                                  stress="stress" in properties, uncertainty=self.force_uncertainty)
+            results = {"energy": est.energy, "energy_uncertainty": est.energy_stderr,
+                       "exact_energy": est.exact_energy, "forces": est.forces}
+            if est.forces_stderr is not None:
+                results["forces_uncertainty"] = est.forces_stderr
+            if est.stress is not None:
+                results["stress"] = full_3x3_to_voigt_6_stress(est.stress)
+                if est.stress_stderr is not None:   # sigma_yz and sigma_zy are one measurement (symmetric strain)
+                    results["stress_uncertainty"] = full_3x3_to_voigt_6_stress(est.stress_stderr)
+        results["free_energy"] = results["energy"]
         self.last_estimate = est
-        self.results = {"energy": est.energy, "free_energy": est.energy, "energy_uncertainty": est.stderr,
-                        "exact_energy": est.exact_energy}
+        self.results = {**results, **kept}

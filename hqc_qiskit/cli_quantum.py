@@ -107,12 +107,17 @@ def energy_cmd(
     seed: Optional[int] = typer.Option(None, help="seed of the simulated shot noise"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the result as JSON"),
     noisy_engine: NoisyEngine = "batched",
+    forces: bool = typer.Option(False, "--forces", help="also measure the forces (parameter shift: 1 + 2n times "
+                                "the circuits)"),
+    stress: bool = typer.Option(False, "--stress", help="also measure the stress (periodic structures; implies --forces)"),
 ):
-    """Shot-based energy of one structure (eV) with its standard error, on any backend."""
+    """Shot-based energy of one structure (eV) with its standard error, on any backend; with --forces
+    [--stress] also the forces (eV/Å) and stress (GPa) and theirs, by the parameter-shift rule."""
     from .checkpoint import atomic_write_json, load_model
     from .data.dataset import read_structures
     from .quantum.backends import RuntimeOptions, make_backend
     from .quantum.estimate import estimate_energy, readout_problem, shots_per_circuit
+    from .quantum.shot_forces import estimate_forces, force_problem, force_shots
 
     try:
         model = load_model(run_dir).double()
@@ -123,25 +128,50 @@ def energy_cmd(
         runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
                                  max_qpu_seconds=max_qpu_seconds, journal=str(journal) if journal else None, seed=seed)
         b = make_backend(backend, profile, noise_scale, mitigation, runtime, noisy_engine)
-        problem = readout_problem(model, atoms)
+        with_forces = forces or stress
+        if with_forces:   # the Jacobian only when it sets the shots (optimal) or after a dry run
+            fp = force_problem(model, atoms, stress, uncertainty=not dry_run or allocation == "optimal")
+            batch, per_circuit = fp.combined, force_shots(fp, shots, allocation)
+        else:
+            problem = readout_problem(model, atoms)
+            batch, per_circuit = problem.batch, shots_per_circuit(problem, shots, allocation)
         if dry_run:
-            cost = b.cost(problem.batch, shots_per_circuit(problem, shots, allocation))
+            cost = b.cost(batch, per_circuit)
             for key, value in cost.items():
                 console.print(f"{key:>22}: {value}")
             print_cap_check(cost["qpu_seconds"], max_qpu_seconds)
             console.print("dry run: nothing was submitted")
             return
-        est = estimate_energy(model, atoms, b, shots, allocation, np.random.default_rng(seed), problem)
+        rng = np.random.default_rng(seed)
+        est = (estimate_forces(model, atoms, b, shots, allocation, rng, stress, problem=fp) if with_forces
+               else estimate_energy(model, atoms, b, shots, allocation, rng, problem))
     except (HQCError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:   # with --journal, finished jobs are kept and not submitted again
         interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
     n = est.n_atoms
-    console.print(f"E = {est.energy:.6f} ± {est.stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {est.stderr / n * 1000:.3f} meV/atom)")
+    stderr = est.energy_stderr if with_forces else est.stderr
+    console.print(f"E = {est.energy:.6f} ± {stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {stderr / n * 1000:.3f} meV/atom)")
     console.print(f"exact engine: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")
+    if with_forces:
+        _print_forces(est)
     console.print(f"{est.circuits} circuits, {est.shots} shots ({allocation}), backend {est.backend}")
     if json_out:
         atomic_write_json(est.as_dict(), json_out)
+
+
+def _print_forces(est) -> None:
+    """Forces and stress of a ForceEstimate against the exact engine: RMS difference and typical standard error."""
+    from ase.units import GPa
+
+    diff = np.sqrt(np.mean((est.forces - est.exact_forces) ** 2))
+    console.print(f"forces: RMS difference to the exact engine {diff:.4f} eV/Å over {est.n_atoms} atoms; "
+                  f"median standard error {np.median(est.forces_stderr):.4f} eV/Å")
+    if est.stress is not None:
+        fmt = " ".join(f"{v / GPa:+.3f}" for v in est.stress.ravel()[[0, 4, 8, 5, 2, 1]])
+        err = " ".join(f"{v / GPa:.3f}" for v in est.stress_stderr.ravel()[[0, 4, 8, 5, 2, 1]])
+        console.print(f"stress (GPa, xx yy zz yz xz xy): {fmt}  ± {err}")
+        console.print(f"exact engine stress (GPa): {' '.join(f'{v / GPa:+.3f}' for v in est.exact_stress.ravel()[[0, 4, 8, 5, 2, 1]])}")
 
 
 # the inputs both studies take

@@ -513,7 +513,8 @@ def test_an_ibm_token_never_reaches_outputs(monkeypatch, tmp_path):
 
 def test_shot_calculator(tmp_path):
     """HQCShotCalculator: exact backend = HQCCalculator's energy; aer within its error, error ~ 1/sqrt(shots),
-    seeded sequences repeat, a new estimate only when the atoms move; energies only; clear errors."""
+    seeded sequences repeat, a new estimate only when the atoms move, forces keep the measured energy; clear
+    errors."""
     from ase.calculators.calculator import PropertyNotImplementedError
 
     from hqc_qiskit.calculator import HQCCalculator, HQCShotCalculator
@@ -550,8 +551,14 @@ def test_shot_calculator(tmp_path):
     first = atoms.get_potential_energy()
     assert atoms.get_potential_energy() == first                            # ASE caches until the atoms change
     assert calc.last_estimate.circuits == 2 * 64 and calc.last_estimate.shots == 200 * 128
-    with pytest.raises(PropertyNotImplementedError, match="energies only"):
-        atoms.get_forces()
+    forces = atoms.get_forces()                                             # energy + shifted circuits, once
+    assert atoms.get_potential_energy() == first                            # the measured energy is kept
+    assert forces.shape == (64, 3) and calc.results["forces_uncertainty"].shape == (64, 3)
+    assert calc.last_estimate.circuits == 128 * (1 + 2 * 8)
+    molecule = atoms[:3]
+    molecule.pbc, molecule.calc = False, calc
+    with pytest.raises(PropertyNotImplementedError, match="periodic"):
+        molecule.get_stress()
     with pytest.raises(ConfigError, match="quantum readouts"):
         HQCShotCalculator(model=build_model(dict(TINY_MODEL)))
     for bad, match in ((dict(shots=0), "shots must be a positive integer"), (dict(shots=1.5), "shots must"),

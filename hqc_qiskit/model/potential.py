@@ -72,9 +72,7 @@ class HQCPotential(nn.Module):
         cells = batch[K.CELL]                                                        # (B, 3, 3) Å, rows
         if compute_stress:   # homogeneous strain of atoms and cell; dE/dε at ε = 0 (NequIP/MACE do the same)
             strain = torch.zeros_like(cells, requires_grad=True)                     # (B, 3, 3)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            strained = positions + torch.einsum("ni,nij->nj", positions, sym[batch[K.BATCH]])
-            cells = cells + torch.bmm(cells, sym)
+            strained, cells = apply_strain(positions, cells, strain, batch[K.BATCH])
         senders, receivers = batch[K.EDGE_INDEX]
         species = batch[K.SPECIES]
         cell = cells[batch[K.BATCH][receivers]]                                      # (M, 3, 3)
@@ -106,6 +104,13 @@ class HQCPotential(nn.Module):
             (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)
             out["forces"] = -grad                                                    # (N, 3) eV/Å
         return out
+
+
+def apply_strain(positions: torch.Tensor, cells: torch.Tensor, strain: torch.Tensor, structure: torch.Tensor):
+    """Positions (N, 3) Å and cells (B, 3, 3) Å (rows) under the homogeneous strain (B, 3, 3) (symmetrized);
+    ``structure`` (N,) is each atom's structure index. The stress is (1/V) dE/dstrain at strain = 0."""
+    sym = 0.5 * (strain + strain.transpose(1, 2))
+    return positions + torch.einsum("ni,nij->nj", positions, sym[structure]), cells + torch.bmm(cells, sym)
 
 
 def build_model(config: ModelConfig | dict) -> HQCPotential:

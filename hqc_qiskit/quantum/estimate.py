@@ -134,6 +134,13 @@ def shots_per_circuit(problem: ReadoutProblem, shots: int | None, allocation: st
     return allocate_shots(variance, int(shots) * k, allocation)
 
 
+def decoded_variance(coeffs: np.ndarray, cov: np.ndarray, shots: np.ndarray) -> np.ndarray:
+    """Variance (K,) of each circuit's decoded sample mean c_k . Zbar_k: c_k^T C_k c_k / S_k; 0 where exact."""
+    var = np.einsum("kq,kqr,kr->k", coeffs, cov, coeffs)
+    finite = np.isfinite(shots)
+    return np.where(finite, var / np.where(finite, shots, 1.0), 0.0)
+
+
 def estimate_energy(model, atoms, backend: Backend, shots: int | None = 50000, allocation: str = "uniform",
                     rng: np.random.Generator | None = None, problem: ReadoutProblem | None = None) -> EnergyEstimate:
     """Energy (eV) of ``atoms`` and its shot-noise standard error, measured on ``backend``.
@@ -146,9 +153,8 @@ def estimate_energy(model, atoms, backend: Backend, shots: int | None = 50000, a
     per_circuit = shots_per_circuit(problem, shots if backend.shot_based else None, allocation)
     samples = backend.for_allocation(allocation).run(problem.batch, per_circuit, rng)
     energy = problem.constant + float(np.sum(problem.coeffs * samples.mean))
+    stderr = float(np.sqrt(np.sum(decoded_variance(problem.coeffs, samples.cov, samples.shots))))
     finite = np.isfinite(samples.shots)
-    var = np.einsum("kq,kqr,kr->k", problem.coeffs, samples.cov, problem.coeffs)
-    stderr = float(np.sqrt(np.sum(var[finite] / samples.shots[finite]))) if finite.any() else 0.0
     executed = samples.info.get("executed_shots", np.sum(per_circuit))   # with ZNE: every fold's shots
     return EnergyEstimate(energy, stderr, problem.exact_energy, problem.n_atoms, k,
                           int(executed) if finite.all() else 0, backend.name, allocation, samples.qpu_seconds)

@@ -1,0 +1,304 @@
+"""Shot-based forces and stress of a trained HQC model: the parameter-shift rule for the circuits,
+exact autograd for the classical part that feeds them.
+
+Input q of readout circuit k enters through a single RY(x_kq) on qubit q, so every <Z_p> is a
+first-degree trigonometric polynomial in x_kq and
+
+    d<Z_p>/dx_kq = ( <Z_p>(x_k + pi/2 e_q) - <Z_p>(x_k - pi/2 e_q) ) / 2
+
+holds exactly for the expectation values; measured with shots both terms are unbiased, and under gate
+and readout noise that does not depend on x it is the exact derivative of the noisy expectation. (With
+ZNE the rule is applied to the extrapolated values; folding repeats gates, so there it is exact only in
+the zero-noise limit that ZNE extrapolates to.)
+
+With c_k the decode weights of circuit k's readout, g_kq = c_k . d<Z>/dx_kq (eV/rad) is measured from
+the 2n shifted copies of each circuit, and the circuit inputs x(r, eps) are differentiated exactly:
+
+    F = -J_r^T g  (eV/Å),    sigma = J_eps^T g / V  (eV/Å^3),    J = dx/d(r, eps)  (forward-mode autograd).
+
+Every circuit is measured with its own shots, so Var(F_a) = sum_kq J_kqa^2 Var(g_kq) with
+Var(g_kq) = (v_kq+ / S_kq+ + v_kq- / S_kq-) / 4 and v = c^T C c per shot: the standard errors are exact
+given J (a few seconds of autograd on a 64-atom structure; ``uncertainty=False`` skips it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import keys as K
+from ..data.graph import atoms_to_graph, collate, to_device
+from ..errors import ConfigError
+from ..model.potential import apply_strain
+from .backends import Backend, CircuitBatch, exact_distributions, stats_from_distribution
+from .estimate import (ALLOCATIONS, ReadoutProblem, allocate_shots, decoded_variance, readout_problem,
+                       shots_per_circuit)
+
+SHIFT = np.pi / 2   # rad: the shift of the parameter-shift rule for a Pauli rotation
+
+
+@dataclass
+class ForceEstimate:
+    """A structure's shot-based energy (eV), forces (N, 3) eV/Å and optionally stress (3, 3) eV/Å^3 (ASE's
+    sign), each with its standard error (shot noise only; 0 for exact; None when not computed), and the exact
+    engine's values for reference."""
+
+    energy: float
+    energy_stderr: float
+    forces: np.ndarray
+    forces_stderr: np.ndarray | None
+    stress: np.ndarray | None
+    stress_stderr: np.ndarray | None
+    exact_energy: float
+    exact_forces: np.ndarray
+    exact_stress: np.ndarray | None
+    n_atoms: int
+    circuits: int
+    shots: int
+    backend: str
+    allocation: str
+    qpu_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {f.name: (v.tolist() if isinstance(v := getattr(self, f.name), np.ndarray) else v) for f in fields(self)}
+
+
+def shifted_inputs(x: np.ndarray) -> np.ndarray:
+    """Inputs (m, n) rad -> the (m * 2n, n) shifted copies, ordered [circuit][input q][+pi/2, -pi/2]."""
+    m, n = x.shape
+    shifts = np.stack([SHIFT * np.eye(n), -SHIFT * np.eye(n)], axis=1)          # (n, 2, n)
+    return (x[:, None, None, :] + shifts[None]).reshape(m * 2 * n, n)
+
+
+def shifted_batch(batch: CircuitBatch) -> CircuitBatch:
+    """Every circuit of ``batch`` with each input shifted by +-pi/2 (same weights): 2n circuits per circuit."""
+    groups = [(shifted_inputs(np.asarray(x, float)), w) for x, w in batch.groups]
+    return CircuitBatch(batch.ansatz, batch.n_qubits, batch.n_layers, groups)
+
+
+class _InputRecorder(nn.Module):
+    """Stands in for a readout's circuit: records its input angles (N, n), returns zeros (N, n)."""
+
+    def __init__(self, n_qubits: int, sink: list):
+        super().__init__()
+        self.n_qubits, self.sink = n_qubits, sink
+
+    def forward(self, angles: torch.Tensor) -> torch.Tensor:
+        self.sink.append(angles)
+        return angles.new_zeros(angles.shape[0], self.n_qubits)
+
+
+@contextlib.contextmanager
+def _circuits_recorded(model, sink: list):
+    """Within the block the model's readout circuits only record their inputs (the classical part runs alone)."""
+    saved = [r.circuit for r in model.readouts]
+    try:
+        for r in model.readouts:
+            r.circuit = _InputRecorder(r.decode.in_features, sink)
+        yield
+    finally:
+        for r, circuit in zip(model.readouts, saved):
+            r.circuit = circuit
+
+
+@contextlib.contextmanager
+def _parameters_frozen(model):
+    """Within the block no parameter requires grad: the derivatives wanted are with respect to positions and
+    strain only, and a graph back to trainable weights would be kept alive by every Jacobian chunk (memory
+    grew by about 1 GB per chunk on the paper model until the process was killed)."""
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+def _structure_graph(model, atoms) -> dict:
+    cfg = model.config
+    p = next(model.parameters())
+    return to_device(collate([atoms_to_graph(atoms, cfg.cutoff, cfg.species)]), p.device, p.dtype)
+
+
+def _circuit_inputs_fn(model, graph: dict, stress: bool):
+    """f(z) -> circuit inputs (K, n) rad, readouts in order; z = positions (3N,) Å [+ strain (9,)], flat."""
+    sink: list[torch.Tensor] = []
+    n_pos = graph[K.POSITIONS].numel()
+
+    def inputs(z):
+        g = dict(graph)
+        positions = z[:n_pos].reshape(-1, 3)
+        if stress:
+            strain = z[n_pos:].reshape(1, 3, 3)
+            g[K.POSITIONS], g[K.CELL] = apply_strain(positions, graph[K.CELL], strain, graph[K.BATCH])
+        else:
+            g[K.POSITIONS] = positions
+        sink.clear()
+        with _circuits_recorded(model, sink):
+            model(g, compute_forces=False)
+        return torch.cat(sink)
+
+    return inputs, _flat_coordinates(graph, stress)
+
+
+def _flat_coordinates(graph: dict, stress: bool) -> torch.Tensor:
+    z = graph[K.POSITIONS].detach().reshape(-1)
+    return torch.cat([z, z.new_zeros(9)]) if stress else z
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024   # Linux reports kB
+
+
+def _tangent_chunk(run_one, max_chunk: int = 16) -> int:
+    """How many tangents one vectorized jvp may carry: half the available memory over what one tangent took
+    (measured by running ``run_one``; the process's earlier peak bounds it when that was higher).
+    Hand-written because torch reports no CPU allocator statistics; 16 is where batching stops paying off."""
+    import psutil
+
+    process = psutil.Process()
+    rss, peak_before = process.memory_info().rss, _peak_rss_bytes()
+    run_one()
+    per_tangent = max(_peak_rss_bytes(), peak_before) - rss
+    return int(np.clip(psutil.virtual_memory().available // 2 // max(per_tangent, 1), 1, max_chunk))
+
+
+def input_jacobian(model, atoms, stress: bool = False, chunk: int | None = None) -> np.ndarray:
+    """J = dx/d(r[, eps]) of the circuit inputs: (K * n, 3N) rad/Å, with stress (K * n, 3N + 9) (the last 9
+    columns d/d strain, rad). Forward-mode autograd over the 3N (+9) coordinates in the model's precision,
+    ``chunk`` tangents at a time (default: as many as half the free memory holds, at most 16)."""
+    fn, z = _circuit_inputs_fn(model, _structure_graph(model, atoms), stress)
+    basis = torch.eye(z.numel(), dtype=z.dtype, device=z.device)
+
+    def column(tangent):
+        return torch.func.jvp(fn, (z,), (tangent,))[1]
+
+    with _parameters_frozen(model):
+        if chunk is None:
+            chunk = _tangent_chunk(lambda: column(basis[0]))
+        jac = torch.func.vmap(column, chunk_size=chunk)(basis)                 # (P, K, n)
+    return jac.reshape(len(basis), -1).T.detach().double().cpu().numpy()
+
+
+def _input_vjp(model, atoms, g: np.ndarray, stress: bool) -> np.ndarray:
+    """J^T g (3N [+ 9],) for a gradient g (K, n) eV/rad: one backward pass, no Jacobian."""
+    fn, z = _circuit_inputs_fn(model, _structure_graph(model, atoms), stress)
+    z = z.requires_grad_(True)
+    with _parameters_frozen(model):
+        x = fn(z)
+        (grad,) = torch.autograd.grad(x, z, grad_outputs=torch.as_tensor(g, dtype=x.dtype, device=x.device))
+    return grad.detach().double().cpu().numpy()
+
+
+def _exact_reference(model, atoms, stress: bool) -> dict:
+    out = model(_structure_graph(model, atoms), compute_forces=True, compute_stress=stress)
+    ref = {"forces": out["forces"].detach().double().cpu().numpy()}
+    ref["stress"] = out["stress"][0].detach().double().cpu().numpy() if stress else None
+    return ref
+
+
+@dataclass
+class ForceProblem:
+    """What a shot-based force measurement of one structure runs: the energy problem, its K circuits followed
+    by their K * 2n shifted copies (``combined``), each shifted copy's decode weights (2nK, n), and the input
+    Jacobian (K * n, 3N [+ 9]) when standard errors are wanted."""
+
+    energy: ReadoutProblem
+    combined: CircuitBatch
+    shift_coeffs: np.ndarray
+    jacobian: np.ndarray | None
+    stress: bool
+
+    @property
+    def base_circuits(self) -> int:
+        return len(self.energy.batch)
+
+
+def force_problem(model, atoms, stress: bool = False, uncertainty: bool = True) -> ForceProblem:
+    """The circuits (and, with ``uncertainty``, the Jacobian) of a shot-based energy + forces [+ stress]."""
+    if stress and not atoms.pbc.all():
+        raise ConfigError("stress needs a periodic structure (pbc=True with a cell)")
+    problem = readout_problem(model, atoms)
+    shifted = shifted_batch(problem.batch)
+    combined = CircuitBatch(problem.batch.ansatz, problem.batch.n_qubits, problem.batch.n_layers,
+                            problem.batch.groups + shifted.groups)
+    shift_coeffs = np.repeat(problem.coeffs, 2 * problem.batch.n_qubits, axis=0)
+    jac = input_jacobian(model, atoms, stress) if uncertainty else None
+    return ForceProblem(problem, combined, shift_coeffs, jac, stress)
+
+
+def force_shots(fp: ForceProblem, shots: int | None, allocation: str = "uniform") -> np.ndarray:
+    """Shots for each circuit of ``fp.combined`` (inf: exact). ``optimal`` splits the energy circuits' share
+    (shots x K) to minimize Var(E) and the shifted circuits' share (shots x 2nK) to minimize sum_a Var(F_a),
+    with the exact engine's variances (and J) as the prior; without J the shifted circuits are weighed by
+    their variances alone."""
+    if allocation not in ALLOCATIONS:
+        raise ConfigError(f"unknown shot allocation {allocation!r}; choose one of {ALLOCATIONS}")
+    if shots is None:
+        return np.full(len(fp.combined), np.inf)
+    base_k, n = fp.base_circuits, fp.combined.n_qubits
+    n_shifted = len(fp.combined) - base_k
+    weight = np.ones(n_shifted)
+    if allocation == "optimal":
+        shifted = CircuitBatch(fp.combined.ansatz, n, fp.combined.n_layers, fp.combined.groups[len(fp.energy.batch.groups):])
+        _, cov = stats_from_distribution(exact_distributions(shifted), n)
+        weight = np.einsum("kq,kqr,kr->k", fp.shift_coeffs, cov, fp.shift_coeffs)   # v per shot
+        if fp.jacobian is not None:                                                  # times sum_a J_kqa^2 / 4
+            n_pos = fp.jacobian.shape[1] - (9 if fp.stress else 0)
+            weight = weight * np.repeat((fp.jacobian[:, :n_pos] ** 2).sum(axis=1), 2) / 4
+    return np.concatenate([shots_per_circuit(fp.energy, shots, allocation),
+                           allocate_shots(weight, int(shots) * n_shifted, allocation)])
+
+
+def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, allocation: str = "uniform",
+                    rng: np.random.Generator | None = None, stress: bool = False,
+                    uncertainty: bool = True, problem: ForceProblem | None = None) -> ForceEstimate:
+    """Energy, forces (and with ``stress`` the stress) of ``atoms`` measured on ``backend``, with standard errors.
+
+    The K energy circuits and their K * 2n shifted copies go out as one batch; ``shots`` is per circuit on
+    average over all of them (``None`` or a backend without shots: expectation values); ``allocation`` as in
+    :func:`force_shots`. ``uncertainty=False`` skips the Jacobian: forces from one backward pass, no standard
+    errors. ``problem`` (from :func:`force_problem` with the same ``stress``) saves rebuilding it."""
+    fp = problem if problem is not None else force_problem(model, atoms, stress, uncertainty)
+    if fp.stress != stress:
+        raise ConfigError(f"the force problem was built with stress={fp.stress}, not {stress}")
+    per_circuit = force_shots(fp, shots if backend.shot_based else None, allocation)
+    samples = backend.for_allocation(allocation).run(fp.combined, per_circuit, rng)
+
+    base_k, n, coeffs = fp.base_circuits, fp.combined.n_qubits, fp.energy.coeffs
+    base, rest = slice(0, base_k), slice(base_k, None)
+    energy = fp.energy.constant + float(np.sum(coeffs * samples.mean[base]))
+    energy_var = decoded_variance(coeffs, samples.cov[base], samples.shots[base])
+    decoded = np.sum(fp.shift_coeffs * samples.mean[rest], axis=1).reshape(base_k, n, 2)    # eV
+    grad = (decoded[..., 0] - decoded[..., 1]) / 2                                          # (K, n) eV/rad
+    grad_var = decoded_variance(fp.shift_coeffs, samples.cov[rest], samples.shots[rest]).reshape(base_k, n, 2).sum(-1) / 4
+
+    jac = fp.jacobian
+    if jac is not None:
+        total = jac.T @ grad.reshape(-1)                                                    # (3N [+9],)
+        total_var = (jac ** 2).T @ grad_var.reshape(-1)
+    else:
+        total, total_var = _input_vjp(model, atoms, grad, stress), None
+    n_pos = 3 * len(atoms)
+    ref = _exact_reference(model, atoms, stress)
+    volume = atoms.get_volume() if stress else None
+    finite = np.isfinite(samples.shots).all()
+    executed = samples.info.get("executed_shots", np.sum(per_circuit))
+    return ForceEstimate(
+        energy=energy, energy_stderr=float(np.sqrt(energy_var.sum())),
+        forces=-total[:n_pos].reshape(-1, 3),
+        forces_stderr=None if total_var is None else np.sqrt(total_var[:n_pos]).reshape(-1, 3),
+        stress=total[n_pos:].reshape(3, 3) / volume if stress else None,
+        stress_stderr=np.sqrt(total_var[n_pos:]).reshape(3, 3) / volume if stress and total_var is not None else None,
+        exact_energy=fp.energy.exact_energy, exact_forces=ref["forces"], exact_stress=ref["stress"],
+        n_atoms=len(atoms), circuits=len(fp.combined), shots=int(executed) if finite else 0,
+        backend=backend.name, allocation=allocation, qpu_seconds=samples.qpu_seconds)
