@@ -143,3 +143,31 @@ def test_label_noise_report_is_reproduced():
     error = np.array(pred) - np.array([c["forces_ev_a"] for c in conv.values()])
     assert np.sqrt(np.mean(error**2)) == pytest.approx(
         report["models"]["runs/l2_hqc_cz_long"]["force_rmse_vs_converged_ev_a"], rel=1e-6)
+
+
+def test_shot_forces_report_is_reproduced():
+    """docs/results.md "Shot-based forces": docs/evidence/shot_forces.json's fit and shot counts follow from its
+    rows, and one of its seeded Aer measurements gives the same numbers now."""
+    import numpy as np
+
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.quantum.backends import make_backend
+    from hqc_qiskit.quantum.shot_forces import estimate_forces
+
+    report = json.loads((ROOT / "docs" / "evidence" / "shot_forces.json").read_text())
+    uniform = [r for r in report["ideal"] if r["allocation"] == "uniform"]
+    s = np.array([r["shots_per_circuit"] for r in uniform], float)
+    err = np.array([r["force_rms_error_ev_a"] for r in uniform])
+    a = np.exp(np.mean(np.log(err * np.sqrt(s))))
+    assert a == pytest.approx(report["fit"]["a_ev_a_sqrt_shots"], rel=1e-9)
+    assert report["fit"]["loglog_slope"] == pytest.approx(np.polyfit(np.log(s), np.log(err), 1)[0], rel=1e-9)
+    for target in report["shots_needed"].values():
+        assert target["shots_per_circuit"] == int(np.ceil((a / target["force_rms_ev_a"]) ** 2))
+        assert target["shots_per_structure"] == target["shots_per_circuit"] * report["circuits_per_structure"]
+    row = next(r for r in uniform if r["frame"] == 0 and r["shots_per_circuit"] == 3000)
+    model = load_model(ROOT / report["model"]).double()
+    atoms = read_structures(ROOT / report["data"])[0]
+    est = estimate_forces(model, atoms, make_backend("aer"), 3000, rng=np.random.default_rng(3000 % 97),
+                          uncertainty=False)
+    assert np.sqrt(np.mean((est.forces - est.exact_forces) ** 2)) == pytest.approx(row["force_rms_error_ev_a"], rel=1e-6)

@@ -69,3 +69,17 @@ def test_training_on_cuda_matches_cpu_and_checkpoints_load_on_cpu(tiny_config, t
     metrics = evaluate(tmp_path / "cuda", DATA / "si_liquid_3000K.test.extxyz.gz", device="cpu")
     saved = json.loads((tmp_path / "cuda" / "summary.json").read_text())["test"]
     assert metrics["rmse_f_ev_a"] == pytest.approx(saved["rmse_f_ev_a"], rel=1e-8)
+
+
+def test_input_jacobian_on_cuda_equals_cpu(val_frames):
+    """The shot-based forces' Jacobian (forward-mode autograd, chunk sized from CUDA's free memory) on CUDA."""
+    from hqc_qiskit.model.potential import build_model
+    from hqc_qiskit.quantum.shot_forces import input_jacobian
+
+    torch.manual_seed(0)
+    model = build_model(dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1},
+                             dtype="float64")).eval()
+    atoms = val_frames[0][:16]
+    cpu = input_jacobian(model, atoms, stress=True)
+    cuda = input_jacobian(model.to("cuda"), atoms, stress=True)
+    assert abs(cuda - cpu).max() < 1e-10 * max(1.0, abs(cpu).max())

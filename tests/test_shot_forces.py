@@ -11,6 +11,7 @@ import torch
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import ConfigError
 from hqc_qiskit.quantum.backends import make_backend
+from hqc_qiskit.quantum.circuits import ansatz_names
 from hqc_qiskit.quantum.shot_forces import (estimate_forces, force_problem, force_shots, input_jacobian,
                                             shifted_inputs)
 
@@ -122,3 +123,18 @@ def test_cli_energy_with_forces_and_stress(tiny, tmp_path):
     assert np.array(data["forces"]).shape == (64, 3) and np.array(data["stress_stderr"]).shape == (3, 3)
     dry = CliRunner().invoke(app, args[:-2] + ["--dry-run"])
     assert dry.exit_code == 0 and f"circuits: {128 * 17}" in " ".join(dry.output.split())
+
+
+@pytest.mark.parametrize("ansatz", ansatz_names())
+def test_shift_rule_is_exact_for_every_ansatz(ansatz):
+    """Every ansatz embeds its inputs through one RY per qubit, so the shift rule holds for all of them."""
+    from hqc_qiskit.model.potential import build_model
+
+    from tests.conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    model = build_model(dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": ansatz, "engine": "exact", "n_layers": 1},
+                             dtype="float64")).eval()
+    atoms = read_structures(DATA / "si_liquid_3000K.test.extxyz.gz")[0][:20]
+    est = estimate_forces(model, atoms, make_backend("exact"), uncertainty=False)
+    np.testing.assert_allclose(est.forces, est.exact_forces, rtol=1e-8, atol=1e-13)

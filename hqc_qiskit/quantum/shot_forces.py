@@ -152,24 +152,35 @@ def _flat_coordinates(graph: dict, stress: bool) -> torch.Tensor:
 
 
 def _peak_rss_bytes() -> int:
-    import resource
+    """This process's peak resident memory (bytes); 0 where the platform does not report it."""
+    try:
+        import resource
+    except ImportError:   # Windows
+        return 0
     import sys
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024   # Linux reports kB
 
 
-def _tangent_chunk(run_one, max_chunk: int = 16) -> int:
-    """How many tangents one vectorized jvp may carry: half the available memory over what one tangent took
-    (measured by running ``run_one``; the process's earlier peak bounds it when that was higher).
+def _tangent_chunk(run_one, device: torch.device, max_chunk: int = 16) -> int:
+    """How many tangents one vectorized jvp may carry: half the free memory of ``device`` over what one tangent
+    took (measured by running ``run_one``; on the CPU the process's earlier peak bounds it when that was higher).
     Hand-written because torch reports no CPU allocator statistics; 16 is where batching stops paying off."""
-    import psutil
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run_one()
+        per_tangent = torch.cuda.max_memory_allocated(device) - before
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        import psutil
 
-    process = psutil.Process()
-    rss, peak_before = process.memory_info().rss, _peak_rss_bytes()
-    run_one()
-    per_tangent = max(_peak_rss_bytes(), peak_before) - rss
-    return int(np.clip(psutil.virtual_memory().available // 2 // max(per_tangent, 1), 1, max_chunk))
+        rss, peak_before = psutil.Process().memory_info().rss, _peak_rss_bytes()
+        run_one()
+        per_tangent = max(_peak_rss_bytes(), peak_before) - rss
+        free = psutil.virtual_memory().available
+    return int(np.clip(free // 2 // max(per_tangent, 1), 1, max_chunk))
 
 
 def input_jacobian(model, atoms, stress: bool = False, chunk: int | None = None) -> np.ndarray:
@@ -184,7 +195,7 @@ def input_jacobian(model, atoms, stress: bool = False, chunk: int | None = None)
 
     with _parameters_frozen(model):
         if chunk is None:
-            chunk = _tangent_chunk(lambda: column(basis[0]))
+            chunk = _tangent_chunk(lambda: column(basis[0]), z.device)
         jac = torch.func.vmap(column, chunk_size=chunk)(basis)                 # (P, K, n)
     return jac.reshape(len(basis), -1).T.detach().double().cpu().numpy()
 
