@@ -35,6 +35,13 @@ def _frame(structure: Path, index: int):
     return frames[index]
 
 
+def default_output(run_dir: Path, name: str) -> Path:
+    """Where a simulation writes without --out: RUN_DIR/<name> for a run directory, <file stem>_<name> beside
+    a checkpoint file (a file cannot hold a folder)."""
+    run_dir = Path(run_dir)
+    return run_dir / name if run_dir.is_dir() else run_dir.with_name(f"{run_dir.stem}_{name}")
+
+
 def md_cmd(
     run_dir: Path = typer.Argument(..., help="run directory or checkpoint of a trained model"),
     structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure (any ASE-readable file)"),
@@ -56,7 +63,7 @@ def md_cmd(
     committee: List[Path] = typer.Option([], help="another model (run dir or checkpoint) that watches the run; repeat "
                                          "for each: logs the committee's max force deviation and energy spread"),
     max_force_dev: Optional[float] = typer.Option(None, help="eV/Å: stop when the committee's largest force deviation exceeds it"),
-    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/md_<ensemble>_<T>K)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/md_<ensemble>_<T>K; for a checkpoint file <stem>_md_... beside it)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
@@ -70,7 +77,7 @@ def md_cmd(
                     tdamp=tdamp, friction=friction, pressure=pressure, pdamp=pdamp, seed=seed, log_every=log_every,
                     traj_every=traj_every, checkpoint_every=checkpoint_every,
                     committee=[str(p) for p in committee], max_force_dev=max_force_dev)
-    out = out or Path(run_dir) / f"md_{ensemble}_{temperature:g}K"
+    out = out or default_output(run_dir, f"md_{ensemble}_{temperature:g}K")
     try:
         opt.validate()
         calc = HQCCalculator(run_dir, dtype=dtype)
@@ -121,7 +128,7 @@ def mc_cmd(
     seed: int = typer.Option(0, help="seed of moves, acceptance and simulated shot noise"),
     sample_every: int = typer.Option(10, help="steps between saved configurations"),
     checkpoint_every: Optional[int] = typer.Option(None, help="steps between checkpoints (default 10; 1 on runtime backends)"),
-    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/mc_<backend>_<shots>_<acceptance>)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default RUN_DIR/mc_<backend>_<shots>_<acceptance>; for a checkpoint file <stem>_mc_... beside it)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print what the run would cost (circuits, shots, QPU time) and exit"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -137,7 +144,7 @@ def mc_cmd(
     run_dir = _shipped(run_dir, DEFAULT_HQC_RUN)
     runtime_backend = backend.startswith(("fake_", "ibm_"))
     tag = "exact" if backend == "exact" else f"{backend.replace(':', '-').replace('@', '-')}_{shots}"
-    out = out or Path(run_dir) / f"mc_{tag}_{acceptance}"
+    out = out or default_output(run_dir, f"mc_{tag}_{acceptance}")
     opt = MCOptions(steps, temperature, n_moved, delta, adapt_steps, target_acceptance, acceptance, remeasure, shots,
                     allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10))
     try:

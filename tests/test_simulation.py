@@ -318,3 +318,21 @@ def test_md_watched_by_a_committee(start, quick_calc, tmp_path):
                              "--out", str(tmp_path / "cli"), "--no-progress"])
     assert md.exit_code == 0, md.output
     assert "committee of 2" in md.output and (tmp_path / "cli" / "md_log.png").exists()
+
+
+def test_simulations_of_a_checkpoint_file_write_beside_it(tmp_path):
+    """md and mc without --out: RUN_DIR/<name> for a run directory, <stem>_<name> beside a checkpoint file."""
+    import shutil
+
+    from hqc_qiskit.cli_sim import default_output
+
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(QUICK / "best_model.pt", ckpt)
+    assert default_output(QUICK, "md_nvt_2000K") == QUICK / "md_nvt_2000K"
+    runner = CliRunner()
+    md = runner.invoke(app, ["md", str(ckpt), "--steps", "2", "--no-progress"])
+    assert md.exit_code == 0, md.output
+    assert (tmp_path / "model_md_nvt_2000K" / "md_log.csv").exists()
+    mc = runner.invoke(app, ["mc", str(ckpt), "--steps", "2", "--no-progress"])
+    assert mc.exit_code == 0, mc.output
+    assert len(list(tmp_path.glob("model_mc_*"))) == 1
