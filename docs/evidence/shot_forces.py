@@ -21,8 +21,8 @@ Writes docs/evidence/shot_forces.json and docs/img/shot_forces.png.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -172,7 +172,9 @@ def plot(report: dict) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--plot"]:   # redraw from the JSON
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
+    if parser.parse_args().plot:
         plot(json.loads(OUT_JSON.read_text()))
     else:
         main()
