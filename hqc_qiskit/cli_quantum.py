@@ -135,6 +135,8 @@ def energy_cmd(
         else:
             problem = readout_problem(model, atoms)
             batch, per_circuit = problem.batch, shots_per_circuit(problem, shots, allocation)
+        if with_forces and backend.startswith("fake_") and not dry_run:
+            _suggest_reduced_simulation(backend, len(batch))
         if dry_run:
             cost = b.cost(batch, per_circuit)
             for key, value in cost.items():
@@ -158,6 +160,16 @@ def energy_cmd(
     console.print(f"{est.circuits} circuits, {est.shots} shots ({allocation}), backend {est.backend}")
     if json_out:
         atomic_write_json(est.as_dict(), json_out)
+
+
+def _suggest_reduced_simulation(backend: str, circuits: int) -> None:
+    """Local mode simulates the whole device per circuit: slow for the 1 + 2n times larger force batch."""
+    from .quantum.noise import noise_model_names
+
+    faster = (f"; aer-noise:{backend} simulates the same noise model on the active qubits, much faster"
+              if backend in noise_model_names() else "")
+    console.print(f"[yellow]{backend}: the runtime's local mode simulates the whole device for each of the {circuits} "
+                  f"circuits (minutes per hundred circuits){faster}[/]")
 
 
 def _print_forces(est) -> None:
