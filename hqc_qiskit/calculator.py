@@ -122,7 +122,7 @@ class HQCShotCalculator(Calculator):
         else:
             est = estimate_forces(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng,
                                   stress="stress" in properties, uncertainty=self.force_uncertainty)
-            results = {"energy": est.energy, "energy_uncertainty": est.energy_stderr,
+            results = {"energy": est.energy, "energy_uncertainty": est.stderr,
                        "exact_energy": est.exact_energy, "forces": est.forces}
             if est.forces_stderr is not None:
                 results["forces_uncertainty"] = est.forces_stderr

@@ -152,8 +152,7 @@ def energy_cmd(
     except KeyboardInterrupt:   # with --journal, finished jobs are kept and not submitted again
         interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
     n = est.n_atoms
-    stderr = est.energy_stderr if with_forces else est.stderr
-    console.print(f"E = {est.energy:.6f} ± {stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {stderr / n * 1000:.3f} meV/atom)")
+    console.print(f"E = {est.energy:.6f} ± {est.stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {est.stderr / n * 1000:.3f} meV/atom)")
     console.print(f"exact engine: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")
     if with_forces:
         _print_forces(est)

@@ -43,7 +43,7 @@ def test_exact_backend_reproduces_autograd_forces_and_stress(tiny):
     np.testing.assert_allclose(est.forces, est.exact_forces, rtol=1e-8, atol=1e-13)
     np.testing.assert_allclose(est.stress, est.exact_stress, rtol=1e-8, atol=1e-15)
     assert est.energy == pytest.approx(est.exact_energy, abs=1e-9)
-    assert np.all(est.forces_stderr == 0) and np.all(est.stress_stderr == 0) and est.energy_stderr == 0
+    assert np.all(est.forces_stderr == 0) and np.all(est.stress_stderr == 0) and est.stderr == 0
     assert np.abs(est.exact_forces).max() > 1e-5          # not vacuous: the (untrained) tiny model has forces
     no_errors = estimate_forces(model, atoms, make_backend("exact"), stress=True, uncertainty=False)
     np.testing.assert_allclose(no_errors.forces, est.forces, rtol=1e-8, atol=1e-13)

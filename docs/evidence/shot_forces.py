@@ -63,7 +63,7 @@ def measure(model, atoms, fp, backend, shots, allocation, seed) -> dict:
             "force_scale_vs_exact": float(np.sum(est.forces * est.exact_forces) / np.sum(est.exact_forces ** 2)),
             "z_rms": rms((est.forces - est.exact_forces) / est.forces_stderr),
             "energy_error_mev_atom": (est.energy - est.exact_energy) / est.n_atoms * 1000,
-            "energy_stderr_mev_atom": est.energy_stderr / est.n_atoms * 1000,
+            "energy_stderr_mev_atom": est.stderr / est.n_atoms * 1000,
             "circuits": est.circuits, "executed_shots": est.shots, "wall_s": time.perf_counter() - start}
 
 

@@ -35,33 +35,24 @@ from ..data.graph import atoms_to_graph, collate, to_device
 from ..errors import ConfigError
 from ..model.potential import apply_strain
 from .backends import Backend, CircuitBatch, exact_distributions, stats_from_distribution
-from .estimate import (ALLOCATIONS, ReadoutProblem, allocate_shots, decoded_variance, readout_problem,
+from .estimate import (ALLOCATIONS, EnergyEstimate, ReadoutProblem, allocate_shots, decoded_variance, readout_problem,
                        shots_per_circuit)
 
 SHIFT = np.pi / 2   # rad: the shift of the parameter-shift rule for a Pauli rotation
 
 
-@dataclass
-class ForceEstimate:
-    """A structure's shot-based energy (eV), forces (N, 3) eV/Å and optionally stress (3, 3) eV/Å^3 (ASE's
-    sign), each with its standard error (shot noise only; 0 for exact; None when not computed), and the exact
-    engine's values for reference."""
+@dataclass(kw_only=True)
+class ForceEstimate(EnergyEstimate):
+    """An :class:`EnergyEstimate` (energy and its standard error, eV; circuits and shots of the whole batch) with
+    the forces (N, 3) eV/Å and optionally the stress (3, 3) eV/Å^3 (ASE's sign), each with its standard error
+    (shot noise only; 0 for exact; None when not computed), and the exact engine's values for reference."""
 
-    energy: float
-    energy_stderr: float
     forces: np.ndarray
     forces_stderr: np.ndarray | None
     stress: np.ndarray | None
     stress_stderr: np.ndarray | None
-    exact_energy: float
     exact_forces: np.ndarray
     exact_stress: np.ndarray | None
-    n_atoms: int
-    circuits: int
-    shots: int
-    backend: str
-    allocation: str
-    qpu_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return {f.name: (v.tolist() if isinstance(v := getattr(self, f.name), np.ndarray) else v) for f in fields(self)}
@@ -305,7 +296,7 @@ def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, a
     finite = np.isfinite(samples.shots).all()
     executed = samples.info.get("executed_shots", np.sum(per_circuit))
     return ForceEstimate(
-        energy=energy, energy_stderr=float(np.sqrt(energy_var.sum())),
+        energy=energy, stderr=float(np.sqrt(energy_var.sum())),
         forces=-total[:n_pos].reshape(-1, 3),
         forces_stderr=None if total_var is None else np.sqrt(total_var[:n_pos]).reshape(-1, 3),
         stress=total[n_pos:].reshape(3, 3) / volume if stress else None,
