@@ -54,13 +54,14 @@ def test_exact_backend_reproduces_autograd_forces_and_stress(tiny):
 def test_input_jacobian_matches_finite_differences(tiny):
     """J (forward-mode, chunked) against central differences of the circuit inputs along a random direction;
     the parameters' requires_grad is as it was afterwards."""
-    from hqc_qiskit.quantum.shot_forces import _circuit_inputs_fn, _structure_graph
+    from hqc_qiskit.quantum.estimate import structure_graph
+    from hqc_qiskit.quantum.shot_forces import _circuit_inputs_fn
 
     model, _, atoms = tiny
     model.requires_grad_(True)
     jac = input_jacobian(model, atoms, stress=True, chunk=7)
     assert all(p.requires_grad for p in model.parameters())
-    fn, z = _circuit_inputs_fn(model, _structure_graph(model, atoms), stress=True)
+    fn, z = _circuit_inputs_fn(model, structure_graph(model, atoms), stress=True)
     direction = torch.as_tensor(np.random.default_rng(0).normal(size=z.numel()), dtype=z.dtype)
     h = 1e-5
     with torch.no_grad():

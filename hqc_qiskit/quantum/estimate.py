@@ -65,6 +65,12 @@ def require_quantum_readouts(model) -> list:
     return readouts
 
 
+def structure_graph(model, atoms) -> dict:
+    """``atoms`` as a one-structure batch for ``model``: its cutoff and species, its device and dtype."""
+    cfg, p = model.config, next(model.parameters())
+    return to_device(collate([atoms_to_graph(atoms, cfg.cutoff, cfg.species)]), p.device, p.dtype)
+
+
 def readout_problem(model, atoms) -> ReadoutProblem:
     """Run the classical part of ``model`` on ``atoms`` and collect every readout circuit's inputs."""
     readouts = require_quantum_readouts(model)
@@ -72,11 +78,8 @@ def readout_problem(model, atoms) -> ReadoutProblem:
     hooks = [r.circuit.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0].detach()))
              for r in readouts]
     try:
-        cfg = model.config
-        dtype = next(model.parameters()).dtype
-        graph = to_device(collate([atoms_to_graph(atoms, cfg.cutoff, cfg.species)]), next(model.parameters()).device, dtype)
         with torch.no_grad():
-            out = model(graph, compute_forces=False)
+            out = model(structure_graph(model, atoms), compute_forces=False)
     finally:
         for h in hooks:
             h.remove()

@@ -31,12 +31,11 @@ import torch
 from torch import nn
 
 from ..data import keys as K
-from ..data.graph import atoms_to_graph, collate, to_device
 from ..errors import ConfigError
 from ..model.potential import apply_strain
 from .backends import Backend, CircuitBatch, exact_distributions, stats_from_distribution
 from .estimate import (ALLOCATIONS, EnergyEstimate, ReadoutProblem, allocate_shots, decoded_variance, readout_problem,
-                       shots_per_circuit)
+                       shots_per_circuit, structure_graph)
 
 SHIFT = np.pi / 2   # rad: the shift of the parameter-shift rule for a Pauli rotation
 
@@ -110,12 +109,6 @@ def _parameters_frozen(model):
             p.requires_grad_(flag)
 
 
-def _structure_graph(model, atoms) -> dict:
-    cfg = model.config
-    p = next(model.parameters())
-    return to_device(collate([atoms_to_graph(atoms, cfg.cutoff, cfg.species)]), p.device, p.dtype)
-
-
 def _circuit_inputs_fn(model, graph: dict, stress: bool):
     """f(z) -> circuit inputs (K, n) rad, readouts in order; z = positions (3N,) Å [+ strain (9,)], flat."""
     sink: list[torch.Tensor] = []
@@ -178,7 +171,7 @@ def input_jacobian(model, atoms, stress: bool = False, chunk: int | None = None)
     """J = dx/d(r[, eps]) of the circuit inputs: (K * n, 3N) rad/Å, with stress (K * n, 3N + 9) (the last 9
     columns d/d strain, rad). Forward-mode autograd over the 3N (+9) coordinates in the model's precision,
     ``chunk`` tangents at a time (default: as many as half the free memory holds, at most 16)."""
-    fn, z = _circuit_inputs_fn(model, _structure_graph(model, atoms), stress)
+    fn, z = _circuit_inputs_fn(model, structure_graph(model, atoms), stress)
     basis = torch.eye(z.numel(), dtype=z.dtype, device=z.device)
 
     def column(tangent):
@@ -193,7 +186,7 @@ def input_jacobian(model, atoms, stress: bool = False, chunk: int | None = None)
 
 def _input_vjp(model, atoms, g: np.ndarray, stress: bool) -> np.ndarray:
     """J^T g (3N [+ 9],) for a gradient g (K, n) eV/rad: one backward pass, no Jacobian."""
-    fn, z = _circuit_inputs_fn(model, _structure_graph(model, atoms), stress)
+    fn, z = _circuit_inputs_fn(model, structure_graph(model, atoms), stress)
     z = z.requires_grad_(True)
     with _parameters_frozen(model):
         x = fn(z)
@@ -202,7 +195,7 @@ def _input_vjp(model, atoms, g: np.ndarray, stress: bool) -> np.ndarray:
 
 
 def _exact_reference(model, atoms, stress: bool) -> dict:
-    out = model(_structure_graph(model, atoms), compute_forces=True, compute_stress=stress)
+    out = model(structure_graph(model, atoms), compute_forces=True, compute_stress=stress)
     ref = {"forces": out["forces"].detach().double().cpu().numpy()}
     ref["stress"] = out["stress"][0].detach().double().cpu().numpy() if stress else None
     return ref
