@@ -97,8 +97,18 @@ def readout_problem(model, atoms) -> ReadoutProblem:
 
 def per_shot_variance(problem: ReadoutProblem) -> np.ndarray:
     """v_k = c_k^T C_k c_k (eV^2) of every circuit under the exact noiseless engine (the allocation prior)."""
-    _, cov = stats_from_distribution(exact_distributions(problem.batch), problem.batch.n_qubits)
-    return np.einsum("kq,kqr,kr->k", problem.coeffs, cov, problem.coeffs)
+    return prior_variance(problem.batch, problem.coeffs)
+
+
+def prior_variance(batch: CircuitBatch, coeffs: np.ndarray) -> np.ndarray:
+    """v_k = c_k^T C_k c_k (eV^2) of each circuit of ``batch`` decoded with ``coeffs`` (K, n), C_k from the
+    exact noiseless engine."""
+    _, cov = stats_from_distribution(exact_distributions(batch), batch.n_qubits)
+    return _decoded_per_shot(coeffs, cov)
+
+
+def _decoded_per_shot(coeffs: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    return np.einsum("kq,kqr,kr->k", coeffs, cov, coeffs)
 
 
 def allocate_shots(variance: np.ndarray, total: int, allocation: str = "uniform", min_shots: int = 16) -> np.ndarray:
@@ -139,7 +149,7 @@ def shots_per_circuit(problem: ReadoutProblem, shots: int | None, allocation: st
 
 def decoded_variance(coeffs: np.ndarray, cov: np.ndarray, shots: np.ndarray) -> np.ndarray:
     """Variance (K,) of each circuit's decoded sample mean c_k . Zbar_k: c_k^T C_k c_k / S_k; 0 where exact."""
-    var = np.einsum("kq,kqr,kr->k", coeffs, cov, coeffs)
+    var = _decoded_per_shot(coeffs, cov)
     finite = np.isfinite(shots)
     return np.where(finite, var / np.where(finite, shots, 1.0), 0.0)
 

@@ -24,6 +24,7 @@ given J (a few seconds of autograd on a 64-atom structure; ``uncertainty=False``
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -33,9 +34,9 @@ from torch import nn
 from ..data import keys as K
 from ..errors import ConfigError
 from ..model.potential import apply_strain
-from .backends import Backend, CircuitBatch, exact_distributions, stats_from_distribution
-from .estimate import (ALLOCATIONS, EnergyEstimate, ReadoutProblem, allocate_shots, decoded_variance, readout_problem,
-                       shots_per_circuit, structure_graph)
+from .backends import Backend, CircuitBatch
+from .estimate import (ALLOCATIONS, EnergyEstimate, ReadoutProblem, allocate_shots, decoded_variance, prior_variance,
+                       readout_problem, shots_per_circuit, structure_graph)
 
 SHIFT = np.pi / 2   # rad: the shift of the parameter-shift rule for a Pauli rotation
 
@@ -203,13 +204,11 @@ def _exact_reference(model, atoms, stress: bool) -> dict:
 
 @dataclass
 class ForceProblem:
-    """What a shot-based force measurement of one structure runs: the energy problem, its K circuits followed
-    by their K * 2n shifted copies (``combined``), each shifted copy's decode weights (2nK, n), and the input
-    Jacobian (K * n, 3N [+ 9]) when standard errors are wanted."""
+    """What a shot-based force measurement of one structure runs: the energy problem (K circuits), their K * 2n
+    shifted copies, and the input Jacobian (K * n, 3N [+ 9]) when standard errors are wanted."""
 
     energy: ReadoutProblem
-    combined: CircuitBatch
-    shift_coeffs: np.ndarray
+    shifted: CircuitBatch
     jacobian: np.ndarray | None
     stress: bool
 
@@ -217,18 +216,25 @@ class ForceProblem:
     def base_circuits(self) -> int:
         return len(self.energy.batch)
 
+    @functools.cached_property
+    def combined(self) -> CircuitBatch:
+        """The K energy circuits followed by their shifted copies: the one batch that is run."""
+        b = self.energy.batch
+        return CircuitBatch(b.ansatz, b.n_qubits, b.n_layers, b.groups + self.shifted.groups)
+
+    @property
+    def shift_coeffs(self) -> np.ndarray:
+        """Each shifted copy's decode weights (2nK, n): its circuit's, repeated."""
+        return np.repeat(self.energy.coeffs, 2 * self.energy.batch.n_qubits, axis=0)
+
 
 def force_problem(model, atoms, stress: bool = False, uncertainty: bool = True) -> ForceProblem:
     """The circuits (and, with ``uncertainty``, the Jacobian) of a shot-based energy + forces [+ stress]."""
     if stress and not atoms.pbc.all():
         raise ConfigError("stress needs a periodic structure (pbc=True with a cell)")
     problem = readout_problem(model, atoms)
-    shifted = shifted_batch(problem.batch)
-    combined = CircuitBatch(problem.batch.ansatz, problem.batch.n_qubits, problem.batch.n_layers,
-                            problem.batch.groups + shifted.groups)
-    shift_coeffs = np.repeat(problem.coeffs, 2 * problem.batch.n_qubits, axis=0)
     jac = input_jacobian(model, atoms, stress) if uncertainty else None
-    return ForceProblem(problem, combined, shift_coeffs, jac, stress)
+    return ForceProblem(problem, shifted_batch(problem.batch), jac, stress)
 
 
 def force_shots(fp: ForceProblem, shots: int | None, allocation: str = "uniform") -> np.ndarray:
@@ -240,13 +246,10 @@ def force_shots(fp: ForceProblem, shots: int | None, allocation: str = "uniform"
         raise ConfigError(f"unknown shot allocation {allocation!r}; choose one of {ALLOCATIONS}")
     if shots is None:
         return np.full(len(fp.combined), np.inf)
-    base_k, n = fp.base_circuits, fp.combined.n_qubits
-    n_shifted = len(fp.combined) - base_k
+    n_shifted = len(fp.shifted)
     weight = np.ones(n_shifted)
     if allocation == "optimal":
-        shifted = CircuitBatch(fp.combined.ansatz, n, fp.combined.n_layers, fp.combined.groups[len(fp.energy.batch.groups):])
-        _, cov = stats_from_distribution(exact_distributions(shifted), n)
-        weight = np.einsum("kq,kqr,kr->k", fp.shift_coeffs, cov, fp.shift_coeffs)   # v per shot
+        weight = prior_variance(fp.shifted, fp.shift_coeffs)                             # v per shot
         if fp.jacobian is not None:                                                  # times sum_a J_kqa^2 / 4
             n_pos = fp.jacobian.shape[1] - (9 if fp.stress else 0)
             weight = weight * np.repeat((fp.jacobian[:, :n_pos] ** 2).sum(axis=1), 2) / 4
@@ -269,13 +272,13 @@ def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, a
     per_circuit = force_shots(fp, shots if backend.shot_based else None, allocation)
     samples = backend.for_allocation(allocation).run(fp.combined, per_circuit, rng)
 
-    base_k, n, coeffs = fp.base_circuits, fp.combined.n_qubits, fp.energy.coeffs
+    base_k, n, coeffs, shift_coeffs = fp.base_circuits, fp.shifted.n_qubits, fp.energy.coeffs, fp.shift_coeffs
     base, rest = slice(0, base_k), slice(base_k, None)
     energy = fp.energy.constant + float(np.sum(coeffs * samples.mean[base]))
     energy_var = decoded_variance(coeffs, samples.cov[base], samples.shots[base])
-    decoded = np.sum(fp.shift_coeffs * samples.mean[rest], axis=1).reshape(base_k, n, 2)    # eV
+    decoded = np.sum(shift_coeffs * samples.mean[rest], axis=1).reshape(base_k, n, 2)       # eV
     grad = (decoded[..., 0] - decoded[..., 1]) / 2                                          # (K, n) eV/rad
-    grad_var = decoded_variance(fp.shift_coeffs, samples.cov[rest], samples.shots[rest]).reshape(base_k, n, 2).sum(-1) / 4
+    grad_var = decoded_variance(shift_coeffs, samples.cov[rest], samples.shots[rest]).reshape(base_k, n, 2).sum(-1) / 4
 
     jac = fp.jacobian
     if jac is not None:
