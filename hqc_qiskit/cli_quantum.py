@@ -173,16 +173,18 @@ def _suggest_reduced_simulation(backend: str, circuits: int) -> None:
 
 def _print_forces(est) -> None:
     """Forces and stress of a ForceEstimate against the exact engine: RMS difference and typical standard error."""
+    from ase.stress import full_3x3_to_voigt_6_stress
     from ase.units import GPa
+
+    def gpa(matrix, sign="+"):   # xx yy zz yz xz xy
+        return " ".join(f"{v / GPa:{sign}.3f}" for v in full_3x3_to_voigt_6_stress(matrix))
 
     diff = np.sqrt(np.mean((est.forces - est.exact_forces) ** 2))
     console.print(f"forces: RMS difference to the exact engine {diff:.4f} eV/Å over {est.n_atoms} atoms; "
                   f"median standard error {np.median(est.forces_stderr):.4f} eV/Å")
     if est.stress is not None:
-        fmt = " ".join(f"{v / GPa:+.3f}" for v in est.stress.ravel()[[0, 4, 8, 5, 2, 1]])
-        err = " ".join(f"{v / GPa:.3f}" for v in est.stress_stderr.ravel()[[0, 4, 8, 5, 2, 1]])
-        console.print(f"stress (GPa, xx yy zz yz xz xy): {fmt}  ± {err}")
-        console.print(f"exact engine stress (GPa): {' '.join(f'{v / GPa:+.3f}' for v in est.exact_stress.ravel()[[0, 4, 8, 5, 2, 1]])}")
+        console.print(f"stress (GPa, xx yy zz yz xz xy): {gpa(est.stress)}  ± {gpa(est.stress_stderr, '')}")
+        console.print(f"exact engine stress (GPa): {gpa(est.exact_stress)}")
 
 
 # the inputs both studies take
