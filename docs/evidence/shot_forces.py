@@ -1,7 +1,7 @@
 """How many shots do shot-based forces need, and what does device noise do to them? (docs/results.md,
 "Shot-based forces")
 
-    python docs/evidence/shot_forces.py          # ~20 min on 2 cores; writes the JSON and plot below
+    python docs/evidence/shot_forces.py          # ~17 min on 2 cores; writes the JSON and plot below
     python docs/evidence/shot_forces.py --plot   # redraws the plot from the JSON
 
 Model: runs/l2_hqc_cz_long (HQC-cz, l=2; 192 readout circuits of 8 qubits per 64-atom structure, so
