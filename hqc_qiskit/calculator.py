@@ -3,6 +3,7 @@ shot-based (energy, forces and stress with their shot-noise standard errors, on 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
@@ -76,14 +77,21 @@ class HQCShotCalculator(Calculator):
     :class:`~hqc_qiskit.quantum.shot_forces.ForceEstimate` (circuits, shots, QPU seconds, exact values).
     ``seed`` seeds the simulated shot noise: a calculator with the same seed repeats its sequence of estimates.
 
+    ``results["exact_forces"]`` holds the exact engine's forces next to the measured ones, and
+    ``results["force_noise_var"]`` the mean shot-noise variance of a force component ((eV/Å)^2; estimated by one
+    random probe when ``force_uncertainty=False``, see :mod:`hqc_qiskit.quantum.shot_forces`).
+    ``noise_state`` is the shot-noise generator's state before the latest calculation; after
+    ``set_noise_state`` with it, the same structure gets the same measurement again (exact MD resume).
+
     >>> calc = HQCShotCalculator("runs/study_readouts/small_hqc_cz_s0", backend="aer", shots=50000, seed=0)  # doctest: +SKIP
     >>> atoms.calc = calc; atoms.get_potential_energy(), calc.results["energy_uncertainty"]  # doctest: +SKIP
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    shot_based = True
 
     def __init__(self, model_path: str | Path | None = None, model=None, backend="aer", shots: int = 50000,
-                 allocation: str = "uniform", seed: int | None = None, which: str = "best",
+                 allocation: str = "uniform", seed: int | list[int] | None = None, which: str = "best",
                  force_uncertainty: bool = True, **kwargs):
         import numpy as np
 
@@ -106,7 +114,14 @@ class HQCShotCalculator(Calculator):
         self.shots, self.allocation = int(shots), allocation
         self.force_uncertainty = bool(force_uncertainty)
         self.rng = np.random.default_rng(seed)
+        self.noise_state = copy.deepcopy(self.rng.bit_generator.state)
         self.last_estimate = None
+
+    def set_noise_state(self, state: dict) -> None:
+        """Put the shot-noise generator back to ``state`` (a ``noise_state``) and forget the last results."""
+        self.rng.bit_generator.state = copy.deepcopy(state)
+        self.noise_state = copy.deepcopy(state)
+        self.reset()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         from .quantum.estimate import estimate_energy
@@ -114,6 +129,7 @@ class HQCShotCalculator(Calculator):
 
         kept = {} if system_changes else dict(self.results)   # same structure: what was measured stays
         super().calculate(atoms, properties, system_changes)
+        self.noise_state = copy.deepcopy(self.rng.bit_generator.state)
         if "stress" in properties and not self.atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a periodic structure (pbc=True with a cell)")
         if "forces" not in properties and "stress" not in properties:
@@ -123,7 +139,8 @@ class HQCShotCalculator(Calculator):
             est = estimate_forces(self.model, self.atoms, self.backend, self.shots, self.allocation, self.rng,
                                   stress="stress" in properties, uncertainty=self.force_uncertainty)
             results = {"energy": est.energy, "energy_uncertainty": est.stderr,
-                       "exact_energy": est.exact_energy, "forces": est.forces}
+                       "exact_energy": est.exact_energy, "forces": est.forces, "exact_forces": est.exact_forces,
+                       "force_noise_var": est.force_noise_var}
             if est.forces_stderr is not None:
                 results["forces_uncertainty"] = est.forces_stderr
             if est.stress is not None:

@@ -17,8 +17,9 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the result
 
 # the option of every command that can simulate noisy circuits (energy, mc, noise-study, shots-study)
 NoisyEngine = Annotated[str, typer.Option(
-    "--noisy-engine", help="how aer-noise: backends simulate noisy circuits: batched (density-matrix engine, "
-    "default) or aer (Aer's density-matrix method: slower, a cross-check)")]
+    "--noisy-engine", help="how aer and aer-noise: backends compute output distributions: batched (default: the "
+    "exact engine without noise, the batched density-matrix engine with noise) or aer (Aer's statevector / "
+    "density-matrix methods: slower, a cross-check)")]
 
 # the backend options of the commands that run a model's circuits on any backend (energy, mc)
 Allocation = Annotated[str, typer.Option(help="uniform or optimal (variance-weighted) shot allocation")]

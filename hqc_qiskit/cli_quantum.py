@@ -65,7 +65,7 @@ def backends_cmd():
     table.add_column("available")
     table.add_column("notes")
     table.add_row("exact", "yes", "exact engine, no shot noise (training engine)")
-    table.add_row("aer", "yes", "Aer, ideal, shots")
+    table.add_row("aer", "yes", "ideal circuits, shots (exact distributions; --noisy-engine aer: Aer statevector)")
     table.add_row("aer-noise:<model>[@<profile>]", "yes", "Aer noise model on the active qubits, batched density matrices; "
                   f"models: {', '.join(noise_model_names())}; profiles: {', '.join(profile_names())}")
     table.add_row("fake_<device>", "yes", f"runtime local mode, {len(fake_device_names())} snapshots (e.g. fake_brisbane, fake_torino)")
@@ -212,7 +212,7 @@ def noise_study_cmd(
     profiles: str = typer.Option("ideal", help="comma-separated transpile profiles"),
     scales: str = typer.Option("0.1,0.3,1", help="comma-separated noise scales"),
     mitigations: str = typer.Option("none,rem,zne,zne+rem", help="comma-separated mitigations"),
-    shots: Optional[int] = typer.Option(None, min=1, help="shots per circuit (default: expectation values, no shot noise)"),
+    shots: Optional[int] = typer.Option(None, min=2, help="shots per circuit (default: expectation values, no shot noise)"),
     out: Path = typer.Option(Path("noise_study"), help="output folder: noise_study.json, .md, .png"),
     resume: bool = typer.Option(False, "--resume", help="keep the points already in OUT/noise_study.json that "
                                 "match these settings (e.g. of a killed run) and compute only the rest"),
@@ -284,7 +284,7 @@ def shots_study_cmd(
         model, frames = _load_study_inputs(run_dir, structures, n_structures)
         simulator = make_backend(backend, engine=noisy_engine)
         needed = shots_for_stderr(model, frames, target)   # cheap (exact prior), and checks --target before the study
-        rows = shots_study(model, frames, simulator, number_list(shots, "--shots", integer=True, minimum=1), repeats=repeats)
+        rows = shots_study(model, frames, simulator, number_list(shots, "--shots", integer=True, minimum=2), repeats=repeats)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     out.mkdir(parents=True, exist_ok=True)

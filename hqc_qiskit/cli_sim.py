@@ -57,6 +57,16 @@ def md_cmd(
     pdamp: float = typer.Option(500.0, help="fs, NPT barostat time constant"),
     seed: int = typer.Option(0, help="seed of the initial velocities and stochastic thermostats"),
     dtype: str = typer.Option("float64", help="precision of the model during MD: float64 (default, for energy conservation) or float32"),
+    backend: str = typer.Option("exact", help="exact (the exact engine), or a simulator measuring forces by the "
+                                "parameter-shift rule at every step: aer, aer-noise:<model>[@<profile>] (HQC models)"),
+    shots: int = typer.Option(1000, min=2, help="shots per circuit (average) of every force evaluation (shot-based backends)"),
+    allocation: Allocation = "uniform",
+    profile: Profile = None,
+    noise_scale: NoiseScale = 1.0,
+    mitigation: Mitigation = "none",
+    noisy_engine: NoisyEngine = "batched",
+    compensate_noise: bool = typer.Option(False, "--compensate-noise", help="Langevin on measured forces: lower the "
+                                          "thermostat's random force by the shot noise's share at every step"),
     log_every: int = typer.Option(10, help="steps between log rows"),
     traj_every: int = typer.Option(10, help="steps between trajectory frames"),
     checkpoint_every: int = typer.Option(100, help="steps between checkpoints"),
@@ -67,8 +77,9 @@ def md_cmd(
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
-    """Molecular dynamics with the trained potential (exact engine): log, trajectory, energy drift, resume."""
-    from .calculator import HQCCalculator
+    """Molecular dynamics with the trained potential: log, trajectory, energy drift, resume. Forces from the exact
+    engine, or measured with shots on a simulator (--backend aer --shots 1000: shot-noise MD)."""
+    from .calculator import HQCCalculator, HQCShotCalculator
     from .md import CHECKPOINT, LOG, MDOptions, run_md
     from .plots import plot_md_log
     from .runlog import read_rows
@@ -76,11 +87,24 @@ def md_cmd(
     opt = MDOptions(steps=steps, ensemble=ensemble, thermostat=thermostat, temperature=temperature, timestep=timestep,
                     tdamp=tdamp, friction=friction, pressure=pressure, pdamp=pdamp, seed=seed, log_every=log_every,
                     traj_every=traj_every, checkpoint_every=checkpoint_every,
-                    committee=[str(p) for p in committee], max_force_dev=max_force_dev)
-    out = out or default_output(run_dir, f"md_{ensemble}_{temperature:g}K")
+                    committee=[str(p) for p in committee], max_force_dev=max_force_dev, compensate_noise=compensate_noise)
+    tag = "" if backend == "exact" else f"_{backend.replace(':', '-').replace('@', '-')}_{shots}"
+    out = out or default_output(run_dir, f"md_{ensemble}_{temperature:g}K{tag}")
     try:
         opt.validate()
-        calc = HQCCalculator(run_dir, dtype=dtype)
+        if backend.startswith(("fake_", "ibm_")):
+            raise HQCError(f"md measures 17x an energy's circuits at every step; on {backend} that is a job per step "
+                           "(see `hqc-qiskit energy --forces --dry-run`): run shot-based MD on aer or "
+                           "aer-noise:<device snapshot>, and Monte Carlo (`hqc-qiskit mc`) on devices")
+        if backend == "exact":
+            calc = HQCCalculator(run_dir, dtype=dtype)
+        else:
+            from .quantum.backends import make_backend
+
+            calc = HQCShotCalculator(run_dir, backend=make_backend(backend, profile, noise_scale, mitigation,
+                                                                   engine=noisy_engine),
+                                     # a stream of its own: default_rng(seed) drives the thermostat's noise
+                                     shots=shots, allocation=allocation, seed=[seed, 1], force_uncertainty=False)
         members = [HQCCalculator(p, dtype=dtype) for p in committee]
         atoms = _frame(structure, index)
         with progress_bar("MD steps", steps, progress) as bar:
@@ -97,6 +121,16 @@ def md_cmd(
     if "mean_density_g_cm3" in summary:
         console.print(f"density {summary['mean_density_g_cm3']:.4f} ± {summary['std_density_g_cm3']:.4f} g/cm³, "
                       f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
+    if "force_noise_rms_eV_A" in summary:
+        p = summary["predicted"]
+        console.print(f"shot noise of the forces {summary['force_noise_rms_eV_A']:.3f} eV/Å RMS per component: heats "
+                      f"by {p['heating_mev_per_atom_ps']:.3g} meV/atom/ps (removed by a thermostat)"
+                      + (f", Langevin T shift +{p['langevin_T_shift_K']:.1f} K" if "langevin_T_shift_K" in p else "")
+                      + (f"; drift of the exact total energy {summary['drift_exact_total_mev_per_atom_ps']:+.3f} "
+                         "meV/atom/ps" if ensemble == "nve" else ""))
+    if "mean_T_thermostat_K" in summary:
+        console.print(f"noise compensation: the thermostat ran at {summary['mean_T_thermostat_K']:.0f} K on average "
+                      f"so that thermostat + shot noise make {temperature:g} K")
     if "max_force_dev_max_eV_A" in summary:
         console.print(f"committee of {len(committee) + 1}: largest force deviation median "
                       f"{summary['max_force_dev_median_eV_A']:.3f}, max {summary['max_force_dev_max_eV_A']:.3f} eV/Å")
@@ -248,7 +282,7 @@ def mc_study_cmd(
         base.validate()
         model = load_model(_shipped(run_dir, DEFAULT_HQC_RUN)).double()
         atoms = _frame(structure, index)
-        shot_counts = number_list(shots, "--shots", integer=True, minimum=1)
+        shot_counts = number_list(shots, "--shots", integer=True, minimum=2)
         console.print(f"{2 + 2 * len(shot_counts)} chains of {steps} steps into {out} (resumable)")
         study = mc_shots_study(model, atoms, make_backend, shot_counts, base, out,
                                progress=lambda label: (console.print(f"chain {label}") and None))

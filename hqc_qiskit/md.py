@@ -7,6 +7,15 @@ the random generator, so a resumed run continues the same trajectory as an unint
 Units: Å, eV, fs, K, GPa; the log has step, time_fs, T_K, E_pot_eV, E_kin_eV, E_tot_eV, E_conserved_eV,
 and for NPT also volume_A3, density_g_cm3 and P_GPa (virial plus kinetic pressure).
 
+With a shot-based calculator (``HQCShotCalculator``: forces measured on a backend) the log also has
+E_pot_exact_eV (the exact engine's energy), force_noise_rms_eV_A (RMS of measured minus exact forces: shot
+noise plus any device error) and force_noise_est_eV_A (the shot noise estimated from the measurement alone),
+the checkpoint holds the shot-noise generator, and the summary the mean force noise, the drift of the exact
+total energy and the heating that this noise predicts (:func:`shot_noise_heating`). With ``compensate_noise``
+(Langevin only) the thermostat's temperature is lowered at every step by the shift that step's estimated
+noise causes, so the shot noise becomes part of the thermostat's random force instead of heating the run
+(the MD counterpart of the penalty method for MC; logged as T_thermostat_K).
+
 A committee (other models of the same system, e.g. other seeds) can watch the run: at every log row its
 members' forces and energies on the current structure give max_force_dev_eV_A (largest per-atom committee
 force deviation, the driving model included) and energy_std_meV_atom; with ``max_force_dev`` the run stops
@@ -36,6 +45,8 @@ THERMOSTATS = ("nose-hoover", "langevin", "bussi")
 LOG_FIELDS = ["time_fs", "T_K", "E_pot_eV", "E_kin_eV", "E_tot_eV", "E_conserved_eV"]
 NPT_FIELDS = ["volume_A3", "density_g_cm3", "P_GPa"]
 COMMITTEE_FIELDS = ["max_force_dev_eV_A", "energy_std_meV_atom"]
+SHOT_FIELDS = ["E_pot_exact_eV", "force_noise_rms_eV_A", "force_noise_est_eV_A"]
+COMPENSATION_FIELDS = ["T_thermostat_K"]
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "md_checkpoint.json", "md_log.csv", "md_traj.extxyz", "md_summary.json"
 
 
@@ -57,10 +68,11 @@ class MDOptions:
     traj_every: int = 10
     checkpoint_every: int = 100
     max_temperature_factor: float = 5.0   # stop as unstable when T exceeds this x the target
-    min_distance: float = 1.0             # Å, stop as unstable when two atoms come closer
+    min_distance: float = 1.0             # Å, stop as unstable when two atoms come closer (0: no check)
     max_volume_factor: float = 2.0        # NPT: stop as unstable when the volume leaves [V0 / f, f x V0]
     committee: list = field(default_factory=list)   # run dirs / checkpoints watching the run (paths as text)
     max_force_dev: float | None = None    # eV/Å, stop when the committee's largest force deviation exceeds it
+    compensate_noise: bool = False        # Langevin on measured forces: the thermostat absorbs the shot noise
 
     def validate(self) -> None:
         if self.ensemble not in ENSEMBLES:
@@ -83,6 +95,9 @@ class MDOptions:
             raise HQCError("max_force_dev needs a committee (--committee RUN, once per other model) to measure it")
         if self.max_force_dev is not None and not 0 < self.max_force_dev < math.inf:
             raise HQCError(f"max_force_dev must be a positive number of eV/Å (got {self.max_force_dev})")
+        if self.compensate_noise and not (self.ensemble == "nvt" and self.thermostat == "langevin" and self.friction > 0):
+            raise HQCError("compensate_noise works through a Langevin thermostat's random force: use ensemble nvt, "
+                           "thermostat langevin and friction > 0")
         if self.ensemble == "npt" and self.thermostat != "nose-hoover":
             raise HQCError(f"npt must be run with thermostat nose-hoover: the MTK barostat thermostats with its own "
                            f"Nose-Hoover chains ({self.thermostat!r} does not apply)")
@@ -154,6 +169,21 @@ def drift_mev_per_atom_ps(rows: list[dict], n_atoms: int, column: str = "E_conse
     return float(np.polyfit(t, e, 1)[0])
 
 
+def shot_noise_heating(noise_var: float, opt: MDOptions, masses: np.ndarray) -> dict:
+    """What white force noise of variance ``noise_var`` (eV/Å)^2 per Cartesian component, fresh at every step,
+    does to a run (masses in amu). Velocity Verlet kicks each momentum by dt x noise per step, so the kinetic
+    energy grows by 3 noise_var dt^2 / 2m per atom per step: ``heating_mev_per_atom_ps``, the drift of the
+    total energy in NVE, heat that a thermostat has to remove. A Langevin thermostat of friction gamma balances
+    it at ``langevin_T_shift_K`` = noise_var dt / (2 m gamma k_B) above its target (fluctuation-dissipation: the
+    noise adds noise_var dt to the thermostat's 2 m gamma k_B T of momentum diffusion per unit time)."""
+    dt = opt.timestep * units.fs
+    inv_m = float(np.mean(1.0 / np.asarray(masses, float)))
+    out = {"heating_mev_per_atom_ps": 3.0 * noise_var * dt**2 / 2.0 * inv_m * (1000.0 / opt.timestep) * 1000.0}
+    if opt.ensemble == "nvt" and opt.thermostat == "langevin" and opt.friction > 0:
+        out["langevin_T_shift_K"] = noise_var * dt * inv_m / (2.0 * (opt.friction / units.fs) * units.kB)
+    return out
+
+
 def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, opt: MDOptions, volume0: float) -> str | None:
     if not np.all(np.isfinite(atoms.get_positions())):
         return "non-finite positions"
@@ -165,6 +195,8 @@ def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, opt: MD
                 f"at this pressure and temperature: trained at one density?)")
     if temperature > opt.max_temperature_factor * opt.temperature:
         return f"temperature {temperature:.0f} K exceeds {opt.max_temperature_factor:g} x target"
+    if opt.min_distance <= 0:   # the check is off (O(N^2) with minimum images at every log row)
+        return None
     d = atoms.get_all_distances(mic=True)
     np.fill_diagonal(d, np.inf)
     if d.min() < opt.min_distance:
@@ -187,8 +219,14 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     atoms = atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(opt.seed)
+    shot = bool(getattr(calculator, "shot_based", False))
     if opt.ensemble == "npt" and not atoms.pbc.all():
         raise HQCError("npt needs a periodic structure (pbc=True with a cell)")
+    if opt.compensate_noise and not shot:
+        raise HQCError("compensate_noise needs measured forces (a shot-based calculator, md --backend ...)")
+    if opt.ensemble == "npt" and shot:
+        raise HQCError("npt with shot-based forces is not supported (the barostat would need measured stress at "
+                       "every step); run nvt or nve, or npt with the exact engine")
     ckpt = read_resume_checkpoint(ckpt_path, resume, "MD")
     if ckpt is not None:
         try:
@@ -201,6 +239,8 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
             atoms.set_positions(np.asarray(ckpt["positions"]))
             atoms.set_momenta(np.asarray(ckpt["momenta"]))
             rng.bit_generator.state = ckpt["rng_state"]
+            if shot:   # the measurement of the checkpointed structure is repeated exactly (same noise state)
+                calculator.set_noise_state(ckpt["noise_state"])
             start, elapsed = ckpt["step"], ckpt["wall_seconds"]
         except (KeyError, TypeError, ValueError) as exc:
             raise HQCError(f"{ckpt_path}: unreadable MD checkpoint ({exc}); start a new output folder") from None
@@ -214,7 +254,9 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         _restore_thermostat(dyn, ckpt["thermostat"])
     npt = opt.ensemble == "npt"
     volume0 = dyn._volume0 if npt else None   # the starting cell's (restored with the barostat after a resume)
-    fields = LOG_FIELDS + (NPT_FIELDS if npt else []) + (COMMITTEE_FIELDS if committee else [])
+    fields = (LOG_FIELDS + (NPT_FIELDS if npt else []) + (COMMITTEE_FIELDS if committee else [])
+              + (SHOT_FIELDS if shot else []) + (COMPENSATION_FIELDS if opt.compensate_noise else []))
+    masses = atoms.get_masses()
     log = StepLog(out / LOG, fields, resume_step=start if start else None)
     traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
     n = len(atoms)
@@ -222,6 +264,8 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
 
     def record(step: int) -> tuple[float, float | None]:
         """Log a row; returns the temperature and the committee's largest force deviation (None without one)."""
+        if shot:
+            atoms.get_forces()   # energy and forces in one measurement (an energy alone would be a second one)
         e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         temperature = atoms.get_temperature()
         extra, force_dev = {}, None
@@ -234,6 +278,13 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
             energies = [e_pot] + [m.get_potential_energy(frozen) for m in committee]
             force_dev = float(force_deviation(forces).max())
             extra.update(max_force_dev_eV_A=force_dev, energy_std_meV_atom=float(np.std(energies)) / n * 1000.0)
+        if shot:
+            noise = atoms.get_forces() - calculator.results["exact_forces"]
+            extra.update(E_pot_exact_eV=calculator.results["exact_energy"],
+                         force_noise_rms_eV_A=float(np.sqrt(np.mean(noise**2))),
+                         force_noise_est_eV_A=math.sqrt(calculator.results["force_noise_var"]))
+        if opt.compensate_noise:
+            extra["T_thermostat_K"] = dyn.temp / units.kB
         log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
                 E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin), **extra)
         return temperature, force_dev
@@ -245,6 +296,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                            "cell": np.asarray(atoms.cell).tolist(),
                            "momenta": atoms.get_momenta().tolist(), "thermostat": _thermostat_state(dyn),
                            "rng_state": rng.bit_generator.state, "options": asdict(opt),
+                           **({"noise_state": calculator.noise_state} if shot else {}),
                            "wall_seconds": elapsed + t_last_step - t0}, ckpt_path)
 
     # wall time counts up to the last step: re-running a finished run (to re-read its summary) adds nothing
@@ -254,6 +306,17 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         traj.add(atoms, 0)
     step = start
     while step < opt.steps:
+        if opt.compensate_noise:
+            # this structure's estimated noise variance (unbiased), so the total random force has the target's
+            atoms.get_forces()
+            shift = shot_noise_heating(calculator.results["force_noise_var"], opt, masses)["langevin_T_shift_K"]
+            if shift >= opt.temperature:
+                reason = (f"shot noise of the forces ({math.sqrt(calculator.results['force_noise_var']):.2f} eV/Å per "
+                          f"component) heats by {shift:.0f} K, more than the thermostat can absorb at "
+                          f"{opt.temperature:g} K: use more shots or a larger friction")
+                save(step)
+                break
+            dyn.set_temperature(temperature_K=opt.temperature - shift)
         dyn.step()
         step += 1
         if step % opt.log_every == 0 or step == opt.steps:
@@ -281,5 +344,15 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     if committee:
         dev = np.array([r["max_force_dev_eV_A"] for r in rows])
         summary.update(max_force_dev_max_eV_A=float(dev.max()), max_force_dev_median_eV_A=float(np.median(dev)))
+    if shot:
+        # the prediction uses the estimated shot noise: a device's systematic force error is no random kick
+        est_var = float(np.mean([r["force_noise_est_eV_A"] ** 2 for r in rows]))
+        exact_total = [{"time_fs": r["time_fs"], "E": r["E_pot_exact_eV"] + r["E_kin_eV"]} for r in rows]
+        summary.update(force_noise_rms_eV_A=math.sqrt(float(np.mean([r["force_noise_rms_eV_A"] ** 2 for r in rows]))),
+                       force_noise_est_eV_A=math.sqrt(est_var),
+                       drift_exact_total_mev_per_atom_ps=drift_mev_per_atom_ps(exact_total, n, "E"),
+                       predicted=shot_noise_heating(est_var, opt, masses))
+    if opt.compensate_noise:
+        summary["mean_T_thermostat_K"] = float(np.mean([r["T_thermostat_K"] for r in rows[len(rows) // 5:]]))
     atomic_write_json(summary, out / SUMMARY)
     return summary

@@ -114,7 +114,7 @@ def test_errors_are_one_unwrapped_line_with_brackets_kept(tmp_path):
 @pytest.mark.parametrize("args, said", [
     (["data", "split", "x.extxyz", "--sizes", "6,two"], "--sizes '6,two': 'two' is not a number"),
     (["data", "split", "x.extxyz", "--sizes", "6,2.5"], "--sizes '6,2.5': '2.5' is not allowed (expected whole numbers >= 0)"),
-    (["shots-study", "r", "--shots", "1000,inf"], "--shots '1000,inf': 'inf' is not allowed (expected whole numbers >= 1)"),
+    (["shots-study", "r", "--shots", "1000,inf"], "--shots '1000,inf': 'inf' is not allowed (expected whole numbers >= 2)"),
     (["mc-study", "r", "--shots", "0"], "--shots '0': '0' is not allowed"),
     (["noise-study", "r", "--scales", "1,nan"], "--scales '1,nan': 'nan' is not allowed (expected finite numbers >= 0)")])
 def test_number_lists_name_the_option(tmp_path, args, said):

@@ -121,10 +121,23 @@ def test_relaxation_fidelity_is_the_average_gate_fidelity_of_aers_channel():
         assert relaxation_fidelity(t, t1, t2) == pytest.approx(average_gate_fidelity(channel), abs=1e-12)
 
 
+@pytest.mark.parametrize("profile", ["ideal", "ibm_heron_compact"])
+def test_noiseless_distributions_by_exact_engine_equal_aer_statevector(profile):
+    """The default noiseless engine (exact engine on the logical circuits) gives the whole output distribution
+    that Aer's statevector gives on the transpiled circuits, for every ansatz, also folded for ZNE."""
+    for name in ansatz_names():
+        batch = _batch(name, k=4, seed=5)
+        ours, aer = make_backend("aer", profile), make_backend("aer", profile, engine="aer")
+        assert aer.engine == "aer"
+        for fold in (1, 3):
+            np.testing.assert_allclose(ours.distributions(batch, fold), aer.distributions(batch, fold), atol=1e-9,
+                                       err_msg=f"{name} on {profile}, fold {fold}")
+
+
 def test_infinite_shots_without_noise_equal_exact():
     batch = _batch()
     exact = make_backend("exact").run(batch)
-    aer = make_backend("aer").run(batch, np.inf)
+    aer = make_backend("aer", engine="aer").run(batch, np.inf)   # Aer's statevector (the default engine is exact's)
     np.testing.assert_allclose(aer.mean, exact.mean, atol=1e-9)
     np.testing.assert_allclose(aer.cov, exact.cov, atol=1e-9)
     zero = make_backend("aer-noise:thermal", scale=0.0).run(batch, np.inf)
@@ -222,8 +235,10 @@ def test_shot_allocation():
         assert s.sum() == 10000 and s.min() >= 16
     uniform, optimal = allocate_shots(v, 10000, "uniform"), allocate_shots(v, 10000, "optimal")
     assert predicted_stderr(v, optimal) < predicted_stderr(v, uniform)
-    with pytest.raises(ConfigError):
-        allocate_shots(v, 10, "uniform")
+    few = allocate_shots(v, 20, "optimal")   # 5 per circuit on average: the floor is the average
+    assert few.sum() == 20 and few.min() == 5
+    with pytest.raises(ConfigError, match="fewer than 2 per circuit"):
+        allocate_shots(v, 7, "uniform")
 
 
 def test_runtime_local_mode_matches_reduced_simulation(tmp_path):

@@ -267,7 +267,7 @@ def test_mc_refuses_more_moved_atoms_than_the_structure_has(tmp_path, start):
     with pytest.raises(HQCError, match=f"n_moved {len(start) + 1} exceeds the {len(start)} atoms"):
         run_mc(model, start, make_backend("exact"), MCOptions(steps=2, n_moved=len(start) + 1), tmp_path / "mc")
     assert not (tmp_path / "mc").exists()   # refused before writing anything
-    with pytest.raises(HQCError, match="shots must be at least 1 per circuit, got -5"):
+    with pytest.raises(HQCError, match="shots must be at least 2 per circuit .*, got -5"):
         shots_per_circuit(readout_problem(model.double(), start), -5)
 
 
@@ -336,3 +336,133 @@ def test_simulations_of_a_checkpoint_file_write_beside_it(tmp_path):
     mc = runner.invoke(app, ["mc", str(ckpt), "--steps", "2", "--no-progress"])
     assert mc.exit_code == 0, mc.output
     assert len(list(tmp_path.glob("model_mc_*"))) == 1
+
+
+class _NoisyFreeAtoms:
+    """A shot-based calculator stand-in for free atoms: exact forces 0, measured forces white noise of
+    ``sigma`` eV/Å per component (fresh at every new structure), energy 0; keeps its noise state like
+    HQCShotCalculator, so run_md logs and checkpoints it the same way."""
+
+    shot_based = True
+
+    def __init__(self, sigma, seed=0):
+        from ase.calculators.calculator import Calculator, all_changes
+
+        outer = self
+
+        class Calc(Calculator):
+            implemented_properties = ["energy", "forces"]
+            shot_based = True
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                self.noise_state = outer.rng.bit_generator.state
+                n = len(self.atoms)
+                self.results = {"energy": 0.0, "exact_energy": 0.0, "exact_forces": np.zeros((n, 3)),
+                                "forces": outer.rng.normal(0.0, sigma, (n, 3)),   # and an unbiased variance estimate:
+                                "force_noise_var": float(np.mean(outer.rng.normal(0.0, sigma, (n, 3)) ** 2))}
+
+            def set_noise_state(self, state):
+                outer.rng.bit_generator.state = state
+
+        self.rng = np.random.default_rng(seed)
+        self.calc = Calc()
+
+
+@pytest.mark.parametrize("ensemble, thermostat", [("nve", "nose-hoover"), ("nvt", "langevin")])
+def test_shot_noise_heating_prediction_matches_ase_integrators(tmp_path, ensemble, thermostat):
+    """White force noise on free atoms: in NVE the total energy grows at the predicted rate, under Langevin
+    the temperature settles the predicted shift above the target (the formula behind md's summary)."""
+    from ase import Atoms
+
+    atoms = Atoms("Si256", positions=np.random.default_rng(0).uniform(0, 30, (256, 3)), cell=[30] * 3, pbc=True)
+    sigma = 2.0   # eV/Å: Langevin shift ~ 400 K at friction 0.01/fs, 0.5 fs; NVE ~ 1 eV/atom/ps
+    opt = MDOptions(steps=3000, ensemble=ensemble, thermostat=thermostat, temperature=1000.0, log_every=10,
+                    traj_every=3000, checkpoint_every=3000, min_distance=0.0, max_temperature_factor=1e9)
+    summary = run_md(atoms, _NoisyFreeAtoms(sigma).calc, opt, tmp_path)
+    predicted = summary["predicted"]
+    assert summary["force_noise_rms_eV_A"] == pytest.approx(sigma, rel=0.02)
+    if ensemble == "nve":
+        assert summary["drift_exact_total_mev_per_atom_ps"] == pytest.approx(predicted["heating_mev_per_atom_ps"], rel=0.1)
+    else:
+        shift = predicted["langevin_T_shift_K"]
+        assert shift > 200
+        assert summary["mean_T_K"] - 1000.0 == pytest.approx(shift, rel=0.2)
+
+
+def test_langevin_noise_compensation_keeps_the_target_temperature(tmp_path):
+    """With compensate_noise the thermostat lowers its own random force by the noise's share: the same free
+    atoms and noise that run 400 K hot uncompensated (test above) stay at the target; noise beyond what the
+    thermostat can absorb stops the run with the reason."""
+    from ase import Atoms
+
+    atoms = Atoms("Si256", positions=np.random.default_rng(0).uniform(0, 30, (256, 3)), cell=[30] * 3, pbc=True)
+    opt = MDOptions(steps=3000, thermostat="langevin", temperature=1000.0, log_every=10, traj_every=3000,
+                    checkpoint_every=3000, min_distance=0.0, compensate_noise=True)
+    summary = run_md(atoms, _NoisyFreeAtoms(2.0).calc, opt, tmp_path / "on")
+    assert summary["mean_T_K"] == pytest.approx(1000.0, rel=0.04)
+    assert summary["mean_T_thermostat_K"] == pytest.approx(1000.0 - summary["predicted"]["langevin_T_shift_K"], rel=0.01)
+    assert "T_thermostat_K" in read_rows(tmp_path / "on" / "md_log.csv")[0]
+    cold = run_md(atoms, _NoisyFreeAtoms(2.0).calc, MDOptions(**{**vars(opt), "temperature": 300.0}), tmp_path / "cold")
+    assert not cold["stable"] and "more than the thermostat can absorb" in cold["unstable_reason"]
+    with pytest.raises(HQCError, match="needs measured forces"):
+        run_md(atoms, HQCCalculator(QUICK), MDOptions(steps=2, thermostat="langevin", compensate_noise=True), tmp_path / "x")
+    with pytest.raises(HQCError, match="^compensate_noise works through a Langevin"):
+        MDOptions(compensate_noise=True).validate()
+
+
+def test_shot_based_md_resumes_identically_and_logs_its_noise(tmp_path, start):
+    """MD on forces measured with 200 shots (aer) killed mid-run and resumed equals an uninterrupted run: the
+    checkpoint holds the shot noise's generator; the log has the exact energy and the realized force noise."""
+    from hqc_qiskit.calculator import HQCShotCalculator
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    opt = MDOptions(steps=12, thermostat="langevin", log_every=2, traj_every=4, checkpoint_every=4, compensate_noise=True)
+
+    def calc():
+        return HQCShotCalculator(model=model, backend="aer", shots=200, seed=[0, 1], force_uncertainty=False)
+
+    full = run_md(start, calc(), opt, tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(step, _total):
+        if step == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_md(start, calc(), opt, tmp_path / "cut", progress=kill_at_7)
+    resumed = run_md(start, calc(), opt, tmp_path / "cut", resume=True)
+    full_rows, cut_rows = read_rows(tmp_path / "full" / "md_log.csv"), read_rows(tmp_path / "cut" / "md_log.csv")
+    assert len(full_rows) == 7
+    np.testing.assert_equal(cut_rows, full_rows)   # exactly (Langevin's E_conserved is NaN in both)
+    assert resumed["force_noise_rms_eV_A"] == full["force_noise_rms_eV_A"] > 0
+    # the estimate from the measurement alone agrees with the realized noise (ideal Aer: shot noise only)
+    assert full["force_noise_est_eV_A"] == pytest.approx(full["force_noise_rms_eV_A"], rel=0.25)
+    exact = HQCCalculator(model=model)
+    frame = read_structures(tmp_path / "full" / "md_traj.extxyz")[-1]
+    assert full_rows[-1]["E_pot_exact_eV"] == pytest.approx(exact.get_potential_energy(frame), abs=1e-8)
+    assert full_rows[-1]["E_pot_eV"] != pytest.approx(full_rows[-1]["E_pot_exact_eV"], abs=1e-8)   # measured
+    with pytest.raises(HQCError, match="npt with shot-based forces"):
+        run_md(start, calc(), MDOptions(steps=2, ensemble="npt"), tmp_path / "npt")
+
+
+def test_cli_md_with_shot_based_forces(tmp_path):
+    _, hqc = tiny_hqc_checkpoint(tmp_path)
+    runner = CliRunner()
+    md = runner.invoke(app, ["md", str(hqc), "--backend", "aer", "--shots", "300", "--steps", "4", "--ensemble", "nve",
+                             "--log-every", "2", "--no-progress"])
+    assert md.exit_code == 0, md.output
+    out = tmp_path / "hqc_md_nve_2000K_aer_300"
+    summary = json.loads((out / "md_summary.json").read_text())
+    assert summary["steps"] == 4 and summary["force_noise_rms_eV_A"] > 0
+    assert "shot noise of the forces" in md.output and "drift of the exact total energy" in md.output
+    comp = runner.invoke(app, ["md", str(hqc), "--backend", "aer", "--shots", "300", "--steps", "2", "--thermostat",
+                               "langevin", "--compensate-noise", "--out", str(tmp_path / "comp"), "--no-progress"])
+    assert comp.exit_code == 0 and "noise compensation" in comp.output, comp.output
+    assert json.loads((tmp_path / "comp" / "md_summary.json").read_text())["options"]["compensate_noise"] is True
+    ibm = runner.invoke(app, ["md", str(hqc), "--backend", "ibm_brisbane", "--steps", "4", "--out", str(tmp_path / "ibm")])
+    assert ibm.exit_code == 2 and "Monte Carlo" in ibm.output and not (tmp_path / "ibm").exists()
+    cmlp = runner.invoke(app, ["md", str(QUICK), "--backend", "aer", "--steps", "2", "--out", str(tmp_path / "c")])
+    assert cmlp.exit_code == 2 and "quantum readouts" in cmlp.output

@@ -2,7 +2,8 @@
 
 Names:
   ``exact``                  exact engine, no shot noise (the training engine)
-  ``aer``                    Aer, ideal, with shots
+  ``aer``                    ideal circuits, with shots (output distributions by the exact engine, or
+                             by Aer's statevector with ``engine="aer"``; the same distributions, tested)
   ``aer-noise:<model>[@<profile>]``  an Aer noise model of ``noise_models/`` on the circuits transpiled
                              with a profile of ``transpile_profiles/`` (default: the model's own), simulated
                              on the active qubits only (batched density matrices, ``simulate.py``)
@@ -76,7 +77,9 @@ def stats_from_distribution(probs: np.ndarray, n: int) -> tuple[np.ndarray, np.n
     """Mean <Z_q> (K, n) and per-shot covariance (K, n, n) of a distribution (K, 2^n) over output bits."""
     s = z_signs(n)
     mean = probs @ s
-    second = np.einsum("kb,bq,br->kqr", probs, s, s)
+    # E[Z_q Z_r] as one matrix product with the (2^n, n*n) table of sign products (BLAS; an einsum over
+    # k, b, q, r was 10x slower on the 3264 circuits of a force batch)
+    second = (probs @ (s[:, :, None] * s[:, None, :]).reshape(len(s), n * n)).reshape(-1, n, n)
     return mean, second - mean[:, :, None] * mean[:, None, :]
 
 
@@ -138,7 +141,8 @@ class SimulatorBackend(Backend):
         """``keep_distributions``: remember every exact distribution computed (by circuit batch and fold)
         for reuse by this backend and its ``with_mitigation`` siblings. Off by default: a long-lived
         backend that sees a new structure each call (MC, MD) would only accumulate them. ``engine``: noisy
-        circuits by the batched density-matrix engine (default) or by Aer (``"aer"``), see ``ReducedSimulator``."""
+        circuits by the batched density-matrix engine (default) or by Aer (``"aer"``), see ``ReducedSimulator``;
+        noiseless ones by the exact engine (default) or by Aer's statevector (``"aer"``)."""
         from .noise import load_noise_spec
 
         check_engine(engine)
@@ -200,6 +204,11 @@ class SimulatorBackend(Backend):
         return self._distributions[key].copy()
 
     def _simulate(self, batch: CircuitBatch, scale_factor: int) -> np.ndarray:
+        if self.spec is None and self.engine == "batched":
+            # noiseless: every transpiled (and folded) readout has the logical circuit's output distribution,
+            # which the exact engine gives for all circuits in one batched product (Aer's statevector, one
+            # experiment per circuit, took 2.3 s for a 3264-circuit force batch; equality is tested)
+            return exact_distributions(batch)
         sim = self.simulator(batch, scale_factor)
         params = sim.tr.parameter_values(batch.x, batch.w, sim.tr.reduced)
         return sim.distributions(params)
@@ -256,8 +265,9 @@ class SimulatorBackend(Backend):
 
 def make_backend(name: str, profile: str | None = None, scale: float = 1.0, mitigation: str | None = None,
                  runtime: RuntimeOptions | None = None, engine: str = "batched") -> Backend:
-    """Backend by name (see module docstring). ``engine``: how ``aer-noise:`` backends simulate noisy
-    circuits, ``"batched"`` (density-matrix engine, default) or ``"aer"`` (Aer's density-matrix method)."""
+    """Backend by name (see module docstring). ``engine``: how ``aer`` and ``aer-noise:`` backends compute output
+    distributions, ``"batched"`` (default: the exact engine without noise, the batched density-matrix engine with
+    noise) or ``"aer"`` (Aer's statevector / density-matrix methods)."""
     options = MitigationOptions.parse(mitigation)
     if name == "exact":
         return ExactBackend()

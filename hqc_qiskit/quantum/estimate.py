@@ -111,13 +111,18 @@ def _decoded_per_shot(coeffs: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.einsum("kq,kqr,kr->k", coeffs, cov, coeffs)
 
 
+MIN_SHOTS = 2   # per circuit: each circuit's standard error comes from its own sample covariance
+
+
 def allocate_shots(variance: np.ndarray, total: int, allocation: str = "uniform", min_shots: int = 16) -> np.ndarray:
-    """Integer shots per circuit summing to ``total``: uniform, or proportional to sqrt(variance) (optimal)."""
+    """Integer shots per circuit summing to ``total``: uniform, or proportional to sqrt(variance) (optimal).
+    Every circuit gets at least ``min_shots``, or the average when that is smaller (down to ``MIN_SHOTS``)."""
     k = len(variance)
     if allocation not in ALLOCATIONS:
         raise ConfigError(f"unknown shot allocation {allocation!r}; choose one of {ALLOCATIONS}")
-    if total < k * min_shots:
-        raise ConfigError(f"{total} shots is fewer than {min_shots} per circuit for {k} circuits")
+    if total < k * MIN_SHOTS:
+        raise ConfigError(f"{total} shots is fewer than {MIN_SHOTS} per circuit for {k} circuits")
+    min_shots = min(min_shots, total // k)
     if allocation == "uniform":
         weights = np.ones(k)
     else:
@@ -141,8 +146,9 @@ def shots_per_circuit(problem: ReadoutProblem, shots: int | None, allocation: st
     k = len(problem.batch)
     if shots is None:
         return np.full(k, np.inf)
-    if not shots >= 1:
-        raise ConfigError(f"shots must be at least 1 per circuit, got {shots}")
+    if not shots >= MIN_SHOTS:
+        raise ConfigError(f"shots must be at least {MIN_SHOTS} per circuit (each circuit's standard error comes from "
+                          f"its own sample covariance), got {shots}")
     variance = per_shot_variance(problem) if allocation == "optimal" else np.ones(k)
     return allocate_shots(variance, int(shots) * k, allocation)
 

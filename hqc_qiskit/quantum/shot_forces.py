@@ -18,7 +18,10 @@ the 2n shifted copies of each circuit, and the circuit inputs x(r, eps) are diff
 
 Every circuit is measured with its own shots, so Var(F_a) = sum_kq J_kqa^2 Var(g_kq) with
 Var(g_kq) = (v_kq+ / S_kq+ + v_kq- / S_kq-) / 4 and v = c^T C c per shot: the standard errors are exact
-given J (a few seconds of autograd on a 64-atom structure; ``uncertainty=False`` skips it).
+given J (a few seconds of autograd on a 64-atom structure; ``uncertainty=False`` skips it). Without J the
+mean variance of a force component is still estimated, without bias, from one more backward pass: the
+mean square of J_r^T z with z_kq ~ N(0, Var(g_kq)) (a Hutchinson-type probe; what MD's noise compensation
+needs, and on hardware the only measure of shot noise apart from device error).
 """
 
 from __future__ import annotations
@@ -45,10 +48,13 @@ SHIFT = np.pi / 2   # rad: the shift of the parameter-shift rule for a Pauli rot
 class ForceEstimate(EnergyEstimate):
     """An :class:`EnergyEstimate` (energy and its standard error, eV; circuits and shots of the whole batch) with
     the forces (N, 3) eV/Å and optionally the stress (3, 3) eV/Å^3 (ASE's sign), each with its standard error
-    (shot noise only; 0 for exact; None when not computed), and the exact engine's values for reference."""
+    (shot noise only; 0 for exact; None when not computed), ``force_noise_var`` the mean shot-noise variance
+    of a force component (eV/Å)^2 (exact with the standard errors, else a one-probe unbiased estimate), and
+    the exact engine's values for reference."""
 
     forces: np.ndarray
     forces_stderr: np.ndarray | None
+    force_noise_var: float
     stress: np.ndarray | None
     stress_stderr: np.ndarray | None
     exact_forces: np.ndarray
@@ -281,12 +287,18 @@ def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, a
     grad_var = decoded_variance(shift_coeffs, samples.cov[rest], samples.shots[rest]).reshape(base_k, n, 2).sum(-1) / 4
 
     jac = fp.jacobian
+    n_pos = 3 * len(atoms)
     if jac is not None:
         total = jac.T @ grad.reshape(-1)                                                    # (3N [+9],)
         total_var = (jac ** 2).T @ grad_var.reshape(-1)
+        noise_var = float(np.mean(total_var[:n_pos]))
     else:
         total, total_var = _input_vjp(model, atoms, grad, stress), None
-    n_pos = 3 * len(atoms)
+        noise_var = 0.0
+        if np.any(grad_var > 0):   # E[(J^T z)_a^2] = sum_kq J_kqa^2 Var(g_kq) = Var(F_a)
+            rng = rng if rng is not None else np.random.default_rng()
+            probe = np.sqrt(grad_var) * rng.standard_normal(grad_var.shape)
+            noise_var = float(np.mean(_input_vjp(model, atoms, probe, False) ** 2))
     ref = _exact_reference(model, atoms, stress)
     volume = atoms.get_volume() if stress else None
     finite = np.isfinite(samples.shots).all()
@@ -294,7 +306,7 @@ def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, a
     return ForceEstimate(
         energy=energy, stderr=float(np.sqrt(energy_var.sum())),
         forces=-total[:n_pos].reshape(-1, 3),
-        forces_stderr=None if total_var is None else np.sqrt(total_var[:n_pos]).reshape(-1, 3),
+        forces_stderr=None if total_var is None else np.sqrt(total_var[:n_pos]).reshape(-1, 3), force_noise_var=noise_var,
         stress=total[n_pos:].reshape(3, 3) / volume if stress else None,
         stress_stderr=np.sqrt(total_var[n_pos:]).reshape(3, 3) / volume if stress and total_var is not None else None,
         exact_energy=fp.energy.exact_energy, exact_forces=ref["forces"], exact_stress=ref["stress"],
