@@ -12,8 +12,8 @@ from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import ConfigError
 from hqc_qiskit.quantum.backends import make_backend
 from hqc_qiskit.quantum.circuits import ansatz_names
-from hqc_qiskit.quantum.shot_forces import (estimate_forces, force_problem, force_shots, input_jacobian,
-                                            shifted_inputs)
+from hqc_qiskit.quantum.shot_forces import (_input_vjps, estimate_forces, force_problem, force_shots,
+                                            input_jacobian, shifted_inputs)
 
 from tests.conftest import DATA, tiny_hqc_checkpoint
 
@@ -83,6 +83,32 @@ def test_aer_forces_scatter_as_their_standard_errors(tiny):
     again = estimate_forces(model, atoms, aer, shots=300, rng=np.random.default_rng(5), uncertainty=False)
     np.testing.assert_allclose(again.forces, est.forces, atol=1e-12)
     assert est.circuits == 128 * 17 and est.shots == 300 * 128 * 17
+
+
+def test_noise_estimate_without_the_jacobian_is_unbiased(tiny):
+    """The one-probe estimate of the mean force-noise variance (no Jacobian) averages to the exact mean of
+    the squared standard errors, and to the realized noise; the exact backend has none."""
+    model, _, atoms = tiny
+    aer, rng = make_backend("aer"), np.random.default_rng(11)
+    fp = force_problem(model, atoms)
+    with_errors = estimate_forces(model, atoms, aer, 300, rng=rng, problem=fp)
+    exact_mean = with_errors.force_noise_var
+    assert exact_mean == pytest.approx(np.mean(with_errors.forces_stderr ** 2), rel=1e-12)
+    probe = force_problem(model, atoms, uncertainty=False)
+    runs = [estimate_forces(model, atoms, aer, 300, rng=rng, problem=probe) for _ in range(16)]
+    estimates = np.array([r.force_noise_var for r in runs])
+    realized = np.array([np.mean((r.forces - r.exact_forces) ** 2) for r in runs])
+    # each is a random estimate of the right mean (the tiny model's force noise is strongly correlated between
+    # atoms, so one probe scatters by about 30%: 16 probes by about 7%; a wrong factor would be 2 or 4)
+    assert np.std(estimates) > 0.02 * exact_mean
+    assert np.mean(estimates) == pytest.approx(exact_mean, rel=0.25)
+    assert np.mean(realized) == pytest.approx(exact_mean, rel=0.25)
+    assert estimate_forces(model, atoms, make_backend("exact"), problem=probe).force_noise_var == 0
+    g = np.random.default_rng(0).normal(size=(2, len(fp.energy.batch), fp.shifted.n_qubits))
+    for stress in (False, True):   # the vjps are J^T g exactly
+        jac = input_jacobian(model, atoms, stress=stress)
+        for got, gi in zip(_input_vjps(model, atoms, list(g), stress), g):
+            np.testing.assert_allclose(got, jac.T @ gi.reshape(-1), rtol=1e-9, atol=1e-14)
 
 
 def test_optimal_allocation_spends_the_same_shots_for_smaller_errors(tiny):
