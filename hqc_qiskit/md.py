@@ -169,16 +169,23 @@ def drift_mev_per_atom_ps(rows: list[dict], n_atoms: int, column: str = "E_conse
     return float(np.polyfit(t, e, 1)[0])
 
 
-def shot_noise_heating(noise_var: float, opt: MDOptions, masses: np.ndarray) -> dict:
+def shot_noise_heating(noise_var: float, opt: MDOptions, masses: np.ndarray, temperature: float | None = None) -> dict:
     """What white force noise of variance ``noise_var`` (eV/Å)^2 per Cartesian component, fresh at every step,
     does to a run (masses in amu). Velocity Verlet kicks each momentum by dt x noise per step, so the kinetic
     energy grows by 3 noise_var dt^2 / 2m per atom per step: ``heating_mev_per_atom_ps``, the drift of the
     total energy in NVE, heat that a thermostat has to remove. A Langevin thermostat of friction gamma balances
     it at ``langevin_T_shift_K`` = noise_var dt / (2 m gamma k_B) above its target (fluctuation-dissipation: the
-    noise adds noise_var dt to the thermostat's 2 m gamma k_B T of momentum diffusion per unit time)."""
+    noise adds noise_var dt to the thermostat's 2 m gamma k_B T of momentum diffusion per unit time). Given the
+    run's ``temperature`` (K), also the random walk that the kicks' work v . noise dt gives the total energy
+    (first order in the noise, so over short runs larger than the drift): ``energy_walk_mev_per_atom_sqrt_ps``,
+    the standard deviation of E_tot / N after 1 ps, sqrt(3 k_B T noise_var dt^2 / (m N)) per step."""
     dt = opt.timestep * units.fs
     inv_m = float(np.mean(1.0 / np.asarray(masses, float)))
-    out = {"heating_mev_per_atom_ps": 3.0 * noise_var * dt**2 / 2.0 * inv_m * (1000.0 / opt.timestep) * 1000.0}
+    steps_per_ps = 1000.0 / opt.timestep
+    out = {"heating_mev_per_atom_ps": 3.0 * noise_var * dt**2 / 2.0 * inv_m * steps_per_ps * 1000.0}
+    if temperature is not None:
+        walk_var = 3.0 * units.kB * temperature * noise_var * dt**2 * inv_m / len(masses) * steps_per_ps
+        out["energy_walk_mev_per_atom_sqrt_ps"] = math.sqrt(walk_var) * 1000.0
     if opt.ensemble == "nvt" and opt.thermostat == "langevin" and opt.friction > 0:
         out["langevin_T_shift_K"] = noise_var * dt * inv_m / (2.0 * (opt.friction / units.fs) * units.kB)
     return out
@@ -351,7 +358,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         summary.update(force_noise_rms_eV_A=math.sqrt(float(np.mean([r["force_noise_rms_eV_A"] ** 2 for r in rows]))),
                        force_noise_est_eV_A=math.sqrt(est_var),
                        drift_exact_total_mev_per_atom_ps=drift_mev_per_atom_ps(exact_total, n, "E"),
-                       predicted=shot_noise_heating(est_var, opt, masses))
+                       predicted=shot_noise_heating(est_var, opt, masses, summary["mean_T_K"]))
     if opt.compensate_noise:
         summary["mean_T_thermostat_K"] = float(np.mean([r["T_thermostat_K"] for r in rows[len(rows) // 5:]]))
     atomic_write_json(summary, out / SUMMARY)

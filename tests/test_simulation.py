@@ -13,7 +13,7 @@ from hqc_qiskit.cli import app
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import HQCError
 from hqc_qiskit.mc_driver import MCOptions
-from hqc_qiskit.md import MDOptions, drift_mev_per_atom_ps, run_md
+from hqc_qiskit.md import MDOptions, drift_mev_per_atom_ps, run_md, shot_noise_heating
 from hqc_qiskit.rdf import compare_rdf, compute_rdf, first_peak, frame_rdf
 from hqc_qiskit.runlog import StepLog, StepTrajectory, read_rows
 
@@ -21,6 +21,17 @@ from tests.conftest import DATA, ROOT, tiny_hqc_checkpoint
 
 QUICK = ROOT / "runs" / "quick"          # the trained default model (committed)
 TEST_FRAMES = DATA / "si_liquid_3000K.test.extxyz.gz"
+
+
+class _Killed(Exception):
+    """Stands for a run killed mid-way (the progress callback raises it)."""
+
+
+def _kill_at(step_to_kill: int):
+    def progress(step, _total):
+        if step == step_to_kill:
+            raise _Killed
+    return progress
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +170,8 @@ def test_mc_driver_resumes_identically_with_shot_noise(tmp_path, start):
     opt = MCOptions(steps=12, shots=500, checkpoint_every=4, sample_every=2, delta=0.05)
     full = run_mc(model, start, make_backend("aer"), opt, tmp_path / "full")
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_7(step, _total):
-        if step == 7:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", progress=kill_at_7)
+    with pytest.raises(_Killed):
+        run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", progress=_kill_at(7))
     resumed = run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", resume=True)
     assert resumed["final_energy_eV"] == full["final_energy_eV"] and resumed["accepted"] == full["accepted"]
     assert resumed["shots_total"] == full["shots_total"] == 13 * 500 * 128
@@ -384,6 +388,15 @@ def test_shot_noise_heating_prediction_matches_ase_integrators(tmp_path, ensembl
     assert summary["force_noise_rms_eV_A"] == pytest.approx(sigma, rel=0.02)
     if ensemble == "nve":
         assert summary["drift_exact_total_mev_per_atom_ps"] == pytest.approx(predicted["heating_mev_per_atom_ps"], rel=0.1)
+        # the total energy's random walk: increments between log rows (10 steps = 5 fs) less the drift, in units
+        # of the predicted walk at each row's temperature (the free atoms heat from 1000 to about 8000 K)
+        rows = read_rows(tmp_path / "md_log.csv")
+        e = np.array([r["E_tot_eV"] for r in rows]) / len(atoms) * 1000.0
+        row_ps = opt.log_every * opt.timestep / 1000.0
+        walk = [shot_noise_heating(sigma**2, opt, atoms.get_masses(), r["T_K"])["energy_walk_mev_per_atom_sqrt_ps"]
+                * np.sqrt(row_ps) for r in rows[:-1]]
+        z = (np.diff(e) - predicted["heating_mev_per_atom_ps"] * row_ps) / walk
+        assert np.sqrt(np.mean(z**2)) == pytest.approx(1.0, rel=0.1)
     else:
         shift = predicted["langevin_T_shift_K"]
         assert shift > 200
@@ -424,15 +437,8 @@ def test_shot_based_md_resumes_identically_and_logs_its_noise(tmp_path, start):
 
     full = run_md(start, calc(), opt, tmp_path / "full")
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_7(step, _total):
-        if step == 7:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_md(start, calc(), opt, tmp_path / "cut", progress=kill_at_7)
+    with pytest.raises(_Killed):
+        run_md(start, calc(), opt, tmp_path / "cut", progress=_kill_at(7))
     resumed = run_md(start, calc(), opt, tmp_path / "cut", resume=True)
     full_rows, cut_rows = read_rows(tmp_path / "full" / "md_log.csv"), read_rows(tmp_path / "cut" / "md_log.csv")
     assert len(full_rows) == 7
