@@ -171,3 +171,35 @@ def test_shot_forces_report_is_reproduced():
     est = estimate_forces(model, atoms, make_backend("aer"), 3000, rng=np.random.default_rng(3000 % 97),
                           uncertainty=False)
     assert np.sqrt(np.mean((est.forces - est.exact_forces) ** 2)) == pytest.approx(row["force_rms_error_ev_a"], rel=1e-6)
+
+
+def test_shot_md_report_follows_from_its_runs_and_the_runs_from_the_command(tmp_path):
+    """docs/results.md "MD on shot-based forces": each Langevin condition's mean temperature in
+    docs/evidence/shot_md.json is the mean over its runs' logs (last two thirds), and the first 20 steps of the
+    committed 2-shot run come out of `hqc-qiskit md` again, row for row."""
+    import numpy as np
+
+    from hqc_qiskit.calculator import HQCShotCalculator
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.md import MDOptions, run_md
+    from hqc_qiskit.runlog import read_rows
+
+    report = json.loads((ROOT / "docs" / "evidence" / "shot_md.json").read_text())
+    runs = ROOT / "runs" / "simulation" / "shot_md"
+    for cond in report["langevin_conditions"]:
+        means = []
+        for chain in cond["chains"]:
+            temps = np.array([r["T_K"] for r in read_rows(runs / chain / "md_log.csv")])
+            means.append(temps[int(len(temps) / 3):].mean())
+        assert cond["mean_T_K"] == pytest.approx(np.mean(means), rel=1e-12)
+    summary = json.loads((runs / "langevin_aer_2" / "md_summary.json").read_text())
+    opt = MDOptions(**{**summary["options"], "steps": 20})
+    calc = HQCShotCalculator(ROOT / report["model"], backend="aer", shots=2, seed=[opt.seed, 1], force_uncertainty=False)
+    start = read_structures(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.test.extxyz.gz")[0]
+    run_md(start, calc, opt, tmp_path)
+    again = read_rows(tmp_path / "md_log.csv")
+    committed = read_rows(runs / "langevin_aer_2" / "md_log.csv")[:len(again)]
+    assert [r["step"] for r in again] == [0, 10, 20]
+    for new, old in zip(again, committed):
+        for key in ("T_K", "E_pot_eV", "E_pot_exact_eV", "force_noise_rms_eV_A", "force_noise_est_eV_A"):
+            assert new[key] == pytest.approx(old[key], rel=1e-6), key
