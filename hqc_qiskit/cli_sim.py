@@ -123,11 +123,13 @@ def md_cmd(
                       f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
     if "force_noise_rms_eV_A" in summary:
         p = summary["predicted"]
+        walk = p["energy_walk_mev_per_atom_sqrt_ps"] * summary["time_ps"] ** 0.5
         console.print(f"shot noise of the forces {summary['force_noise_rms_eV_A']:.3f} eV/Å RMS per component: heats "
-                      f"by {p['heating_mev_per_atom_ps']:.3g} meV/atom/ps (removed by a thermostat)"
+                      f"by {p['heating_mev_per_atom_ps']:.3g} meV/atom/ps (the heat a thermostat has to remove)"
                       + (f", Langevin T shift +{p['langevin_T_shift_K']:.1f} K" if "langevin_T_shift_K" in p else "")
                       + (f"; drift of the exact total energy {summary['drift_exact_total_mev_per_atom_ps']:+.3f} "
-                         "meV/atom/ps" if ensemble == "nve" else ""))
+                         f"meV/atom/ps, on top of a random walk of about ±{walk:.2g} meV/atom over the run"
+                         if ensemble == "nve" else ""))
     if "mean_T_thermostat_K" in summary:
         console.print(f"noise compensation: the thermostat ran at {summary['mean_T_thermostat_K']:.0f} K on average "
                       f"so that thermostat + shot noise make {temperature:g} K")
