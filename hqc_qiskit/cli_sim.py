@@ -42,6 +42,12 @@ def default_output(run_dir: Path, name: str) -> Path:
     return run_dir / name if run_dir.is_dir() else run_dir.with_name(f"{run_dir.stem}_{name}")
 
 
+def backend_tag(backend: str, shots: int) -> str:
+    """A backend and its shots as part of a folder name (``aer-noise:fake_brisbane@x``, 1000 ->
+    ``aer-noise-fake_brisbane-x_1000``); ``exact`` alone, since it has no shots."""
+    return "exact" if backend == "exact" else f"{backend.replace(':', '-').replace('@', '-')}_{shots}"
+
+
 def md_cmd(
     run_dir: Path = typer.Argument(..., help="run directory or checkpoint of a trained model"),
     structure: Path = typer.Option(DEFAULT_STRUCTURES, help="starting structure (any ASE-readable file)"),
@@ -88,7 +94,7 @@ def md_cmd(
                     tdamp=tdamp, friction=friction, pressure=pressure, pdamp=pdamp, seed=seed, log_every=log_every,
                     traj_every=traj_every, checkpoint_every=checkpoint_every,
                     committee=[str(p) for p in committee], max_force_dev=max_force_dev, compensate_noise=compensate_noise)
-    tag = "" if backend == "exact" else f"_{backend.replace(':', '-').replace('@', '-')}_{shots}"
+    tag = "" if backend == "exact" else f"_{backend_tag(backend, shots)}"
     out = out or default_output(run_dir, f"md_{ensemble}_{temperature:g}K{tag}")
     try:
         opt.validate()
@@ -179,8 +185,7 @@ def mc_cmd(
 
     run_dir = _shipped(run_dir, DEFAULT_HQC_RUN)
     runtime_backend = backend.startswith(("fake_", "ibm_"))
-    tag = "exact" if backend == "exact" else f"{backend.replace(':', '-').replace('@', '-')}_{shots}"
-    out = out or default_output(run_dir, f"mc_{tag}_{acceptance}")
+    out = out or default_output(run_dir, f"mc_{backend_tag(backend, shots)}_{acceptance}")
     opt = MCOptions(steps, temperature, n_moved, delta, adapt_steps, target_acceptance, acceptance, remeasure, shots,
                     allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10))
     try:

@@ -8,6 +8,7 @@ summary.json. Same config + seed gives the same numbers; a resumed run continues
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import math
 import os
@@ -463,18 +464,17 @@ class Trainer:
         loss = t.energy_weight * e_mse + t.forces_weight * f_mse
         row = {}
         if t.stress_weight:
-            s_ref = self._val_stress_labels()
+            s_ref = self._val_stress_labels
             s_mse = np.mean((pred["s_pred"] - s_ref) ** 2)
             loss += t.stress_weight * s_mse
             row["val_rmse_stress_gpa"] = float(np.sqrt(s_mse) / GPa)
         return row | {"val_loss": float(loss), "val_rmse_e_mev_atom": m["rmse_e_mev_atom"],
                       "val_rmse_e_offset_free_mev_atom": m["rmse_e_offset_free_mev_atom"], "val_rmse_f_ev_a": m["rmse_f_ev_a"]}
 
+    @functools.cached_property
     def _val_stress_labels(self) -> np.ndarray:
         """The validation structures' stress labels (n_val, 3, 3) eV/Å^3, gathered once."""
-        if getattr(self, "_val_stress", None) is None:
-            self._val_stress = torch.cat([g[K.STRESS] for g in self.graphs.val]).double().numpy()
-        return self._val_stress
+        return torch.cat([g[K.STRESS] for g in self.graphs.val]).double().numpy()
 
     def fit(self) -> dict:
         """Train until max_epochs, early stopping or max_minutes; returns the summary dict."""

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from ase.calculators.calculator import Calculator, all_changes
 from typer.testing import CliRunner
 
 from hqc_qiskit.calculator import HQCCalculator
@@ -342,35 +343,29 @@ def test_simulations_of_a_checkpoint_file_write_beside_it(tmp_path):
     assert len(list(tmp_path.glob("model_mc_*"))) == 1
 
 
-class _NoisyFreeAtoms:
+class _NoisyFreeAtoms(Calculator):
     """A shot-based calculator stand-in for free atoms: exact forces 0, measured forces white noise of
     ``sigma`` eV/Å per component (fresh at every new structure), energy 0; keeps its noise state like
     HQCShotCalculator, so run_md logs and checkpoints it the same way."""
 
+    implemented_properties = ["energy", "forces"]
     shot_based = True
 
     def __init__(self, sigma, seed=0):
-        from ase.calculators.calculator import Calculator, all_changes
+        super().__init__()
+        self.sigma, self.rng = sigma, np.random.default_rng(seed)
+        self.noise_state = self.rng.bit_generator.state
 
-        outer = self
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.noise_state = self.rng.bit_generator.state
+        n = len(self.atoms)
+        self.results = {"energy": 0.0, "exact_energy": 0.0, "exact_forces": np.zeros((n, 3)),
+                        "forces": self.rng.normal(0.0, self.sigma, (n, 3)),   # and an unbiased variance estimate:
+                        "force_noise_var": float(np.mean(self.rng.normal(0.0, self.sigma, (n, 3)) ** 2))}
 
-        class Calc(Calculator):
-            implemented_properties = ["energy", "forces"]
-            shot_based = True
-
-            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-                super().calculate(atoms, properties, system_changes)
-                self.noise_state = outer.rng.bit_generator.state
-                n = len(self.atoms)
-                self.results = {"energy": 0.0, "exact_energy": 0.0, "exact_forces": np.zeros((n, 3)),
-                                "forces": outer.rng.normal(0.0, sigma, (n, 3)),   # and an unbiased variance estimate:
-                                "force_noise_var": float(np.mean(outer.rng.normal(0.0, sigma, (n, 3)) ** 2))}
-
-            def set_noise_state(self, state):
-                outer.rng.bit_generator.state = state
-
-        self.rng = np.random.default_rng(seed)
-        self.calc = Calc()
+    def set_noise_state(self, state):
+        self.rng.bit_generator.state = state
 
 
 @pytest.mark.parametrize("ensemble, thermostat", [("nve", "nose-hoover"), ("nvt", "langevin")])
@@ -383,7 +378,7 @@ def test_shot_noise_heating_prediction_matches_ase_integrators(tmp_path, ensembl
     sigma = 2.0   # eV/Å: Langevin shift ~ 400 K at friction 0.01/fs, 0.5 fs; NVE ~ 1 eV/atom/ps
     opt = MDOptions(steps=3000, ensemble=ensemble, thermostat=thermostat, temperature=1000.0, log_every=10,
                     traj_every=3000, checkpoint_every=3000, min_distance=0.0, max_temperature_factor=1e9)
-    summary = run_md(atoms, _NoisyFreeAtoms(sigma).calc, opt, tmp_path)
+    summary = run_md(atoms, _NoisyFreeAtoms(sigma), opt, tmp_path)
     predicted = summary["predicted"]
     assert summary["force_noise_rms_eV_A"] == pytest.approx(sigma, rel=0.02)
     if ensemble == "nve":
@@ -412,11 +407,11 @@ def test_langevin_noise_compensation_keeps_the_target_temperature(tmp_path):
     atoms = Atoms("Si256", positions=np.random.default_rng(0).uniform(0, 30, (256, 3)), cell=[30] * 3, pbc=True)
     opt = MDOptions(steps=3000, thermostat="langevin", temperature=1000.0, log_every=10, traj_every=3000,
                     checkpoint_every=3000, min_distance=0.0, compensate_noise=True)
-    summary = run_md(atoms, _NoisyFreeAtoms(2.0).calc, opt, tmp_path / "on")
+    summary = run_md(atoms, _NoisyFreeAtoms(2.0), opt, tmp_path / "on")
     assert summary["mean_T_K"] == pytest.approx(1000.0, rel=0.04)
     assert summary["mean_T_thermostat_K"] == pytest.approx(1000.0 - summary["predicted"]["langevin_T_shift_K"], rel=0.01)
     assert "T_thermostat_K" in read_rows(tmp_path / "on" / "md_log.csv")[0]
-    cold = run_md(atoms, _NoisyFreeAtoms(2.0).calc, MDOptions(**{**vars(opt), "temperature": 300.0}), tmp_path / "cold")
+    cold = run_md(atoms, _NoisyFreeAtoms(2.0), MDOptions(**{**vars(opt), "temperature": 300.0}), tmp_path / "cold")
     assert not cold["stable"] and "more than the thermostat can absorb" in cold["unstable_reason"]
     with pytest.raises(HQCError, match="needs measured forces"):
         run_md(atoms, HQCCalculator(QUICK), MDOptions(steps=2, thermostat="langevin", compensate_noise=True), tmp_path / "x")

@@ -27,6 +27,7 @@ Writes docs/evidence/shot_md.json and docs/img/shot_md.png.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -75,11 +76,16 @@ def _tail_mean(values: np.ndarray, n_blocks: int) -> tuple[float, float]:
     return float(mean[0]), float(err[0])
 
 
+@functools.cache
+def _run(name: str) -> tuple[dict, list[dict]]:
+    """A run's summary and log rows (read once: the rows, the NVE walk and the plot all use them)."""
+    return json.loads((CHAINS / name / "md_summary.json").read_text()), read_rows(CHAINS / name / "md_log.csv")
+
+
 def chain_row(name: str, n_atoms: int) -> dict:
     """Means over the last two thirds; blocks of at least 2 / gamma (two relaxation times of a Langevin
     thermostat; 5 blocks for NVE), so that the block standard error is not an underestimate."""
-    summary = json.loads((CHAINS / name / "md_summary.json").read_text())
-    rows = read_rows(CHAINS / name / "md_log.csv")
+    summary, rows = _run(name)
     opt = summary["options"]
     averaged_fs = (1 - SKIP) * summary["steps"] * opt["timestep"]
     langevin = opt["thermostat"] == "langevin" and opt["ensemble"] == "nvt"
@@ -108,9 +114,8 @@ def energy_walk(name: str, frame) -> dict:
     that the estimated noise predicts at each row's temperature, and the drift with its standard error."""
     from hqc_qiskit.md import MDOptions, shot_noise_heating
 
-    summary = json.loads((CHAINS / name / "md_summary.json").read_text())
+    summary, rows = _run(name)
     opt = MDOptions(**summary["options"])
-    rows = read_rows(CHAINS / name / "md_log.csv")
     shot = "E_pot_exact_eV" in rows[0]
     e = np.array([r["E_pot_exact_eV" if shot else "E_pot_eV"] + r["E_kin_eV"] for r in rows]) / len(frame) * 1000.0
     d = np.diff(e)
@@ -214,7 +219,7 @@ def plot(report: dict) -> None:
     ax_g.set(xlabel="r (Å)", ylabel="g(r)", title="Langevin 2000 K: g(r)", xlim=(1.8, 6.0))
     ax_g.legend(fontsize=8)
     for row in report["nve"]:
-        rows = read_rows(CHAINS / row["chain"] / "md_log.csv")
+        _, rows = _run(row["chain"])
         n_atoms = report["n_atoms"]
         col = "E_pot_exact_eV" if "predicted" in row else "E_pot_eV"
         t = np.array([r["time_fs"] for r in rows]) / 1000.0
