@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from .autocorr import MIN_TAUS_FOR_TRUST
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
                          ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check, progress_bar)
 from .cli_common import fail as _fail
@@ -124,6 +125,8 @@ def md_cmd(
     console.print(f"{summary['steps']} steps ({summary['time_ps']:.3f} ps), {status}; "
                   f"T = {summary['mean_T_K']:.0f} ± {summary['std_T_K']:.0f} K; "
                   f"drift of the conserved energy {summary['drift_conserved_mev_per_atom_ps']:+.3f} meV/atom/ps")
+    for name, label in (("E_pot_eV_per_atom", "E_pot"), ("E_pot_exact_eV_per_atom", "exact E_pot")):
+        _print_average(label, summary["averages"].get(name))
     if "mean_density_g_cm3" in summary:
         console.print(f"density {summary['mean_density_g_cm3']:.4f} ± {summary['std_density_g_cm3']:.4f} g/cm³, "
                       f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
@@ -143,6 +146,15 @@ def md_cmd(
         console.print(f"committee of {len(committee) + 1}: largest force deviation median "
                       f"{summary['max_force_dev_median_eV_A']:.3f}, max {summary['max_force_dev_max_eV_A']:.3f} eV/Å")
     console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
+
+
+def _print_average(label: str, stats: dict | None) -> None:
+    """One line: a per-atom energy's mean over the run with its autocorrelation-corrected error (autocorr.py)."""
+    if stats is None:
+        return
+    rough = "" if stats["trusted"] else f" (fewer than {MIN_TAUS_FOR_TRUST:.0f}: a rough error; run longer)"
+    console.print(f"mean {label} {stats['mean']:.5f} eV/atom ± {1e3 * stats['stderr']:.2f} meV/atom; autocorrelation time "
+                  f"{stats['tau_steps']:.3g} steps, {stats['n_effective']:.0f} independent samples{rough}")
 
 
 def mc_cmd(
@@ -217,6 +229,8 @@ def mc_cmd(
     plot_mc_log(read_rows(out / LOG), out / "mc_log.png", summary["n_atoms"])
     console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
+    _print_average("energy" + (" (as measured)" if backend != "exact" else ""),
+                   summary["averages"]["energy_eV_per_atom"])
     console.print(f"outputs in {out}: mc_log.csv, mc_traj.extxyz, mc_log.png, mc_summary.json, mc_checkpoint.json")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from .autocorr import averages
 from .checkpoint import atomic_write_json
 from .errors import HQCError
 from .mc import ACCEPTANCES, ChainState, Measurement, displace, run_chain
@@ -139,6 +140,10 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
                "shots_total": state.shots, "qpu_seconds_total": state.qpu_seconds,
                "backend": getattr(backend, "name", "exact"), "n_atoms": len(atoms),
                "wall_seconds": run.wall_seconds(), "options": asdict(opt)}
+    # the chain's energy as measured (noisy on a shot-based backend), after the adaptation and the first fifth
+    rows = run.log.rows()
+    tail = rows[max(opt.adapt_steps, len(rows) // 5):]
+    summary["averages"] = averages({"energy_eV_per_atom": [r["energy_eV"] / len(atoms) for r in tail]}, 1)
     atomic_write_json(summary, out / SUMMARY)
     return summary
 

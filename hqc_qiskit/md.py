@@ -34,6 +34,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
+from .autocorr import averages
 from .checkpoint import atomic_write_json
 from .data.dataset import density_g_cm3
 from .errors import HQCError
@@ -338,13 +339,16 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
         if reason:
             break
     rows = log.rows()
-    temps = np.array([r["T_K"] for r in rows[len(rows) // 5:]])
+    tail = rows[len(rows) // 5:]   # the first fifth is equilibration
+    temps = np.array([r["T_K"] for r in tail])
     summary = {"steps": step, "time_ps": step * opt.timestep / 1000.0, "stable": reason is None,
                "unstable_reason": reason, "n_atoms": n, "mean_T_K": float(temps.mean()), "std_T_K": float(temps.std()),
                "drift_conserved_mev_per_atom_ps": drift_mev_per_atom_ps(rows, n),
                "wall_seconds": elapsed + t_last_step - t0, "options": asdict(opt)}
+    # the exact potential energy of the visited states where the forces were measured (the measured one is noisier)
+    e_pot = "E_pot_exact_eV" if shot else "E_pot_eV"
+    summary["averages"] = averages({"T_K": temps, f"{e_pot}_per_atom": [r[e_pot] / n for r in tail]}, opt.log_every)
     if npt:
-        tail = rows[len(rows) // 5:]
         for key, column in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
             summary[key] = float(np.mean([r[column] for r in tail]))
         summary["std_density_g_cm3"] = float(np.std([r["density_g_cm3"] for r in tail]))

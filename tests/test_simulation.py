@@ -210,13 +210,20 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     md = runner.invoke(app, ["md", str(QUICK), "--steps", "20", "--out", str(tmp_path / "md"), "--no-progress"])
     assert md.exit_code == 0, md.output
     assert "drift" in md.output and (tmp_path / "md" / "md_log.png").exists()
+    # the summary's averages: over the log after its first fifth, with an autocorrelation-corrected error bar
+    rows, avg = read_rows(tmp_path / "md" / "md_log.csv"), json.loads((tmp_path / "md" / "md_summary.json").read_text())
+    e_pot = avg["averages"]["E_pot_eV_per_atom"]
+    assert e_pot["mean"] == pytest.approx(np.mean([r["E_pot_eV"] / 64 for r in rows[len(rows) // 5:]]))
+    assert e_pot["stderr"] > 0 and e_pot["tau_steps"] >= 1 and "mean E_pot" in " ".join(md.output.split())
     rdf = runner.invoke(app, ["rdf", str(tmp_path / "md" / "md_traj.extxyz"), "--ref", str(TEST_FRAMES), "--r-max", "5",
                               "--out", str(tmp_path / "g")])
     assert rdf.exit_code == 0, rdf.output
     assert "integrated_sq_diff" in json.loads((tmp_path / "g.json").read_text())["comparison"]
     mc = runner.invoke(app, ["mc", str(QUICK), "--steps", "15", "--out", str(tmp_path / "mc"), "--no-progress"])
     assert mc.exit_code == 0, mc.output
-    assert json.loads((tmp_path / "mc" / "mc_summary.json").read_text())["steps"] == 15
+    mc_summary, rows = json.loads((tmp_path / "mc" / "mc_summary.json").read_text()), read_rows(tmp_path / "mc" / "mc_log.csv")
+    assert mc_summary["steps"] == 15 and "mean energy" in " ".join(mc.output.split())
+    assert mc_summary["averages"]["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean([r["energy_eV"] / 64 for r in rows[3:]]))
     _, hqc = tiny_hqc_checkpoint(tmp_path)
     dry = runner.invoke(app, ["mc", str(hqc), "--backend", "ibm_brisbane", "--shots", "50000", "--steps", "10", "--dry-run"])
     assert dry.exit_code == 0 and "total_qpu_seconds" in dry.output and "nothing was submitted" in dry.output
