@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -98,27 +99,51 @@ def _script_key(program: str, args: str) -> tuple[str, ...]:
     return (program, *sub)
 
 
-def _help_text(key: tuple[str, ...]) -> subprocess.CompletedProcess:
-    argv = [sys.executable, *key[0].split()[1:], *key[1:], "--help"]
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
+# Runs each script's --help in one child process: every script imports torch and qiskit (seconds each), so a
+# process per script made this test a minute long. In the child each script still runs as __main__ from scratch;
+# what a help request prints, or the traceback it dies with, comes back per script.
+_HELP_DRIVER = """
+import contextlib, io, json, runpy, sys, traceback
+out = {}
+for key in json.loads(sys.argv[1]):
+    words = key[0].split()[1:]
+    target, argv = (words[1], words[2:]) if words[0] == "-m" else (words[0], words[1:])
+    sys.argv = [target, *argv, *key[1:], "--help"]
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            (runpy.run_module if words[0] == "-m" else runpy.run_path)(target, run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            code = 1
+            traceback.print_exc(file=stderr)
+    out[json.dumps(key)] = [code, stdout.getvalue(), stderr.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def _help_texts(keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of `PROGRAM [SUB] --help` for each key, from one child process."""
+    done = subprocess.run([sys.executable, "-c", _HELP_DRIVER, json.dumps(keys)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {tuple(json.loads(k)): tuple(v) for k, v in json.loads(done.stdout.splitlines()[-1]).items()}
 
 
 def test_every_documented_script_option_exists():
     """The same for `python -m hqc_qiskit.MODULE [SUB]` and `python benchmarks/NAME.py`: each option shown in
     the docs appears in that script's --help (which must work: no traceback for a user asking for help)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     shown = [(where, _script_key(program, args), args) for where, program, args in _documented_commands()
              if program != "hqc-qiskit"]
     keys = sorted({key for _, key, _ in shown})
-    with ThreadPoolExecutor(4) as pool:       # each --help imports torch: a few seconds, mostly waiting on disk
-        helps = dict(zip(keys, pool.map(_help_text, keys)))
+    helps = _help_texts(keys)
     checked, wrong = 0, []
-    for key, done in helps.items():
-        if done.returncode != 0:
-            wrong.append(f"`{' '.join(key)} --help` failed: {done.stderr[-500:]}")
+    for key, (code, _, stderr) in helps.items():
+        if code != 0:
+            wrong.append(f"`{' '.join(key)} --help` failed: {stderr[-500:]}")
     for where, key, args in shown:
-        text = helps[key].stdout
+        text = helps[key][1]
         for option in OPTION.findall(args):
             checked += 1
             if not re.search(rf"(?<![\w-]){option}(?![\w-])", text):
