@@ -36,20 +36,23 @@ class SeriesStats:
 
 
 def series_stats(values, stride_steps: float = 1.0) -> SeriesStats:
-    """Statistics of ``values`` (N,) sampled every ``stride_steps`` simulation steps (discard equilibration first)."""
+    """Statistics of ``values`` (N,) sampled every ``stride_steps`` simulation steps (discard equilibration first),
+    or of independent chains of the same process, (C, N): tau from their averaged autocorrelation function, the
+    mean and its error over all C x N samples (n_samples and n_effective count all chains)."""
     x = np.asarray(values, float)
-    if x.ndim != 1 or len(x) < 2:
-        raise HQCError(f"a mean with an error bar needs a 1-D series of at least 2 samples; got shape {x.shape}")
+    if x.ndim not in (1, 2) or x.shape[-1] < 2 or x.size == 0:
+        raise HQCError(f"a mean with an error bar needs a series (N,) or chains (C, N) of at least 2 samples; "
+                       f"got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise HQCError("the series has NaN or infinite values; cannot average it")
     if not stride_steps > 0:
         raise HQCError(f"the sampling stride must be > 0 steps; got {stride_steps}")
-    n, std = len(x), float(x.std())
+    n, std = x.size, float(x.std())
     if np.ptp(x) == 0.0:  # a constant series (a collapsed model, a frozen chain): no fluctuation to correlate
         std, tau_samples = 0.0, 1.0   # (x.std() can be 1e-16 from rounding the mean)
     else:
-        # tol=0: the length check is ours (chain_over_tau), not a warning on the log
-        tau_samples = max(1.0, float(integrated_time(x, tol=0)[0]))
+        # emcee wants (steps, chains); tol=0: the length check is ours (trusted), not a warning on the log
+        tau_samples = max(1.0, float(integrated_time(x.reshape(-1, x.shape[-1]).T, tol=0)[0]))
     return SeriesStats(mean=float(x.mean()), stderr=std * float(np.sqrt(tau_samples / n)), std=std,
                        tau_steps=tau_samples * stride_steps, n_samples=n, n_effective=n / tau_samples,
                        trusted=n / tau_samples >= MIN_TAUS_FOR_TRUST)

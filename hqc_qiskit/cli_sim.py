@@ -231,6 +231,12 @@ def mc_cmd(
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
     _print_average("energy" + (" (as measured)" if backend != "exact" else ""),
                    summary["averages"]["energy_eV_per_atom"])
+    acc = summary["acceptance_ratio"]
+    if summary["steps"] >= 100 and not adapt_steps and not 0.15 <= acc <= 0.8:
+        # a step far from ~50% acceptance decorrelates slowly (docs/results.md, "Sampling cost: MD or MC on a QPU")
+        console.print(f"[yellow]acceptance {acc:.2f}: the moves are too {'small' if acc > 0.8 else 'large'} for "
+                      f"{temperature:g} K, so the chain forgets slowly; --adapt-steps N tunes --delta towards "
+                      f"--target-acceptance during the first N steps[/]")
     console.print(f"outputs in {out}: mc_log.csv, mc_traj.extxyz, mc_log.png, mc_summary.json, mc_checkpoint.json")
 
 

@@ -39,6 +39,14 @@ def test_stderr_matches_the_spread_of_independent_chains():
     assert naive < 0.5 * spread
 
 
+def test_pooled_chains_give_tau_and_count_every_sample():
+    chains = ar1(0.8, 5000, np.random.default_rng(4), chains=8)
+    s = series_stats(chains, stride_steps=2)
+    assert s.tau_steps / 2 == pytest.approx(9.0, rel=0.1)
+    assert s.n_samples == chains.size and s.mean == pytest.approx(chains.mean())
+    assert s.stderr == pytest.approx(chains.std() * np.sqrt(s.tau_steps / 2 / chains.size))
+
+
 def test_white_noise_has_tau_one_and_short_chains_are_flagged():
     x = np.random.default_rng(2).normal(size=5000)
     s = series_stats(x)

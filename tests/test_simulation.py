@@ -234,6 +234,18 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     assert cmlp_on_aer.exit_code == 2 and "quantum readouts" in cmlp_on_aer.output
 
 
+def test_mc_says_when_its_moves_are_too_small(tmp_path):
+    """Tiny moves are almost always accepted and the chain forgets slowly: the command says so and how to tune."""
+    runner = CliRunner()
+    args = ["mc", str(QUICK), "--steps", "100", "--n-moved", "1", "--no-progress"]
+    tiny = runner.invoke(app, [*args, "--delta", "0.001", "--out", str(tmp_path / "tiny")])
+    assert tiny.exit_code == 0, tiny.output
+    assert "moves are too small" in " ".join(tiny.output.split()) and "--adapt-steps" in tiny.output
+    fine = runner.invoke(app, [*args, "--delta", "0.1", "--out", str(tmp_path / "fine")])
+    acc = json.loads((tmp_path / "fine" / "mc_summary.json").read_text())["acceptance_ratio"]
+    assert fine.exit_code == 0 and 0.15 <= acc <= 0.8 and "moves are too" not in fine.output
+
+
 @pytest.mark.slow     # about 4 minutes: Aer simulates the whole 127-qubit device in local mode
 def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
     """The hardware path end to end offline: the runtime Sampler in local mode on FakeBrisbane, job journal, resume."""
