@@ -203,3 +203,41 @@ def test_shot_md_report_follows_from_its_runs_and_the_runs_from_the_command(tmp_
     for new, old in zip(again, committed):
         for key in ("T_K", "E_pot_eV", "E_pot_exact_eV", "force_noise_rms_eV_A", "force_noise_est_eV_A"):
             assert new[key] == pytest.approx(old[key], rel=1e-6), key
+
+
+def test_sampling_cost_report_follows_from_its_runs_and_the_mc_run_from_the_command(tmp_path):
+    """docs/results.md "Sampling cost: MD or MC on a QPU": the long exact MD chain's tau in
+    docs/evidence/sampling_cost.json comes out of its committed log again, each setting's QPU time per independent
+    sample is that tau times the cost model's QPU seconds per step (docs/evidence/shot_md.json), and the first 30
+    steps of the committed 2000-shot MC chain come out of `hqc-qiskit mc` again, row for row."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.autocorr import series_stats
+    from hqc_qiskit.cli import app
+    from hqc_qiskit.runlog import read_rows
+
+    report = json.loads((ROOT / "docs" / "evidence" / "sampling_cost.json").read_text())
+    sim = ROOT / "runs" / "simulation"
+    groups = {g["group"]: g for g in report["groups"]}
+    rows = read_rows(sim / "sampling_cost" / "md_langevin_exact" / "md_log.csv")
+    again = series_stats(np.array([r["E_pot_eV"] for r in rows[int(len(rows) * report["skip_fraction"]):]]) / 64, 10)
+    assert groups["MD exact, long"]["exact_epot"]["tau_steps"] == pytest.approx(again.tau_steps, rel=1e-9)
+    cost = json.loads((ROOT / "docs" / "evidence" / "shot_md.json").read_text())["cost_ibm_brisbane"]
+    for s in report["settings"]:
+        kind = "md_step" if s["setting"].startswith("MD") else "mc_step"   # an MC step measures one energy
+        per_step = cost[f"{kind}_{s['shots_per_circuit']}_shots"]["qpu_seconds"]
+        assert s["qpu_seconds_per_step"] == pytest.approx(per_step)
+        assert s["qpu_seconds_per_independent_epot"] == pytest.approx(per_step * groups[s["tau_from"]]["exact_epot"]["tau_steps"])
+    committed = sim / "sampling_cost" / "mc_tuned_aer_2000"
+    opt = json.loads((committed / "mc_summary.json").read_text())["options"]
+    args = ["mc", str(ROOT / report["model"]), "--temperature", "2000", "--delta", str(opt["delta"]), "--steps", "30",
+            "--sample-every", str(opt["sample_every"]), "--backend", "aer", "--shots", str(opt["shots"]),
+            "--out", str(tmp_path / "mc"), "--no-progress"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    new, old = read_rows(tmp_path / "mc" / "mc_log.csv"), read_rows(committed / "mc_log.csv")[:30]
+    assert len(new) == 30
+    for a, b in zip(new, old):
+        for key in ("energy_eV", "trial_energy_eV", "sigma_eV", "accepted"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9), key
