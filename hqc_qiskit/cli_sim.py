@@ -229,8 +229,14 @@ def mc_cmd(
     plot_mc_log(read_rows(out / LOG), out / "mc_log.png", summary["n_atoms"])
     console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
-    _print_average("energy" + (" (as measured)" if backend != "exact" else ""),
-                   summary["averages"]["energy_eV_per_atom"])
+    avg = summary["averages"]
+    if "energy_eV_per_atom" in avg:
+        _print_average("energy" + (" (reused estimates + s²/kT: unbiased)" if backend != "exact" else ""),
+                       avg["energy_eV_per_atom"])
+    if "energy_measured_eV_per_atom" in avg:
+        _print_average("energy as measured" + ("" if "energy_eV_per_atom" in avg else
+                                               " (selected low by the acceptance; for <E> evaluate the trajectory's "
+                                               "frames with the exact engine)"), avg["energy_measured_eV_per_atom"])
     acc = summary["acceptance_ratio"]
     if summary["steps"] >= 100 and not adapt_steps and not 0.15 <= acc <= 0.8:
         # a step far from ~50% acceptance decorrelates slowly (docs/results.md, "Sampling cost: MD or MC on a QPU")

@@ -9,7 +9,10 @@ When the current state's estimate is *reused* (the default: half the measurement
 runs on (x, noise) pairs; plain acceptance then samples exp(-beta E(x) + beta^2 s(x)^2 / 2), biased
 wherever the standard error s depends on x, and the sum-of-variances penalty over-corrects. The
 exact rule for that case is exp(-beta dE - beta^2 (s_new^2 - s_old^2) / 2), which is what
-``penalty`` uses when the current energy is reused (derivation in docs/simulation.md).
+``penalty`` uses when the current energy is reused (derivation in docs/simulation.md). On those
+pairs the kept estimate of a state is distributed N(E(x) - beta s(x)^2, s(x)^2) under either rule: it
+was kept because it came out low, so averaging it underestimates <E> by beta <s^2>;
+``reused_energy_unbiased`` adds that back.
 
 Hand-written because it is this project's science; ASE has no Monte Carlo driver with noisy energies.
 """
@@ -78,6 +81,13 @@ class Measurement:
     sigma: float         # eV, standard error of the estimate (0 for exact)
     shots: int = 0
     qpu_seconds: float = 0.0
+
+
+def reused_energy_unbiased(energy: float, sigma: float, temperature: float) -> float:
+    """An unbiased estimate (eV) of the energy of the state whose reused estimate is ``energy`` +- ``sigma`` (eV)
+    in a chain at ``temperature`` (K): energy + sigma^2 / (k_B T) (module docstring). Averaged over a chain it gives
+    <E>, where the kept estimates themselves average beta <s^2> too low."""
+    return energy + sigma**2 / (KB_EV * temperature)
 
 
 def displace(positions: np.ndarray, rng: np.random.Generator, n_moved: int, delta: float) -> np.ndarray:

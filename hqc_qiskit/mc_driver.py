@@ -21,7 +21,7 @@ from ase import Atoms
 from .autocorr import averages
 from .checkpoint import atomic_write_json
 from .errors import HQCError
-from .mc import ACCEPTANCES, ChainState, Measurement, displace, run_chain
+from .mc import ACCEPTANCES, ChainState, Measurement, displace, reused_energy_unbiased, run_chain
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "mc_checkpoint.json", "mc_log.csv", "mc_traj.extxyz", "mc_summary.json"
@@ -113,6 +113,23 @@ def _adapt(state: ChainState, accepted: bool, opt: MCOptions) -> None:
         extra["window_accepted"] = 0
 
 
+def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict:
+    """Mean energies per atom of a chain's log after the adaptation and the first fifth, with autocorrelation-aware
+    errors: ``energy_eV_per_atom`` estimates <E> (exact energies; shot-based with the current energy reused, the
+    kept estimates corrected by + s^2 / k_B T, mc.reused_energy_unbiased); on a shot-based backend also
+    ``energy_measured_eV_per_atom``, the estimates as logged. A chain that re-measures the current state keeps
+    estimates selected by both acceptances and rejections, with no such correction: there only the measured mean."""
+    tail = rows[max(opt.adapt_steps, len(rows) // 5):]
+    measured = [r["energy_eV"] / n_atoms for r in tail]
+    if not shot_based:
+        return averages({"energy_eV_per_atom": measured}, 1)
+    series = {"energy_measured_eV_per_atom": measured}
+    if not opt.remeasure:
+        series["energy_eV_per_atom"] = [reused_energy_unbiased(r["energy_eV"], r["sigma_eV"], opt.temperature) / n_atoms
+                                        for r in tail]
+    return averages(series, 1)
+
+
 def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, resume: bool = False,
            progress: Callable[[int, int], None] | None = None) -> dict:
     """Run (or resume) a Metropolis chain; writes mc_log.csv, mc_traj.extxyz, mc_checkpoint.json, mc_summary.json."""
@@ -140,10 +157,7 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
                "shots_total": state.shots, "qpu_seconds_total": state.qpu_seconds,
                "backend": getattr(backend, "name", "exact"), "n_atoms": len(atoms),
                "wall_seconds": run.wall_seconds(), "options": asdict(opt)}
-    # the chain's energy as measured (noisy on a shot-based backend), after the adaptation and the first fifth
-    rows = run.log.rows()
-    tail = rows[max(opt.adapt_steps, len(rows) // 5):]
-    summary["averages"] = averages({"energy_eV_per_atom": [r["energy_eV"] / len(atoms) for r in tail]}, 1)
+    summary["averages"] = chain_averages(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
     atomic_write_json(summary, out / SUMMARY)
     return summary
 

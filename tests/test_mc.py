@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hqc_qiskit.mc import KB_EV, Measurement, acceptance_probability, run_chain
+from hqc_qiskit.mc import KB_EV, Measurement, acceptance_probability, reused_energy_unbiased, run_chain
 
 T = 1.0 / KB_EV     # beta = 1 / eV
 
@@ -48,6 +48,44 @@ def test_penalty_removes_the_bias_when_the_current_energy_is_reused():
     noise = lambda x: 0.6 * float(np.sqrt(1.0 + np.sum(x**2)))  # noqa: E731
     assert _mean_square(noise, "plain", False) > 1.25
     assert _mean_square(noise, "penalty", False) == pytest.approx(1.0, rel=0.10)
+
+
+@pytest.mark.parametrize("acceptance", ["penalty", "plain"])
+def test_reused_estimates_average_low_by_beta_s2_and_the_correction_removes_it(acceptance):
+    """A reused estimate is kept because it came out low: its chain average is <E> - beta <s^2> under either rule,
+    and estimate + s^2 / k_B T averages to <E> of the visited states."""
+    noise = lambda x: 0.6 * float(np.sqrt(1.0 + np.sum(x**2)))  # noqa: E731
+    kept, exact, corrected = [], [], []
+
+    def on_step(state, _accepted):
+        kept.append(state.energy)
+        exact.append(0.5 * float(np.sum(state.positions**2)))
+        corrected.append(reused_energy_unbiased(state.energy, state.sigma, T))
+
+    run_chain(_harmonic(noise, 3), np.zeros((1, 1)), T, 40000, _propose, acceptance, 2, on_step=on_step)
+    kept, exact, corrected = (np.array(v[2000:]) for v in (kept, exact, corrected))
+    bias = np.mean([noise(np.sqrt(2 * e)) ** 2 for e in exact])    # beta <s^2> with beta = 1/eV
+    assert np.mean(kept) - np.mean(exact) == pytest.approx(-bias, rel=0.1)
+    assert abs(np.mean(corrected) - np.mean(exact)) < 0.1 * bias
+
+
+def test_chain_averages_of_a_log():
+    """The summary's means: exact chains as logged; shot-based, reused: corrected (and as measured); shot-based,
+    re-measured: only as measured."""
+    from hqc_qiskit.mc_driver import MCOptions, chain_averages
+
+    rng = np.random.default_rng(0)
+    rows = [{"energy_eV": -640.0 + rng.normal(), "sigma_eV": 0.2} for _ in range(50)]
+    opt = MCOptions(steps=50, temperature=2000.0)
+    tail = [r["energy_eV"] / 64 for r in rows[10:]]
+    assert chain_averages(rows, opt, 64, shot_based=False)["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail))
+    shot = chain_averages(rows, opt, 64, shot_based=True)
+    assert shot["energy_measured_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail))
+    assert shot["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail) + 0.04 / (KB_EV * 2000.0) / 64)
+    again = chain_averages(rows, MCOptions(steps=50, temperature=2000.0, remeasure=True), 64, shot_based=True)
+    assert "energy_eV_per_atom" not in again and "energy_measured_eV_per_atom" in again
+    adapted = chain_averages(rows, MCOptions(steps=50, temperature=2000.0, adapt_steps=30), 64, shot_based=False)
+    assert adapted["energy_eV_per_atom"]["n_samples"] == 20
 
 
 def test_acceptance_rules():
