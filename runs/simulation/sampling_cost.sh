@@ -6,7 +6,8 @@
 # shot-based chains of shot_md.sh and mc_study.sh check that shot noise does not change it much, and
 # docs/evidence/sampling_cost.py turns tau x QPU seconds per step into QPU time per independent sample.
 # Stream c: the MC setting a user gets by default on a QPU (penalty acceptance, the current energy reused) on
-# ideal Aer at 2000 shots per circuit with the tuned moves, long enough for its own tau.
+# ideal Aer at 2000 shots per circuit with the tuned moves, long enough for its own tau (30,000 steps: shot noise
+# with reuse makes its tau 1.5x the exact chain's; it first ran 10,000 steps and was extended with --resume).
 # Stream d: a second chain with the paper's moves (its tau is long; the two chains are pooled).
 # Resumable (rerun after an interruption). Usage: bash runs/simulation/sampling_cost.sh [a|b|c|d]  (four streams;
 # run them at once with OMP_NUM_THREADS=1), default all.
@@ -27,7 +28,7 @@ if [ "$STREAM" = all ] || [ "$STREAM" = b ]; then
     --out $OUT/md_langevin_exact --no-progress $(resume_flag $OUT/md_langevin_exact/md_checkpoint.json)
 fi
 if [ "$STREAM" = all ] || [ "$STREAM" = c ]; then
-  hqc-qiskit mc $RUN --temperature 2000 --delta 0.1 --steps 10000 --sample-every 20 --backend aer --shots 2000 \
+  hqc-qiskit mc $RUN --temperature 2000 --delta 0.1 --steps 30000 --sample-every 20 --backend aer --shots 2000 \
     --out $OUT/mc_tuned_aer_2000 --no-progress $(resume_flag $OUT/mc_tuned_aer_2000/mc_checkpoint.json)
 fi
 if [ "$STREAM" = all ] || [ "$STREAM" = d ]; then
