@@ -102,22 +102,33 @@ def _script_key(program: str, args: str) -> tuple[str, ...]:
 # Runs each script's --help in one child process: every script imports torch and qiskit (seconds each), so a
 # process per script made this test a minute long. In the child each script still runs as __main__ from scratch;
 # what a help request prints, or the traceback it dies with, comes back per script.
+# As `python path/script.py` does, a script's own folder is first on sys.path while it runs (so that it finds its
+# sibling helpers, e.g. benchmarks/_common.py) and what it imported from there is forgotten afterwards (so that
+# no script passes only because an earlier one put its folder on the path).
 _HELP_DRIVER = """
-import contextlib, io, json, runpy, sys, traceback
+import contextlib, io, json, os, runpy, sys, traceback
 out = {}
 for key in json.loads(sys.argv[1]):
     words = key[0].split()[1:]
-    target, argv = (words[1], words[2:]) if words[0] == "-m" else (words[0], words[1:])
+    module = words[0] == "-m"
+    target, argv = (words[1], words[2:]) if module else (words[0], words[1:])
     sys.argv = [target, *argv, *key[1:], "--help"]
+    folder = "" if module else os.path.abspath(os.path.dirname(target))
+    saved_path, known = list(sys.path), set(sys.modules)
+    sys.path[0] = folder
     stdout, stderr, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
-            (runpy.run_module if words[0] == "-m" else runpy.run_path)(target, run_name="__main__")
+            (runpy.run_module if module else runpy.run_path)(target, run_name="__main__")
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException:
             code = 1
             traceback.print_exc(file=stderr)
+    sys.path[:] = saved_path
+    for name in set(sys.modules) - known:
+        if folder and (getattr(sys.modules[name], "__file__", None) or "").startswith(folder + os.sep):
+            del sys.modules[name]
     out[json.dumps(key)] = [code, stdout.getvalue(), stderr.getvalue()]
 print(json.dumps(out))
 """
