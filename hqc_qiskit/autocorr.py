@@ -63,6 +63,8 @@ def averages(series: dict[str, list[float]], stride_steps: float) -> dict[str, d
     run's last rows), so that writing a summary never fails on its statistics."""
     out: dict[str, dict | None] = {}
     for name, values in series.items():
-        x = np.asarray(values, float)
-        out[name] = series_stats(x, stride_steps).as_dict() if len(x) >= 2 and np.all(np.isfinite(x)) else None
+        try:
+            out[name] = series_stats(values, stride_steps).as_dict()
+        except HQCError:   # series_stats' own checks decide what cannot be averaged
+            out[name] = None
     return out
