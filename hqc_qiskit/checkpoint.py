@@ -64,10 +64,9 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return payload
 
 
-def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
-    """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last'), for inference:
-    in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
-    circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further."""
+def read_model_payload(path: str | Path, which: str = "best", map_location="cpu") -> tuple[Path, dict]:
+    """(checkpoint file, its payload) of a checkpoint file or a run directory (``which``: 'best' or 'last');
+    HQCError naming the path when there is none or it holds no model."""
     path = Path(path)
     if which not in ("best", "last"):
         raise HQCError(f"which checkpoint: 'best' or 'last', not {which!r}")
@@ -81,8 +80,16 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
         raise HQCError(f"{path}: no such run directory or checkpoint file (pass the folder `hqc-qiskit train` wrote, "
                        "or one of its .pt files)")
     payload = read_checkpoint(path, map_location)
-    if "model_config" not in payload:
-        raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config)")
+    if "model_config" not in payload or "model_state" not in payload:
+        raise HQCError(f"{path}: not an hqc-qiskit checkpoint (no model_config / model_state)")
+    return path, payload
+
+
+def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
+    """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last'), for inference:
+    in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
+    circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further."""
+    path, payload = read_model_payload(path, which, map_location)
     config = dict(payload["model_config"])
     if config.get("tensor_product") == "split":
         # checkpoints written before 'grouped' existed: same numbers (tests/test_physics.py), faster
@@ -90,3 +97,35 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     model = build_model(config)
     model.load_state_dict(payload["model_state"])
     return model.eval().requires_grad_(False)
+
+
+#: state entries a model may lack in its source when initialised from another run: the noisy readouts'
+#: coefficients, which are simulated from the circuit weights after loading (``quantum.noisy_readout``)
+_REBUILT_STATE = (".circuit.coefficients", ".circuit.built")
+
+
+def initialise_from(model: HQCPotential, source: str | Path, map_location="cpu") -> list[str]:
+    """Copy the weights (and reference energies) of ``source`` (run directory: its best model; or a .pt file)
+    into ``model``, which must have the same architecture. Returns the state keys that ``model`` must still
+    rebuild: noisy readouts' coefficients when the source has none for the same noise (HQCError naming the
+    file for anything else missing, unexpected or of another shape)."""
+    path, payload = read_model_payload(source, "best", map_location)
+    state = dict(payload["model_state"])
+    source_readout = payload["model_config"].get("readout", {})
+    target_readout = model.config.readout.model_dump()
+    same_noise = all(source_readout.get(k) == target_readout.get(k) for k in ("engine", "noise_backend", "noise_scale"))
+    if not same_noise:   # coefficients simulated for other noise (or none): never reuse them
+        state = {k: v for k, v in state.items() if not k.endswith(_REBUILT_STATE)}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise HQCError(f"{path}: its weights do not fit this model (init_from needs the same architecture): "
+                       f"{lines[min(1, len(lines) - 1)][:300]}") from None
+    rebuilt = [k for k in missing if k.endswith(_REBUILT_STATE)]
+    others = [k for k in missing if k not in rebuilt] + list(unexpected)
+    if others:
+        raise HQCError(f"{path}: its weights do not fit this model (init_from needs the same architecture): "
+                       f"{'missing' if set(others) & set(missing) else 'unexpected'} {others[0]!r}"
+                       f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}")
+    return rebuilt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -308,9 +309,73 @@ def _print_rows(rows: list[dict], cols: list[str], md_path: Path) -> None:
     md_path.write_text("\n".join(lines) + "\n")
 
 
+def noise_aware_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory of a trained HQC model (its config.yaml and best model)"),
+    backend: str = typer.Option(..., help="the noisy device: aer-noise:<model>[@<profile>] (see `hqc-qiskit backends`)"),
+    out: Path = typer.Option(..., help="run directory of the fine-tuned model"),
+    noise_scale: NoiseScale = 1.0,
+    epochs: int = typer.Option(30, min=1, help="epochs of fine-tuning"),
+    lr: float = typer.Option(1e-3, help="learning rate of the fine-tuning (fresh optimizer; the source's schedule)"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (checkpointed, resumable) after this wall time"),
+    override: list[str] = typer.Option([], "--override", "-o", help="key.sub=value on the fine-tuning config; repeatable"),
+    test: Optional[Path] = typer.Option(None, help="labelled test structures (default: the source config's test file)"),
+    verify_frames: int = typer.Option(1, min=0, help="test frames whose energy and forces are also computed from the "
+                                      "backend's simulated circuits (parameter shift), as a check of the noisy readouts"),
+    drift_scales: str = typer.Option("", help="comma-separated other noise scales to evaluate both models at (the "
+                                     "device's error rates drifted since the snapshot), e.g. 0.8,1.25"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted fine-tuning from OUT/checkpoint.pt "
+                                "(on a finished one: only the report is made again)"),
+    overwrite: Overwrite = False,
+):
+    """Noise-aware fine-tuning: train the classical part of an HQC model through the device's noisy readouts.
+
+    The circuits keep their trained weights and return the noisy expectation values of BACKEND (simulated once
+    per readout: 3^n circuits); backbone, embeddings and decode layers are trained further against the DFT
+    labels. Then the test set is evaluated four ways (source / fine-tuned model, exact / noisy readouts):
+    OUT/noise_aware.json and .png."""
+    from .checkpoint import CHECKPOINT
+    from .noise_aware import noise_aware_config, report
+    from .train import Trainer
+
+    cfg = None
+    try:
+        if resume and overwrite:
+            raise HQCError("--resume and --overwrite exclude each other: continue the run, or start it over")
+        cfg = noise_aware_config(run_dir, backend, out, noise_scale, epochs, lr, max_minutes, override)
+        test = test or cfg.data.test
+        if test is None:
+            raise HQCError(f"{run_dir}: its config names no test file; pass --test")
+        trainer = Trainer(cfg, resume=resume, progress=sys.stderr.isatty(), overwrite=overwrite)
+        summary = trainer.fit()
+        console.print(f"fine-tuned {summary['epochs']} epochs ({summary['stop_reason']}), "
+                      f"{summary['train_seconds'] / 60:.1f} min")
+        if summary["stop_reason"] == "max_minutes":
+            console.print("stopped by --max-minutes: run the same command with --resume to finish; report not written")
+            return
+        result = report(out, run_dir, test, verify_frames, number_list(drift_scales, "--drift-scales", minimum=1e-6) if drift_scales else [])
+    except HQCError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(None if cfg is None else Path(cfg.run_dir()) / CHECKPOINT)
+    table = Table(title=f"test set vs DFT ({result['noise_backend']} x{result['noise_scale']:g})")
+    for col in ("model", "readouts", "noise scale", "E RMSE (meV/atom)", "F RMSE (eV/Å)"):
+        table.add_column(col)
+    for row in result["rows"]:
+        scale = "-" if row["noise_scale"] is None else f"{row['noise_scale']:g}"
+        table.add_row(row["model"], row["readouts"], scale, f"{row['rmse_e_mev_atom']:.2f}", f"{row['rmse_f_ev_a']:.4f}")
+    console.print(table)
+    if "verify" in result:
+        v = result["verify"]
+        console.print(f"noisy readouts vs the backend's simulated circuits ({v['frames']} frames, {v['circuits_per_frame']} "
+                      f"circuits each): energy within {v['max_energy_difference_mev_atom']:.2e} meV/atom, forces within "
+                      f"{v['max_force_difference_ev_a']:.2e} eV/Å")
+    console.print(f"report: {out / 'noise_aware.json'}, {out / 'noise_aware.png'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("transpile")(transpile_cmd)
     app.command("backends")(backends_cmd)
     app.command("energy")(energy_cmd)
     app.command("noise-study")(noise_study_cmd)
     app.command("shots-study")(shots_study_cmd)
+    app.command("noise-aware")(noise_aware_cmd)

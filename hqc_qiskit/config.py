@@ -58,10 +58,24 @@ class ClassicalReadoutConfig(_Strict):
 class QuantumReadoutConfig(_Strict):
     kind: Literal["quantum"] = "quantum"
     ansatz: str = "cz"
-    engine: Literal["exact", "qnn"] = "exact"
+    engine: Literal["exact", "qnn", "noisy"] = Field(
+        "exact", description="'exact' (the training engine), 'qnn' (EstimatorQNN + TorchConnector, same numbers, no "
+        "force training) or 'noisy' (the noisy expectation values of noise_backend, circuit weights fixed: "
+        "noise-aware training of the classical part, docs/hardware.md)")
     n_qubits: int = Field(8, ge=1)
     n_layers: int = Field(3, ge=0)
     angle_scale: float = Field(1.0, description="embedding angle = angle_scale * Linear(scalars); 1 is the paper's model")
+    noise_backend: Optional[str] = Field(None, description="engine 'noisy' only: aer-noise:<model>[@<profile>]")
+    noise_scale: float = Field(1.0, gt=0, description="engine 'noisy' only: factor on the noise model's error rates")
+
+    @model_validator(mode="after")
+    def _noise_only_for_noisy(self):
+        if self.engine == "noisy" and not (self.noise_backend or "").startswith("aer-noise:"):
+            raise ValueError("engine 'noisy' needs noise_backend: aer-noise:<model>[@<profile>] "
+                             f"(got {self.noise_backend!r})")
+        if self.engine != "noisy" and (self.noise_backend is not None or self.noise_scale != 1.0):
+            raise ValueError(f"noise_backend and noise_scale are for engine 'noisy', not {self.engine!r}")
+        return self
 
     @field_validator("ansatz")
     @classmethod
@@ -147,6 +161,10 @@ class TrainConfig(_Strict):
         5.0, ge=0, description="redraw learning_curve.png during training at most this often (0: every epoch; "
         "null: only at the end)")
     num_threads: Optional[int] = Field(None, ge=1)
+    init_from: Optional[Path] = Field(
+        None, description="start from the weights of this run directory's best model (or a .pt checkpoint) instead "
+        "of a random initialisation; same architecture; reference energies are kept (fine-tuning, noise-aware "
+        "training)")
 
     @model_validator(mode="after")
     def _some_loss(self):
@@ -163,11 +181,18 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    @model_validator(mode="after")
+    def _noisy_needs_source(self):
+        if getattr(self.model.readout, "engine", None) == "noisy" and self.train.init_from is None:
+            raise ValueError("model.readout.engine 'noisy' keeps the circuit weights of a trained model: set "
+                             "train.init_from to that run (or use `hqc-qiskit noise-aware RUN --backend ...`)")
+        return self
+
     def run_dir(self) -> Path:
         return self.output_dir if self.output_dir is not None else Path("runs") / self.name
 
 
-_PATH_KEYS = (("data", "file"), ("data", "train"), ("data", "val"), ("data", "test"), ("output_dir",))
+_PATH_KEYS = (("data", "file"), ("data", "train"), ("data", "val"), ("data", "test"), ("output_dir",), ("train", "init_from"))
 
 
 def _set_dotted(tree: dict, dotted: str, value) -> None:

@@ -103,6 +103,25 @@ def plot_noise_study(rows: list[dict], path: str | Path) -> None:
     _save(fig, path, dpi=130)
 
 
+def plot_noise_aware(result: dict, path: str | Path) -> None:
+    """Test energy and force RMSE against DFT of the four rows of a noise-aware report (``noise_aware.py``)."""
+    rows = result["rows"]
+    labels = [f"{r['model']}\n{r['readouts']}" + (f" x{r['noise_scale']:g}" if r.get("noise_scale") is not None else "")
+              for r in rows]
+    colors = ["#4c72b0" if r["readouts"] == "exact" else "#c44e52" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, unit in ((axes[0], "rmse_e_mev_atom", "energy RMSE (meV/atom)"), (axes[1], "rmse_f_ev_a", "force RMSE (eV/Å)")):
+        values = [r[key] for r in rows]
+        ax.bar(range(len(rows)), values, color=colors)
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_ylabel(unit)
+        ax.set_yscale("log")
+    fig.suptitle(f"test set vs DFT; noisy readouts: {result['noise_backend']} x{result['noise_scale']:g}", fontsize=9)
+    _save(fig, path, dpi=130)
+
+
 def plot_shots_study(rows: list[dict], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for allocation in sorted({r["allocation"] for r in rows}):

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from ase.units import GPa
 
-from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, model_payload, read_checkpoint
+from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, initialise_from, model_payload, read_checkpoint
 from .config import RunConfig, save_config
 from .data import keys as K
 from .data.dataset import load_labelled, split_indices
@@ -33,6 +33,7 @@ from .environment import hardware, package_versions
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
+from .quantum.noisy_readout import build_noisy_readouts
 from .torch_device import resolve_device
 
 #: after this many epochs, a training force RMSE still within 1% of the RMS of the training forces means
@@ -270,10 +271,16 @@ class Trainer:
         self.train_force_rms = float(torch.cat(forces).pow(2).mean().sqrt()) if forces else math.nan  # eV/Å
         self.warnings: list[str] = []
 
-        self.model = build_model(config.model).to(self.device)
-        if config.model.reference_energies == "fit":
+        self.model = build_model(config.model)
+        if config.train.init_from is not None and not resume:
+            # fine-tuning: the source's weights and reference energies; noisy readouts simulate their coefficients
+            initialise_from(self.model, config.train.init_from)
+            build_noisy_readouts(self.model, progress=self.progress)
+        self.model = self.model.to(self.device)
+        fresh = config.train.init_from is None   # a fine-tuned model keeps its source's reference energies
+        if fresh and config.model.reference_energies == "fit":
             self.model.reference_energies.copy_(fit_reference_energies(train, species))
-        elif config.model.reference_energies == "fit_residual" and not resume:
+        elif fresh and config.model.reference_energies == "fit_residual" and not resume:
             self.model.reference_energies.copy_(
                 fit_residual_reference_energies(self.model, self.graphs.train, species, self.device, self.dtype))
         if config.train.stress_weight:

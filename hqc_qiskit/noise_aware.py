@@ -1,0 +1,151 @@
+"""Noise-aware fine-tuning: train the classical part of a trained HQC model through a device's noisy readouts.
+
+On a noisy device the readouts return noisy expectation values, a fixed distortion of the exact ones
+(on the Eagle snapshot the forces come out about half their size, docs/results.md "Shot-based forces").
+Mitigation (ZNE) undoes some of it at several times the shots; here the model learns it instead: the
+readout circuits keep their trained weights and become the device's noisy expectation values
+(``quantum.noisy_readout``), and everything classical (backbone, embeddings, decode layers) is trained
+further against the DFT labels through them. The result is meant for that device and noise level only.
+
+Outputs in the run directory, besides the training run's own files: ``source_under_noise.pt`` (the source
+model as the noisy device runs it) and ``noise_aware_exact.pt`` (the fine-tuned model on noiseless
+readouts), so that every row of the report can be re-evaluated with ``hqc-qiskit evaluate``;
+``noise_aware.json`` and ``noise_aware.png`` (the report).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_save, atomic_write_json, model_payload, read_model_payload
+from .config import RunConfig, load_config
+from .errors import ConfigError
+from .model.potential import HQCPotential, build_model
+
+SOURCE_UNDER_NOISE = "source_under_noise.pt"
+TUNED_EXACT = "noise_aware_exact.pt"
+REPORT = "noise_aware.json"
+
+
+def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_scale: float = 1.0,
+                       epochs: int = 30, lr: float = 1e-3, max_minutes: float | None = None,
+                       overrides: list[str] = ()) -> RunConfig:
+    """The source run's config with noisy readouts on ``backend``, initialised from the source, writing to
+    ``out``; ``overrides`` (key.sub=value) last. The source must have quantum readouts."""
+    source = Path(source)
+    cfg = load_config(source / "config.yaml")
+    if cfg.model.readout.kind != "quantum":
+        raise ConfigError(f"{source}: noise-aware training needs a model with quantum readouts "
+                          f"(its readout.kind is {cfg.model.readout.kind!r})")
+    raw = cfg.model_dump(mode="json")
+    raw["name"] = f"{cfg.name}_noise_aware"
+    raw["output_dir"] = str(out)
+    raw["model"]["readout"].update(engine="noisy", noise_backend=backend, noise_scale=noise_scale)
+    raw["train"].update(init_from=str(source), max_epochs=epochs, lr=lr, warmup_steps=0, max_minutes=max_minutes,
+                        early_stopping_patience=None)
+    return load_config(raw=raw, overrides=list(overrides))
+
+
+_COEFFICIENTS = (".circuit.coefficients", ".circuit.built")
+
+
+def _with_readout(model: HQCPotential, state: dict, **readout) -> HQCPotential:
+    """A model with ``model``'s config but these readout settings, holding ``state`` (all of it)."""
+    config = model.config.model_dump()
+    out = build_model({**config, "readout": {**config["readout"], **readout}})
+    out.load_state_dict(state)
+    return out.eval().requires_grad_(False)
+
+
+def _coefficients_at(tuned: HQCPotential, scale: float) -> dict:
+    """The noisy readouts' coefficient entries of ``tuned``'s state at noise ``scale`` (simulated unless it is
+    the scale ``tuned`` was trained at)."""
+    state = tuned.state_dict()
+    if scale == tuned.config.readout.noise_scale:
+        return {k: v for k, v in state.items() if k.endswith(_COEFFICIENTS)}
+    from .quantum.noisy_readout import build_noisy_readouts
+
+    config = tuned.config.model_dump()
+    rescaled = build_model({**config, "readout": {**config["readout"], "noise_scale": scale}})
+    rescaled.load_state_dict({k: v for k, v in state.items() if not k.endswith(_COEFFICIENTS)}, strict=False)
+    build_noisy_readouts(rescaled)
+    return {k: v for k, v in rescaled.state_dict().items() if k.endswith(_COEFFICIENTS)}
+
+
+def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] = ()) -> dict[str, HQCPotential]:
+    """Models for the report, by checkpoint name: the source on the tuned model's noisy readouts
+    (``source_under_noise.pt``), the tuned model on exact readouts (``noise_aware_exact.pt``), and for each
+    other noise scale s both on readouts at s (``source_under_noise_x<s>.pt``, ``noise_aware_x<s>.pt``).
+    Source and tuned model share their circuit weights (checked), so they share the coefficients."""
+    path, payload = read_model_payload(source)
+    source_state = payload["model_state"]
+    tuned_state = tuned.state_dict()
+    for key, value in tuned_state.items():
+        if key.endswith(".circuit.weight") and not torch.equal(value.cpu(), source_state[key].to(value.dtype).cpu()):
+            raise ConfigError(f"{path}: circuit weights {key} differ from the noise-aware model's; not its source")
+    plain = {k: v for k, v in tuned_state.items() if not k.endswith(_COEFFICIENTS)}
+    out = {SOURCE_UNDER_NOISE: _with_readout(tuned, {**source_state, **_coefficients_at(tuned, tuned.config.readout.noise_scale)}),
+           TUNED_EXACT: _with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0)}
+    for scale in scales:
+        coefficients = _coefficients_at(tuned, scale)
+        out[f"source_under_noise_x{scale:g}.pt"] = _with_readout(tuned, {**source_state, **coefficients}, noise_scale=scale)
+        out[f"noise_aware_x{scale:g}.pt"] = _with_readout(tuned, {**plain, **coefficients}, noise_scale=scale)
+    return out
+
+
+def verify_against_backend(model: HQCPotential, frames: list, backend) -> dict:
+    """Energy and forces of ``model`` (noisy readouts) against the backend's own noisy simulation of the
+    readout circuits, expectation values (no shots), forces by the parameter-shift rule: largest
+    differences in meV/atom and eV/Å over ``frames``. They test the coefficients against the circuits."""
+    from .quantum.shot_forces import estimate_forces
+
+    de, df, seconds = [], [], time.time()
+    for atoms in frames:
+        est = estimate_forces(model, atoms, backend, shots=None, uncertainty=False)
+        de.append(abs(est.energy - est.exact_energy) / len(atoms) * 1000)
+        df.append(float(np.max(np.abs(est.forces - est.exact_forces))))
+    return {"frames": len(frames), "max_energy_difference_mev_atom": max(de), "max_force_difference_ev_a": max(df),
+            "circuits_per_frame": est.circuits, "wall_s": time.time() - seconds}
+
+
+def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verify_frames: int = 1,
+           drift_scales: list[float] = (), batch_size: int = 10) -> dict:
+    """Test-set metrics of the source and the noise-aware model, each on exact readouts and on the noisy ones
+    (at the trained noise scale, and at each of ``drift_scales``: the same device with its error rates
+    drifted); the derived checkpoints next to the run, a plot, and the backend cross-check on
+    ``verify_frames`` frames."""
+    from .checkpoint import load_model
+    from .data.dataset import load_labelled
+    from .evaluate import evaluate
+    from .plots import plot_noise_aware
+    from .quantum.backends import make_backend
+
+    run_dir = Path(run_dir)
+    tuned = load_model(run_dir)
+    readout = tuned.config.readout
+    scales = [s for s in dict.fromkeys(drift_scales) if s != readout.noise_scale]
+    for name, model in derived_models(source, tuned, scales).items():
+        atomic_save(model_payload(model), run_dir / name)
+    plan = [("source", Path(source), None), ("source", run_dir / SOURCE_UNDER_NOISE, readout.noise_scale)]
+    plan += [("source", run_dir / f"source_under_noise_x{s:g}.pt", s) for s in scales]
+    plan += [("noise-aware", run_dir, readout.noise_scale)]
+    plan += [("noise-aware", run_dir / f"noise_aware_x{s:g}.pt", s) for s in scales]
+    plan += [("noise-aware", run_dir / TUNED_EXACT, None)]
+    rows = []
+    for label, checkpoint, scale in plan:
+        metrics = evaluate(checkpoint, test_data, batch_size=batch_size)
+        metrics.pop("model")
+        rows.append({**metrics, "model": label, "readouts": "exact" if scale is None else "noisy",
+                     "noise_scale": scale, "checkpoint": str(checkpoint)})
+    out = {"source": str(source), "run": str(run_dir), "noise_backend": readout.noise_backend,
+           "noise_scale": readout.noise_scale, "test_data": str(test_data), "rows": rows}
+    if verify_frames:
+        frames = load_labelled(test_data, species=tuned.config.species)[:verify_frames]
+        out["verify"] = verify_against_backend(tuned, frames, make_backend(readout.noise_backend, scale=readout.noise_scale))
+    atomic_write_json(out, run_dir / REPORT)
+    plot_noise_aware(out, run_dir / "noise_aware.png")
+    return out
