@@ -154,9 +154,12 @@ def energy_cmd(
         interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
     n = est.n_atoms
     console.print(f"E = {est.energy:.6f} ± {est.stderr:.6f} eV  ({est.energy / n * 1000:.3f} ± {est.stderr / n * 1000:.3f} meV/atom)")
-    console.print(f"exact engine: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")
+    readout = model.config.readout
+    reference = (f"model on its noisy readouts ({readout.noise_backend} x{readout.noise_scale:g})"
+                 if readout.engine == "noisy" else "exact engine")
+    console.print(f"{reference}: {est.exact_energy:.6f} eV; difference {(est.energy - est.exact_energy) / n * 1000:+.3f} meV/atom")
     if with_forces:
-        _print_forces(est)
+        _print_forces(est, reference)
     console.print(f"{est.circuits} circuits, {est.shots} shots ({allocation}), backend {est.backend}")
     if json_out:
         atomic_write_json(est.as_dict(), json_out)
@@ -172,8 +175,9 @@ def _suggest_reduced_simulation(backend: str, circuits: int) -> None:
                   f"circuits (minutes per hundred circuits){faster}[/]")
 
 
-def _print_forces(est) -> None:
-    """Forces and stress of a ForceEstimate against the exact engine: RMS difference and typical standard error."""
+def _print_forces(est, reference: str = "exact engine") -> None:
+    """Forces and stress of a ForceEstimate against the model's own (``reference``, the exact engine unless its
+    readouts are noisy): RMS difference and typical standard error."""
     from ase.stress import full_3x3_to_voigt_6_stress
     from ase.units import GPa
 
@@ -181,11 +185,11 @@ def _print_forces(est) -> None:
         return " ".join(f"{v / GPa:{sign}.3f}" for v in full_3x3_to_voigt_6_stress(matrix))
 
     diff = np.sqrt(np.mean((est.forces - est.exact_forces) ** 2))
-    console.print(f"forces: RMS difference to the exact engine {diff:.4f} eV/Å over {est.n_atoms} atoms; "
+    console.print(f"forces: RMS difference to the {reference} {diff:.4f} eV/Å over {est.n_atoms} atoms; "
                   f"median standard error {np.median(est.forces_stderr):.4f} eV/Å")
     if est.stress is not None:
         console.print(f"stress (GPa, xx yy zz yz xz xy): {gpa(est.stress)}  ± {gpa(est.stress_stderr, '')}")
-        console.print(f"exact engine stress (GPa): {gpa(est.exact_stress)}")
+        console.print(f"{reference} stress (GPa): {gpa(est.exact_stress)}")
 
 
 # the inputs both studies take

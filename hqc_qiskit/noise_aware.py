@@ -15,6 +15,7 @@ readouts), so that every row of the report can be re-evaluated with ``hqc-qiskit
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
         rows.append({**metrics, "model": label, "readouts": "exact" if scale is None else "noisy",
                      "noise_scale": scale, "checkpoint": str(checkpoint)})
     out = {"source": str(source), "run": str(run_dir), "noise_backend": readout.noise_backend,
-           "noise_scale": readout.noise_scale, "test_data": str(test_data), "rows": rows}
+           "noise_scale": readout.noise_scale, "test_data": os.path.normpath(test_data), "rows": rows}
     if verify_frames:
         frames = load_labelled(test_data, species=tuned.config.species)[:verify_frames]
         out["verify"] = verify_against_backend(tuned, frames, make_backend(readout.noise_backend, scale=readout.noise_scale))

@@ -78,6 +78,19 @@ def test_noisy_coefficients_refuse_backends_they_cannot_model(name, mitigation, 
         noisy_coefficients(make_backend(name, mitigation=mitigation), "cz", 2, 1, np.ones((1, 2)))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_contract_is_the_multilinear_sum(n):
+    import itertools
+
+    rng = np.random.default_rng(n)
+    c = rng.normal(size=(3**n, 2))
+    x = rng.uniform(-3, 3, size=(4, n))
+    b = np.stack([np.ones_like(x), np.cos(x), np.sin(x)], axis=-1)
+    naive = sum(c[k] * np.prod([b[:, q, j[q]] for q in range(n)], axis=0)[:, None]
+                for k, j in enumerate(itertools.product(range(3), repeat=n)))
+    assert np.allclose(contract(torch.as_tensor(c), torch.as_tensor(x)).numpy(), naive, atol=1e-12)
+
+
 def test_contract_has_second_derivatives():
     rng = np.random.default_rng(1)
     c = torch.as_tensor(rng.normal(size=(27, 3)))
