@@ -241,3 +241,38 @@ def test_sampling_cost_report_follows_from_its_runs_and_the_mc_run_from_the_comm
     for a, b in zip(new, old):
         for key in ("energy_eV", "trial_energy_eV", "sigma_eV", "accepted"):
             assert a[key] == pytest.approx(b[key], rel=1e-9), key
+
+
+def test_noise_aware_report_is_reproduced():
+    """docs/results.md "Noise-aware fine-tuning": the noisy-readout rows of the Eagle run's report re-evaluate from
+    the checkpoints they name, and the committed coefficients of a readout are what the backend's noise
+    simulation of its circuit gives now."""
+    import numpy as np
+
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.quantum.backends import make_backend
+    from hqc_qiskit.quantum.noisy_readout import noisy_coefficients
+
+    run = ROOT / "runs" / "noise_aware" / "l2_hqc_cz_eagle"
+    report = json.loads((run / "noise_aware.json").read_text())
+    rows = [r for r in report["rows"] if r["noise_scale"] == report["noise_scale"]]
+    assert {r["model"] for r in rows} == {"source", "noise-aware"}
+    for row in rows:
+        again = evaluate(ROOT / row["checkpoint"], ROOT / report["test_data"], device="cpu")
+        for key in ("rmse_e_mev_atom", "rmse_f_ev_a"):
+            assert again[key] == pytest.approx(row[key], rel=1e-4), (row["checkpoint"], key)
+    circuit = load_model(run).readouts[0].circuit
+    simulated = noisy_coefficients(make_backend(report["noise_backend"], scale=report["noise_scale"]), circuit.name,
+                                   circuit.n_qubits, circuit.n_layers, circuit.weight.double().numpy())
+    assert np.max(np.abs(simulated - circuit.coefficients.double().numpy())) < 1e-6
+
+
+def test_noise_aware_evidence_follows_from_its_runs():
+    """docs/evidence/noise_aware.json (the numbers of docs/results.md "Noise-aware fine-tuning") is what
+    docs/evidence/noise_aware.py gathers from the committed runs now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("noise_aware_evidence", ROOT / "docs" / "evidence" / "noise_aware.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.gather() == json.loads((ROOT / "docs" / "evidence" / "noise_aware.json").read_text())
