@@ -3,6 +3,7 @@
 Run directory: config.yaml (resolved), metrics.csv (one row per epoch), learning_curve.png,
 checkpoint.pt (latest, for --resume), best_model.pt (EMA weights, best validation loss),
 summary.json. Same config + seed gives the same numbers; a resumed run continues exactly.
+``train.init_from`` starts from another run's weights (fine-tuning; noise-aware training with noisy readouts).
 """
 
 from __future__ import annotations
