@@ -11,6 +11,7 @@ import torch
 
 from .errors import HQCError
 from .model.potential import HQCPotential, build_model
+from .quantum.noisy_readout import STATE_SUFFIXES
 
 CHECKPOINT = "checkpoint.pt"   # latest state (resume)
 BEST = "best_model.pt"         # EMA weights with the best validation loss
@@ -99,11 +100,6 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     return model.eval().requires_grad_(False)
 
 
-#: state entries a model may lack in its source when initialised from another run: the noisy readouts'
-#: coefficients, which are simulated from the circuit weights after loading (``quantum.noisy_readout``)
-_REBUILT_STATE = (".circuit.coefficients", ".circuit.built")
-
-
 def initialise_from(model: HQCPotential, source: str | Path, map_location="cpu") -> list[str]:
     """Copy the weights (and reference energies) of ``source`` (run directory: its best model; or a .pt file)
     into ``model``, which must have the same architecture. Returns the state keys that ``model`` must still
@@ -115,14 +111,14 @@ def initialise_from(model: HQCPotential, source: str | Path, map_location="cpu")
     target_readout = model.config.readout.model_dump()
     same_noise = all(source_readout.get(k) == target_readout.get(k) for k in ("engine", "noise_backend", "noise_scale"))
     if not same_noise:   # coefficients simulated for other noise (or none): never reuse them
-        state = {k: v for k, v in state.items() if not k.endswith(_REBUILT_STATE)}
+        state = {k: v for k, v in state.items() if not k.endswith(STATE_SUFFIXES)}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise HQCError(f"{path}: its weights do not fit this model (init_from needs the same architecture): "
                        f"{lines[min(1, len(lines) - 1)][:300]}") from None
-    rebuilt = [k for k in missing if k.endswith(_REBUILT_STATE)]
+    rebuilt = [k for k in missing if k.endswith(STATE_SUFFIXES)]
     others = [k for k in missing if k not in rebuilt] + list(unexpected)
     if others:
         raise HQCError(f"{path}: its weights do not fit this model (init_from needs the same architecture): "

@@ -26,6 +26,7 @@ from .checkpoint import atomic_save, atomic_write_json, model_payload, read_mode
 from .config import RunConfig, load_config
 from .errors import ConfigError
 from .model.potential import HQCPotential, build_model
+from .quantum.noisy_readout import STATE_SUFFIXES, build_noisy_readouts
 
 SOURCE_UNDER_NOISE = "source_under_noise.pt"
 TUNED_EXACT = "noise_aware_exact.pt"
@@ -51,9 +52,6 @@ def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_
     return load_config(raw=raw, overrides=list(overrides))
 
 
-_COEFFICIENTS = (".circuit.coefficients", ".circuit.built")
-
-
 def _with_readout(model: HQCPotential, state: dict, **readout) -> HQCPotential:
     """A model with ``model``'s config but these readout settings, holding ``state`` (all of it)."""
     config = model.config.model_dump()
@@ -67,14 +65,12 @@ def _coefficients_at(tuned: HQCPotential, scale: float) -> dict:
     the scale ``tuned`` was trained at)."""
     state = tuned.state_dict()
     if scale == tuned.config.readout.noise_scale:
-        return {k: v for k, v in state.items() if k.endswith(_COEFFICIENTS)}
-    from .quantum.noisy_readout import build_noisy_readouts
-
+        return {k: v for k, v in state.items() if k.endswith(STATE_SUFFIXES)}
     config = tuned.config.model_dump()
     rescaled = build_model({**config, "readout": {**config["readout"], "noise_scale": scale}})
-    rescaled.load_state_dict({k: v for k, v in state.items() if not k.endswith(_COEFFICIENTS)}, strict=False)
+    rescaled.load_state_dict({k: v for k, v in state.items() if not k.endswith(STATE_SUFFIXES)}, strict=False)
     build_noisy_readouts(rescaled)
-    return {k: v for k, v in rescaled.state_dict().items() if k.endswith(_COEFFICIENTS)}
+    return {k: v for k, v in rescaled.state_dict().items() if k.endswith(STATE_SUFFIXES)}
 
 
 def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] = ()) -> dict[str, HQCPotential]:
@@ -88,7 +84,7 @@ def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] 
     for key, value in tuned_state.items():
         if key.endswith(".circuit.weight") and not torch.equal(value.cpu(), source_state[key].to(value.dtype).cpu()):
             raise ConfigError(f"{path}: circuit weights {key} differ from the noise-aware model's; not its source")
-    plain = {k: v for k, v in tuned_state.items() if not k.endswith(_COEFFICIENTS)}
+    plain = {k: v for k, v in tuned_state.items() if not k.endswith(STATE_SUFFIXES)}
     out = {SOURCE_UNDER_NOISE: _with_readout(tuned, {**source_state, **_coefficients_at(tuned, tuned.config.readout.noise_scale)}),
            TUNED_EXACT: _with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0)}
     for scale in scales:

@@ -35,6 +35,9 @@ GRID_ANGLES = np.array([0.0, 2 * math.pi / 3, 4 * math.pi / 3])
 #: largest |difference| of <Z> allowed between the coefficients and a direct simulation at random inputs
 CHECK_TOLERANCE = 1e-9
 CHECK_POINTS = 4
+#: the state-dict entries (suffixes) of a noisy readout that are simulated from its weights, not trained:
+#: dropped when a model is initialised from a run with other noise, rebuilt after loading
+STATE_SUFFIXES = (".circuit.coefficients", ".circuit.built")
 
 
 def trig_basis(x):
