@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, interrupted, number_list, progress_bar
+from .cli_common import console, interrupted, number_list
+from .progress import progress_bar
 from .cli_common import fail as _fail
 from .errors import ConfigError, HQCError
 

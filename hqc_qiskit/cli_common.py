@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -85,15 +83,3 @@ def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
     console.print(f"estimated QPU time per energy {qpu_seconds:.4g} s vs --max-qpu-seconds {cap:g}: {verdict}")
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, total: int | None, enabled: bool) -> Iterator:
-    """A Rich progress bar on a terminal, updated by the yielded callback ``(done, total)`` (``total`` None
-    until the first call when unknown up front); None otherwise (logs, CI)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -9,9 +9,10 @@ import typer
 
 from .autocorr import MIN_TAUS_FOR_TRUST
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Profile,
-                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check, progress_bar)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check)
 from .cli_common import fail as _fail
 from .errors import HQCError
+from .progress import progress_bar
 
 DEFAULT_STRUCTURES = Path("data/si_liquid_3000K/si_liquid_3000K.test.extxyz.gz")
 DEFAULT_HQC_RUN = Path("runs/study_readouts/small_hqc_cz_s0")

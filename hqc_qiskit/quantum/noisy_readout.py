@@ -174,20 +174,13 @@ class NoisyCircuit(nn.Module):
 
 def build_noisy_readouts(model: nn.Module, progress: bool = False) -> int:
     """Simulate the coefficients of every noisy readout circuit of ``model`` that has none yet (one backend
-    shared by all, so the transpiled readout is built once). Returns how many were built."""
-    todo = [m for m in model.modules() if isinstance(m, NoisyCircuit) and not bool(m.built)]
-    if not todo:
-        return 0
-    backend = todo[0].backend()
-    if not progress:
-        for m in todo:
-            m.build(backend)
-        return len(todo)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    shared by all, so the transpiled readout is built once), with a progress bar per readout on a terminal
+    when ``progress``. Returns how many were built."""
+    from ..progress import progress_bar
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn()) as bar:
-        for i, m in enumerate(todo):
-            task = bar.add_task(f"noisy readout {i + 1}/{len(todo)} ({m.noise_backend})", total=3**m.n_qubits)
-            m.build(backend, lambda done, total, task=task: bar.update(task, completed=done))
+    todo = [m for m in model.modules() if isinstance(m, NoisyCircuit) and not bool(m.built)]
+    backend = todo[0].backend() if todo else None
+    for i, m in enumerate(todo):
+        with progress_bar(f"noisy readout {i + 1}/{len(todo)} ({m.noise_backend})", 3**m.n_qubits, progress) as bar:
+            m.build(backend, bar)
     return len(todo)
