@@ -9,10 +9,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, interrupted, number_list
+from .cli_common import console, interrupted, number_list, refuse_resume_with_overwrite
 from .progress import progress_bar
 from .cli_common import fail as _fail
-from .errors import ConfigError, HQCError
+from .errors import HQCError
 
 app = typer.Typer(
     help="Hybrid quantum-classical ML interatomic potentials with Qiskit variational-circuit readouts.",
@@ -172,8 +172,7 @@ def train(
     cfg = None
     try:
         cfg = load_config(config, override)
-        if resume and overwrite:
-            raise ConfigError("--resume and --overwrite exclude each other: continue the run, or start it over")
+        refuse_resume_with_overwrite(resume, overwrite)
         trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty(), overwrite=overwrite)
         if trainer.dist.is_main:
             console.print(f"run directory: {trainer.run_dir}  (train {len(trainer.graphs.train)}, val "

@@ -74,6 +74,14 @@ def interrupted(checkpoint: Path | None, how: str = "run the same command with -
     raise typer.Exit(130)
 
 
+def refuse_resume_with_overwrite(resume: bool, overwrite: bool, choices: str = "continue the run, or start it over") -> None:
+    """``--resume`` and ``--overwrite`` together: HQCError saying what each would do (``choices``), before any work."""
+    from .errors import HQCError
+
+    if resume and overwrite:
+        raise HQCError(f"--resume and --overwrite exclude each other: {choices}")
+
+
 def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
     """Dry runs: say whether a real run would submit under ``--max-qpu-seconds``, which the runtime backend
     checks against each energy's estimate before submitting its jobs (and refuses above it)."""

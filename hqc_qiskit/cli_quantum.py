@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from .cli_common import (Allocation, DynamicalDecoupling, MaxQPUSeconds, Mitigation, NoiseScale, NoisyEngine, Overwrite, Profile,
-                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check)
+                         ResilienceLevel, Twirling, console, interrupted, number_list, print_cap_check,
+                         refuse_resume_with_overwrite)
 from .cli_common import fail as _fail
 from .errors import HQCError
 
@@ -236,8 +237,7 @@ def noise_study_cmd(
 
     results = out / "noise_study.json"
     try:
-        if resume and overwrite:
-            raise HQCError("--resume and --overwrite exclude each other: keep the points, or replace them")
+        refuse_resume_with_overwrite(resume, overwrite, "keep the points, or replace them")
         if not (resume or overwrite):
             refuse_to_overwrite(results, resumable=True)
     except HQCError as exc:
@@ -343,8 +343,7 @@ def noise_aware_cmd(
 
     cfg = None
     try:
-        if resume and overwrite:
-            raise HQCError("--resume and --overwrite exclude each other: continue the run, or start it over")
+        refuse_resume_with_overwrite(resume, overwrite)
         cfg = noise_aware_config(run_dir, backend, out, noise_scale, epochs, lr, max_minutes, override)
         test = test or cfg.data.test
         if test is None:

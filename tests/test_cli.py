@@ -221,3 +221,19 @@ def test_evaluate_reports_stress_where_frames_have_it(tmp_path):
     info = runner.invoke(app, ["data", "info", str(frames)])
     dft = json.loads((ROOT / "docs" / "evidence" / "cp2k_stress.json").read_text())["dft"]["pressure_gpa"]
     assert info.exit_code == 0 and f"8 frames, pressure {min(dft):.2f} to {max(dft):.2f} GPa" in info.output   # CP2K's
+
+
+@pytest.mark.parametrize("args,choices", [
+    (["train", "runs/quick.yaml"], "continue the run, or start it over"),
+    (["noise-study", "runs/quick"], "keep the points, or replace them"),
+    (["noise-aware", "runs/l2_hqc_cz_long", "--backend", "aer-noise:depolarizing", "--out", "unused"],
+     "continue the run, or start it over"),
+])
+def test_resume_and_overwrite_together_are_refused_before_any_work(args, choices, monkeypatch):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, [*args, "--resume", "--overwrite"])
+    assert result.exit_code == 2
+    assert squashed(f"--resume and --overwrite exclude each other: {choices}") in squashed(result.output)
+    assert not (ROOT / "unused").exists()
