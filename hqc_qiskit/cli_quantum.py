@@ -335,10 +335,10 @@ def noise_aware_cmd(
 
     The circuits keep their trained weights and return the noisy expectation values of BACKEND (simulated once
     per readout: 3^n circuits); backbone, embeddings and decode layers are trained further against the DFT
-    labels. Then the test set is evaluated four ways (source / fine-tuned model, exact / noisy readouts):
-    OUT/noise_aware.json and .png."""
+    labels. Then the test set is evaluated for the source and the fine-tuned model on exact and on noisy readouts
+    (and at --drift-scales): OUT/noise_aware.json and .png."""
     from .checkpoint import CHECKPOINT
-    from .noise_aware import noise_aware_config, report
+    from .noise_aware import REPORT, REPORT_PLOT, noise_aware_config, report
     from .train import Trainer
 
     cfg = None
@@ -372,7 +372,7 @@ def noise_aware_cmd(
         console.print(f"noisy readouts vs the backend's simulated circuits ({v['frames']} frames, {v['circuits_per_frame']} "
                       f"circuits each): energy within {v['max_energy_difference_mev_atom']:.2e} meV/atom, forces within "
                       f"{v['max_force_difference_ev_a']:.2e} eV/Å")
-    console.print(f"report: {out / 'noise_aware.json'}, {out / 'noise_aware.png'}")
+    console.print(f"report: {out / REPORT}, {out / REPORT_PLOT}")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from .quantum.noisy_readout import STATE_SUFFIXES, build_noisy_readouts
 SOURCE_UNDER_NOISE = "source_under_noise.pt"
 TUNED_EXACT = "noise_aware_exact.pt"
 REPORT = "noise_aware.json"
+REPORT_PLOT = "noise_aware.png"
 
 
 def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_scale: float = 1.0,
@@ -144,5 +145,5 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
         frames = load_labelled(test_data, species=tuned.config.species)[:verify_frames]
         out["verify"] = verify_against_backend(tuned, frames, make_backend(readout.noise_backend, scale=readout.noise_scale))
     atomic_write_json(out, run_dir / REPORT)
-    plot_noise_aware(out, run_dir / "noise_aware.png")
+    plot_noise_aware(out, run_dir / REPORT_PLOT)
     return out

@@ -104,9 +104,9 @@ def plot_noise_study(rows: list[dict], path: str | Path) -> None:
 
 
 def plot_noise_aware(result: dict, path: str | Path) -> None:
-    """Test energy and force RMSE against DFT of the four rows of a noise-aware report (``noise_aware.py``)."""
+    """Test energy and force RMSE against DFT of every row of a noise-aware report (``noise_aware.py``)."""
     rows = result["rows"]
-    labels = [f"{r['model']}\n{r['readouts']}" + (f" x{r['noise_scale']:g}" if r.get("noise_scale") is not None else "")
+    labels = [f"{r['model']}\n{r['readouts']}" + (f" x{r['noise_scale']:g}" if r["noise_scale"] is not None else "")
               for r in rows]
     colors = ["#4c72b0" if r["readouts"] == "exact" else "#c44e52" for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))

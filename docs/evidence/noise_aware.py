@@ -3,7 +3,7 @@ runs at 3000 K, gathered into docs/evidence/noise_aware.json, with docs/img/nois
 energy RMSE per device; g(r) of the MD runs against the DFT frames).
 
 Inputs: `bash runs/noise_aware/run.sh`, `bash runs/noise_aware/control.sh`, `bash runs/noise_aware/md.sh`.
-Usage: python docs/evidence/noise_aware.py [--plot-only]
+Usage: python docs/evidence/noise_aware.py [--plot]    (--plot: only redraw the figure from the JSON)
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from hqc_qiskit.checkpoint import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "noise_aware"
@@ -94,13 +96,15 @@ def plot(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the committed JSON")
+    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
     args = parser.parse_args()
-    result = _json(OUT) if args.plot_only else gather()
-    if not args.plot_only:
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        result = _json(OUT)
+    else:
+        result = gather()
+        atomic_write_json(result, OUT)
     plot(result)
-    print(f"wrote {OUT.relative_to(ROOT)} and {PLOT.relative_to(ROOT)}")
+    print(f"wrote {'' if args.plot else f'{OUT.relative_to(ROOT)} and '}{PLOT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
