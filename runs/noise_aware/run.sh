@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Noise-aware fine-tuning of runs/l2_hqc_cz_long on two device snapshots (docs/results.md "Noise-aware
-# fine-tuning"). Each: 3 noisy readouts simulated (3 x 6561 circuits, ~1.5 min), then 25 epochs of training
+# fine-tuning"). Each: 3 noisy readouts simulated (3 x 6561 circuits, ~2.5 min), then 25 epochs of training
 # through them (one thread each), then the test report (source / fine-tuned x exact / noisy readouts, also at
 # 0.8x and 1.25x the error rates: calibration drift). On a finished run the same command writes only the report.
 # Usage: bash runs/noise_aware/run.sh [eagle|heron|all]
