@@ -375,6 +375,80 @@ def noise_aware_cmd(
     console.print(f"report: {out / REPORT}, {out / REPORT_PLOT}")
 
 
+def noise_calibrate_cmd(
+    run_dir: Path = typer.Argument(..., help="run directory or checkpoint of an HQC model (its circuits are measured)"),
+    backend: str = typer.Option(..., help="the device: ibm_<device>, fake_<device>, or aer-noise:<model>[@<profile>] "
+                                "standing in for one"),
+    noise_model: Optional[str] = typer.Option(None, help="the snapshot to fit, aer-noise:<model>[@<profile>] "
+                                              "(default: the model's own noisy readouts)"),
+    structure: Optional[Path] = typer.Option(None, help="structures whose readout inputs are measured (default: the "
+                                             "run's test file)"),
+    frames: int = typer.Option(1, min=1, help="first N frames of --structure"),
+    circuits: int = typer.Option(32, min=1, help="circuits per readout, drawn from the frames' inputs"),
+    shots: int = typer.Option(4000, min=2, help="shots per circuit"),
+    profile: Profile = None,
+    noise_scale: NoiseScale = 1.0,
+    dry_run: bool = typer.Option(False, "--dry-run", help="print circuits, shots and estimated QPU time; submit nothing"),
+    max_qpu_seconds: MaxQPUSeconds = None,
+    journal: Optional[Path] = typer.Option(None, help="runtime backends: keep finished jobs' counts here (resume)"),
+    seed: Optional[int] = typer.Option(None, help="seed of the circuit choice and of simulated shot noise"),
+    out: Path = typer.Option(Path("noise_calibration"), help="directory for noise_calibration.json and .png"),
+):
+    """Fit the noise scale of a snapshot to a device: how far its error rates have drifted.
+
+    The model's readout circuits are measured on BACKEND and compared with the snapshot's exact expectation
+    values at scale s; the fitted s (with its standard error) is what `hqc-qiskit noise-aware --noise-scale`
+    takes to re-tune a model for the device as it is now. A reduced chi2 far above 1 means the device's noise
+    differs from the snapshot in kind, not only in size (docs/hardware.md "Calibrating the noise scale")."""
+    from .checkpoint import load_model
+    from .config import load_config
+    from .data.dataset import read_structures
+    from .noise_calibration import calibrate, calibration_batch, default_noise_model, write_report
+    from .quantum.backends import RuntimeOptions, make_backend
+
+    try:
+        model = load_model(run_dir).double()
+        snapshot = default_noise_model(model, noise_model)
+        if structure is None:
+            config = (run_dir if run_dir.is_dir() else run_dir.parent) / "config.yaml"
+            structure = load_config(config).data.test if config.exists() else None
+            if structure is None:
+                raise HQCError(f"{run_dir}: no config.yaml naming a test file beside it; pass --structure")
+        atoms = read_structures(structure)
+        if frames > len(atoms):
+            raise HQCError(f"--frames {frames}: {structure} has {len(atoms)} frames")
+        runtime = RuntimeOptions(max_qpu_seconds=max_qpu_seconds, journal=str(journal) if journal else None, seed=seed)
+        b = make_backend(backend, profile, noise_scale, None, runtime)
+        rng = np.random.default_rng(seed)
+        if dry_run:
+            batch = calibration_batch(model, atoms[:frames], circuits, rng)
+            cost = b.cost(batch, np.full(len(batch), float(shots)))
+            for key, value in cost.items():
+                console.print(f"{key:>22}: {value}")
+            print_cap_check(cost["qpu_seconds"], max_qpu_seconds)
+            console.print("dry run: nothing was submitted")
+            return
+        result = calibrate(model, atoms[:frames], b, snapshot, shots, circuits, rng)
+        result["model"], result["structure"] = str(run_dir), str(structure)
+        json_path, plot_path = write_report(result, out)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
+    trained = model.config.readout.noise_scale if model.config.readout.engine == "noisy" else None
+    console.print(f"{result['backend']}: noise scale {result['fitted_scale']:.4f} ± {result['stderr']:.4f} of "
+                  f"{snapshot} ({result['circuits']} circuits x {shots} shots)")
+    console.print(f"chi2 {result['chi2']:.1f} for {result['dof']} degrees of freedom (reduced {result['reduced_chi2']:.2f}, "
+                  f"p = {result['p_value']:.2g}); at scale 1: {result['chi2_at_scale_1']:.1f}")
+    if result["p_value"] < 1e-3:
+        console.print("[yellow]the scaled snapshot does not describe this device within shot noise (p < 1e-3): its "
+                      "noise differs in kind, not only in size; a new snapshot is needed rather than a scale[/]")
+    elif trained is not None:
+        console.print(f"the model was trained at x{trained:g}; to re-tune it for the device as measured: hqc-qiskit "
+                      f"noise-aware {run_dir} --backend {snapshot} --noise-scale {result['fitted_scale']:.3f} --out DIR")
+    console.print(f"report: {json_path}, {plot_path}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("transpile")(transpile_cmd)
     app.command("backends")(backends_cmd)
@@ -382,3 +456,4 @@ def register(app: typer.Typer) -> None:
     app.command("noise-study")(noise_study_cmd)
     app.command("shots-study")(shots_study_cmd)
     app.command("noise-aware")(noise_aware_cmd)
+    app.command("noise-calibrate")(noise_calibrate_cmd)

@@ -26,6 +26,7 @@ from .checkpoint import atomic_save, atomic_write_json, model_payload, read_mode
 from .config import RunConfig, load_config
 from .errors import ConfigError
 from .model.potential import HQCPotential, build_model
+from .progress import stderr_line
 from .quantum.noisy_readout import STATE_SUFFIXES, build_noisy_readouts
 
 SOURCE_UNDER_NOISE = "source_under_noise.pt"
@@ -70,7 +71,7 @@ def _coefficients_at(tuned: HQCPotential, scale: float) -> dict:
     config = tuned.config.model_dump()
     rescaled = build_model({**config, "readout": {**config["readout"], "noise_scale": scale}})
     rescaled.load_state_dict({k: v for k, v in state.items() if not k.endswith(STATE_SUFFIXES)}, strict=False)
-    build_noisy_readouts(rescaled)
+    build_noisy_readouts(rescaled, log=stderr_line)
     return {k: v for k, v in rescaled.state_dict().items() if k.endswith(STATE_SUFFIXES)}
 
 
@@ -128,17 +129,21 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
     scales = [s for s in dict.fromkeys(drift_scales) if s != readout.noise_scale]
     for name, model in derived_models(source, tuned, scales).items():
         atomic_save(model_payload(model), run_dir / name)
-    plan = [("source", Path(source), None), ("source", run_dir / SOURCE_UNDER_NOISE, readout.noise_scale)]
+    # a source with noisy readouts (re-tuning a noise-aware model for drifted noise) is reported on its own
+    source_readout = read_model_payload(source)[1]["model_config"].get("readout", {})
+    source_scale = source_readout.get("noise_scale") if source_readout.get("engine") == "noisy" else None
+    plan = [("source", Path(source), source_scale), ("source", run_dir / SOURCE_UNDER_NOISE, readout.noise_scale)]
     plan += [("source", run_dir / f"source_under_noise_x{s:g}.pt", s) for s in scales]
     plan += [("noise-aware", run_dir, readout.noise_scale)]
     plan += [("noise-aware", run_dir / f"noise_aware_x{s:g}.pt", s) for s in scales]
     plan += [("noise-aware", run_dir / TUNED_EXACT, None)]
     rows = []
-    for label, checkpoint, scale in plan:
+    for i, (label, checkpoint, scale) in enumerate(plan):
         metrics = evaluate(checkpoint, test_data, batch_size=batch_size)
         metrics.pop("model")
+        backend = None if scale is None else source_readout["noise_backend"] if i == 0 else readout.noise_backend
         rows.append({**metrics, "model": label, "readouts": "exact" if scale is None else "noisy",
-                     "noise_scale": scale, "checkpoint": str(checkpoint)})
+                     "noise_scale": scale, "noise_backend": backend, "checkpoint": str(checkpoint)})
     out = {"source": str(source), "run": str(run_dir), "noise_backend": readout.noise_backend,
            "noise_scale": readout.noise_scale, "test_data": os.path.normpath(test_data), "rows": rows}
     if verify_frames:

@@ -122,6 +122,36 @@ def plot_noise_aware(result: dict, path: str | Path) -> None:
     _save(fig, path, dpi=130)
 
 
+def plot_noise_calibration(result: dict, path: str | Path) -> None:
+    """A noise-scale fit (``noise_calibration.py``): chi2 vs scale with the fit, and the measured drift from the
+    snapshot (measured - snapshot at scale 1) against the fitted one (snapshot at the fit - at scale 1)."""
+    scan = np.array(result["scan"])
+    s, err = result["fitted_scale"], result["stderr"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    ax = axes[0]
+    ax.semilogy(scan[:, 0], scan[:, 1], "o-", ms=3, label="scan")
+    ax.axvspan(s - err, s + err, color="#c44e52", alpha=0.3, lw=0)
+    ax.axvline(s, color="#c44e52", lw=1, label=f"fit {s:.3f} ± {err:.3f}")
+    ax.axhline(result["dof"], color="grey", lw=0.8, ls=":", label=f"degrees of freedom ({result['dof']})")
+    ax.set_xlabel("noise scale (x the snapshot's error rates)")
+    ax.set_ylabel(r"$\chi^2$")
+    ax.set_title(f"reduced $\\chi^2$ {result['reduced_chi2']:.2f}, p = {result['p_value']:.2g}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    at_one = np.array(result["predicted_at_scale_1"])
+    measured, fitted = np.array(result["measured"]) - at_one, np.array(result["predicted"]) - at_one
+    ax.plot(fitted.ravel(), measured.ravel(), ".", ms=2, alpha=0.5)
+    lim = float(np.max(np.abs(np.concatenate([measured.ravel(), fitted.ravel()])))) or 1.0
+    ax.plot([-lim, lim], [-lim, lim], "k-", lw=0.6)
+    ax.locator_params(nbins=5)
+    ax.set_xlabel(r"fitted drift: $\langle Z\rangle_{fit} - \langle Z\rangle_{x1}$")
+    ax.set_ylabel(r"measured $-\ \langle Z\rangle_{x1}$")
+    ax.set_title(f"{result['circuits']} circuits x {result['shots_per_circuit']} shots; "
+                 f"shot noise {result['rms_shot_noise']:.3f}", fontsize=9)
+    fig.suptitle(f"{result['backend']} against {result['noise_model']}", fontsize=9)
+    _save(fig, path, dpi=130)
+
+
 def plot_shots_study(rows: list[dict], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for allocation in sorted({r["allocation"] for r in rows}):

@@ -34,6 +34,7 @@ from .environment import hardware, package_versions
 from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
+from .progress import stderr_line
 from .quantum.noisy_readout import build_noisy_readouts
 from .torch_device import resolve_device
 
@@ -276,7 +277,7 @@ class Trainer:
         if config.train.init_from is not None and not resume:
             # fine-tuning: the source's weights and reference energies; noisy readouts simulate their coefficients
             initialise_from(self.model, config.train.init_from)
-            build_noisy_readouts(self.model, progress=self.progress)
+            build_noisy_readouts(self.model, progress=self.progress, log=stderr_line if self.dist.is_main else None)
         self.model = self.model.to(self.device)
         fresh = config.train.init_from is None   # a fine-tuned model keeps its source's reference energies
         if fresh and config.model.reference_energies == "fit":

@@ -106,6 +106,18 @@ def test_unbuilt_noisy_circuit_says_how_to_build_it():
         NoisyCircuit("cz", 2, 1)
 
 
+def test_building_in_a_log_writes_a_line_before_and_after_each_readout():
+    from hqc_qiskit.quantum.noisy_readout import build_noisy_readouts
+
+    model = torch.nn.ModuleList([NoisyCircuit("cz", 2, 1, noise_backend="aer-noise:depolarizing", noise_scale=0.5)
+                                 for _ in range(2)])
+    lines = []
+    assert build_noisy_readouts(model, progress=True, log=lines.append) == 2    # no terminal under pytest: no bar
+    assert len(lines) == 4 and lines[0].startswith("noisy readout 1/2 (aer-noise:depolarizing x0.5): simulating 9")
+    assert "done in" in lines[1] and all(bool(m.built) for m in model)
+    assert build_noisy_readouts(model, log=lines.append) == 0 and len(lines) == 4      # built ones are kept
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """A tiny HQC run (cz, 3 qubits, 1 layer, float64) trained for one epoch, shared by this module's tests."""
@@ -209,6 +221,32 @@ def test_noise_aware_cli_trains_only_the_classical_part_and_reports(tmp_path, so
     again = CliRunner().invoke(app, [*args, "--resume"])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "noise_aware.json").read_text())["rows"] == report["rows"]
+
+
+def test_retuning_a_noise_aware_model_for_drifted_noise(tmp_path, source, test_frames):
+    """`noise-aware` from a noise-aware run (the device drifted): the source row is the source on its own noisy
+    readouts, and the re-tuned model starts from its weights with coefficients simulated at the new scale."""
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.checkpoint import load_model
+    from hqc_qiskit.cli import app
+
+    common = ["--backend", "aer-noise:depolarizing", "--epochs", "1", "--verify-frames", "0", "--test", str(test_frames)]
+    first, second = tmp_path / "tuned", tmp_path / "retuned"
+    done = CliRunner().invoke(app, ["noise-aware", str(source.run_dir()), "--noise-scale", "2", "--out", str(first), *common])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(app, ["noise-aware", str(first), "--noise-scale", "3", "--out", str(second), *common])
+    assert done.exit_code == 0, done.output
+    rows = json.loads((second / "noise_aware.json").read_text())["rows"]
+    assert (rows[0]["model"], rows[0]["readouts"], rows[0]["noise_scale"]) == ("source", "noisy", 2)
+    assert rows[0]["noise_backend"] == "aer-noise:depolarizing"
+    before = {(r["model"], r["noise_scale"]): r for r in json.loads((first / "noise_aware.json").read_text())["rows"]}
+    assert rows[0]["rmse_e_mev_atom"] == pytest.approx(before[("noise-aware", 2)]["rmse_e_mev_atom"], rel=1e-9)
+    tuned, retuned = load_model(first), load_model(second)
+    assert retuned.config.readout.noise_scale == 3
+    for a, b in zip(tuned.readouts, retuned.readouts):
+        assert torch.equal(a.circuit.weight, b.circuit.weight)
+        assert not torch.equal(a.circuit.coefficients, b.circuit.coefficients)   # simulated again at x3
 
 
 def test_resumed_noisy_training_does_not_simulate_again(tmp_path, source, monkeypatch):

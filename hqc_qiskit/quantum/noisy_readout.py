@@ -172,15 +172,24 @@ class NoisyCircuit(nn.Module):
         return contract(self.coefficients.to(x.dtype), x)
 
 
-def build_noisy_readouts(model: nn.Module, progress: bool = False) -> int:
+def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable[[str], None] | None = None) -> int:
     """Simulate the coefficients of every noisy readout circuit of ``model`` that has none yet (one backend
     shared by all, so the transpiled readout is built once), with a progress bar per readout on a terminal
-    when ``progress``. Returns how many were built."""
+    when ``progress``; where no bar shows, ``log`` (if given) gets one line per readout before and after (the
+    simulation takes minutes per readout, and a log would otherwise show nothing). Returns how many were built."""
+    import time
+
     from ..progress import progress_bar
 
     todo = [m for m in model.modules() if isinstance(m, NoisyCircuit) and not bool(m.built)]
     backend = todo[0].backend() if todo else None
     for i, m in enumerate(todo):
-        with progress_bar(f"noisy readout {i + 1}/{len(todo)} ({m.noise_backend})", 3**m.n_qubits, progress) as bar:
+        what = f"noisy readout {i + 1}/{len(todo)} ({m.noise_backend} x{m.noise_scale:g})"
+        with progress_bar(what, 3**m.n_qubits, progress) as bar:
+            start = time.time()
+            if bar is None and log is not None:
+                log(f"{what}: simulating {3**m.n_qubits} circuits")
             m.build(backend, bar)
+            if bar is None and log is not None:
+                log(f"{what}: done in {time.time() - start:.0f} s")
     return len(todo)
