@@ -8,11 +8,10 @@ Usage: python docs/evidence/noise_aware.py [--plot]    (--plot: only redraw the 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from hqc_qiskit.checkpoint import atomic_write_json
+from _evidence import main, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "noise_aware"
@@ -89,23 +88,8 @@ def plot(result: dict) -> None:
     ax.set_ylabel("g(r)")
     ax.legend(fontsize=7)
     ax.set_title("NVT 3000 K, noisy readouts in the many-shot limit", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(PLOT, dpi=130)
-    plt.close(fig)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
-    args = parser.parse_args()
-    if args.plot:
-        result = _json(OUT)
-    else:
-        result = gather()
-        atomic_write_json(result, OUT)
-    plot(result)
-    print(f"wrote {'' if args.plot else f'{OUT.relative_to(ROOT)} and '}{PLOT.relative_to(ROOT)}")
+    save_figure(fig, PLOT, dpi=130)
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, gather, OUT, plot)

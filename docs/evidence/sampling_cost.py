@@ -26,7 +26,6 @@ Writes docs/evidence/sampling_cost.json and docs/img/sampling_cost.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -35,9 +34,10 @@ from emcee.autocorr import function_1d
 from vesin import NeighborList
 
 from hqc_qiskit.autocorr import series_stats
-from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.runlog import read_rows
+
+from _evidence import main, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "runs" / "study_readouts" / "small_hqc_cz_s0"
@@ -226,22 +226,10 @@ def plot(result: dict, path: Path) -> None:
     ax2.set_xscale("log")
     ax2.set_xlabel("QPU hours per independent sample (tau x cost per step)")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
-    args = ap.parse_args()
-    if args.plot:
-        result = json.loads(OUT_JSON.read_text())
-    else:
-        result = collect()
-        atomic_write_json(result, OUT_JSON)
-    plot(result, OUT_PNG)
+def summary(result: dict) -> None:
     for s in result["settings"]:
         print(f"{s['setting']:40s} tau E {s['tau_epot_steps']:8.1f} steps, CN {s['tau_coordination_steps']:8.1f}; "
               f"{s['qpu_seconds_per_step']:8.1f} QPU s/step; {s['qpu_seconds_per_independent_epot'] / 3600:8.2f} QPU h "
@@ -249,4 +237,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, collect, OUT_JSON, lambda result: plot(result, OUT_PNG), summary)

@@ -21,7 +21,6 @@ Writes docs/evidence/shot_forces.json and docs/img/shot_forces.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hqc_qiskit.checkpoint import atomic_write_json, load_model
+from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.quantum.backends import make_backend
 from hqc_qiskit.quantum.shot_forces import estimate_forces, force_problem, force_shots
+
+from _evidence import main, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "runs/l2_hqc_cz_long"
@@ -67,7 +68,7 @@ def measure(model, atoms, fp, backend, shots, allocation, seed) -> dict:
             "circuits": est.circuits, "executed_shots": est.shots, "wall_s": time.perf_counter() - start}
 
 
-def main() -> None:
+def collect() -> dict:
     torch.set_num_threads(2)
     model = load_model(ROOT / RUN).double()
     frames = read_structures(TEST)[:N_FRAMES]
@@ -121,8 +122,10 @@ def main() -> None:
         "problems": problems, "ideal": ideal, "noisy": noisy,
         "hardware": "2-core CPU (this project's CI machine class)",
     }
-    atomic_write_json(report, OUT_JSON)
-    plot(report)
+    return report
+
+
+def summary(report: dict) -> None:
     print(json.dumps({k: report[k] for k in ("fit", "z_rms_all_ideal", "shots_needed", "optimal_allocation")}, indent=1))
 
 
@@ -166,15 +169,8 @@ def plot(report: dict) -> None:
     for axis in (ax, bx):
         axis.title.set_fontsize(9)
     fig.suptitle(f"Shot-based forces by parameter shift, {report['model']}", fontsize=10)
-    fig.tight_layout()
-    OUT_PNG.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT_PNG, dpi=130)
+    save_figure(fig, OUT_PNG, dpi=130)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
-    if parser.parse_args().plot:
-        plot(json.loads(OUT_JSON.read_text()))
-    else:
-        main()
+    main(__doc__, collect, OUT_JSON, plot, summary)

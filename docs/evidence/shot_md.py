@@ -26,17 +26,18 @@ Writes docs/evidence/shot_md.json and docs/img/shot_md.png.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from hqc_qiskit.checkpoint import atomic_write_json, load_model
+from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.rdf import block_average, compare_rdf, compute_rdf
 from hqc_qiskit.runlog import read_rows
+
+from _evidence import main, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "runs/study_readouts/small_hqc_cz_s0"
@@ -150,7 +151,7 @@ def costs(frame) -> dict:
     return out
 
 
-def main() -> None:
+def collect() -> dict:
     frame = read_structures(TEST)[0]
     n = len(frame)
     nve = [dict(chain_row(c, n), **energy_walk(c, frame)) for c in NVE]
@@ -181,16 +182,18 @@ def main() -> None:
               "langevin_conditions": conditions, "langevin": langevin, "nve": nve, "cost_ibm_brisbane": costs(frame),
               "rdf": {c: rdfs[c].as_dict() for c in ("langevin_exact", "langevin_exact_seed1", "langevin_aer_2",
                                                      "langevin_aer_10", "langevin_aer_2_compensated")}}
-    atomic_write_json(report, OUT_JSON)
-    for c in conditions:
+    return report
+
+
+def summary(report: dict) -> None:
+    for c in report["langevin_conditions"]:
         print(f"γ {c['friction_per_fs']:g} {c['condition']:>22}: T {c['mean_T_K']:7.1f} ± {c['mean_T_stderr_K']:5.1f} K "
               f"(expected shift {c['expected_shift_K']:+.0f} K), exact E_pot {c['mean_exact_epot_mev_per_atom']:.2f} meV/atom")
-    for row in langevin + nve:
+    for row in report["langevin"] + report["nve"]:
         print(f"{row['chain']:>22}: T {row['mean_T_K']:7.1f} ± {row['mean_T_stderr_K']:5.1f} K, exact E_pot "
               f"{row['mean_exact_epot_mev_per_atom']:10.2f} ± {row['mean_exact_epot_stderr']:.2f} meV/atom, noise "
               f"{row['force_noise_rms_eV_A']:.3f} eV/Å, predicted {row.get('predicted', {})}, drift "
               f"{row['drift_exact_total_mev_per_atom_ps']:+.3f}, g(r) isd {row.get('rdf_vs_exact', {}).get('integrated_sq_diff', '')}")
-    plot(report)
 
 
 def plot(report: dict) -> None:
@@ -234,16 +237,9 @@ def plot(report: dict) -> None:
     ax_e.set(xlabel="time (ps)", ylabel="exact E_tot - E_tot(0) (meV/atom)",
              title="NVE: predicted drift (dashed) ± walk (1σ)")
     ax_e.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    OUT_PNG.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT_PNG, dpi=110)
+    save_figure(fig, OUT_PNG, dpi=110)
     print(f"written: {OUT_JSON.relative_to(ROOT)}, {OUT_PNG.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
-    if parser.parse_args().plot:
-        plot(json.loads(OUT_JSON.read_text()))
-    else:
-        main()
+    main(__doc__, collect, OUT_JSON, plot, summary)

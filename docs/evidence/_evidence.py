@@ -1,0 +1,37 @@
+"""The command line shared by the evidence scripts: gather the numbers from committed runs into a JSON beside the
+script, draw its figure from that JSON; ``--plot`` only redraws the figure from the committed JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from hqc_qiskit.checkpoint import atomic_write_json
+
+
+def save_figure(fig, path: Path, dpi: int) -> None:
+    """Lay out ``fig``, write it to ``path`` (its folder made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def main(doc: str, gather: Callable[[], dict], out_json: Path, plot: Callable[[dict], None],
+         summary: Callable[[dict], None] | None = None) -> None:
+    """Without ``--plot``: ``gather()``, write it to ``out_json`` (atomically), ``summary(result)`` if given; then
+    ``plot(result)`` in both cases."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
+    if parser.parse_args().plot:
+        result = json.loads(out_json.read_text())
+    else:
+        result = gather()
+        atomic_write_json(result, out_json)
+        if summary is not None:
+            summary(result)
+    plot(result)
