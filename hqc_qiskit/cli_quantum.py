@@ -1,7 +1,8 @@
-"""CLI commands of the hardware path: transpile, backends, energy, noise-study, shots-study."""
+"""CLI commands of the hardware path: transpile, backends, energy, noise-study, shots-study, noise-aware, noise-calibrate."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -386,7 +387,8 @@ def noise_calibrate_cmd(
     frames: int = typer.Option(1, min=1, help="first N frames of --structure"),
     circuits: int = typer.Option(32, min=1, help="circuits per readout, drawn from the frames' inputs"),
     shots: int = typer.Option(4000, min=2, help="shots per circuit"),
-    profile: Profile = None,
+    profile: Optional[str] = typer.Option(None, help="transpile profile of the device's circuits (default for "
+                                          "fake_/ibm_ devices: the noise model's, so that they run on its qubits)"),
     noise_scale: NoiseScale = 1.0,
     dry_run: bool = typer.Option(False, "--dry-run", help="print circuits, shots and estimated QPU time; submit nothing"),
     max_qpu_seconds: MaxQPUSeconds = None,
@@ -418,6 +420,9 @@ def noise_calibrate_cmd(
         if frames > len(atoms):
             raise HQCError(f"--frames {frames}: {structure} has {len(atoms)} frames")
         runtime = RuntimeOptions(max_qpu_seconds=max_qpu_seconds, journal=str(journal) if journal else None, seed=seed)
+        if profile is None and backend.startswith(("fake_", "ibm_")):
+            # the device must run the circuits on the qubits whose noise the snapshot describes
+            profile = make_backend(snapshot).profile
         b = make_backend(backend, profile, noise_scale, None, runtime)
         rng = np.random.default_rng(seed)
         if dry_run:
@@ -429,14 +434,15 @@ def noise_calibrate_cmd(
             console.print("dry run: nothing was submitted")
             return
         result = calibrate(model, atoms[:frames], b, snapshot, shots, circuits, rng)
-        result["model"], result["structure"] = str(run_dir), str(structure)
+        result.update(model=os.path.normpath(run_dir), structure=os.path.normpath(structure), seed=seed)
         json_path, plot_path = write_report(result, out)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
         interrupted(journal, "run the same command to continue (finished jobs are not submitted again)")
     trained = model.config.readout.noise_scale if model.config.readout.engine == "noisy" else None
-    console.print(f"{result['backend']}: noise scale {result['fitted_scale']:.4f} ± {result['stderr']:.4f} of "
+    device = result["backend"] + ("" if result["backend_noise_scale"] is None else f" x{result['backend_noise_scale']:g}")
+    console.print(f"{device}: noise scale {result['fitted_scale']:.4f} ± {result['stderr']:.4f} of "
                   f"{snapshot} ({result['circuits']} circuits x {shots} shots)")
     console.print(f"chi2 {result['chi2']:.1f} for {result['dof']} degrees of freedom (reduced {result['reduced_chi2']:.2f}, "
                   f"p = {result['p_value']:.2g}); at scale 1: {result['chi2_at_scale_1']:.1f}")

@@ -148,7 +148,8 @@ def plot_noise_calibration(result: dict, path: str | Path) -> None:
     ax.set_ylabel(r"measured $-\ \langle Z\rangle_{x1}$")
     ax.set_title(f"{result['circuits']} circuits x {result['shots_per_circuit']} shots; "
                  f"shot noise {result['rms_shot_noise']:.3f}", fontsize=9)
-    fig.suptitle(f"{result['backend']} against {result['noise_model']}", fontsize=9)
+    device = result["backend"] + ("" if result.get("backend_noise_scale") is None else f" x{result['backend_noise_scale']:g}")
+    fig.suptitle(f"{device} against {result['noise_model']}", fontsize=9)
     _save(fig, path, dpi=130)
 
 

@@ -156,3 +156,29 @@ def test_cli_errors_name_what_is_missing(tmp_path):
     run = CliRunner().invoke(app, ["noise-calibrate", str(tmp_path / "exact.pt"), "--backend", SNAPSHOT,
                                    "--noise-model", SNAPSHOT, "--structure", str(TEST_FILE), "--frames", "999"])
     assert run.exit_code != 0 and "999" in squashed(run.output)
+
+
+def test_runtime_device_runs_on_the_snapshots_qubits_by_default(model, frames, tmp_path):
+    """Through qiskit-ibm-runtime's local mode (the hardware path) the circuits are compiled with the noise
+    model's profile unless told otherwise, and the compact snapshot describes the full-device simulation."""
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.checkpoint import atomic_save, model_payload
+    from hqc_qiskit.cli import app
+    from hqc_qiskit.model.potential import build_model
+    from hqc_qiskit.quantum.noisy_readout import build_noisy_readouts
+
+    config = model.config.model_dump()
+    noisy = build_model({**config, "readout": {**config["readout"], "engine": "noisy", "noise_backend": SNAPSHOT}})
+    noisy.load_state_dict(model.state_dict(), strict=False)
+    build_noisy_readouts(noisy)
+    atomic_save(model_payload(noisy), tmp_path / "noisy.pt")
+    out = tmp_path / "cal"
+    result = CliRunner().invoke(app, ["noise-calibrate", str(tmp_path / "noisy.pt"), "--backend", "fake_brisbane",
+                                      "--structure", str(TEST_FILE), "--circuits", "2", "--shots", "20000",
+                                      "--seed", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "noise_calibration.json").read_text())
+    assert report["backend"] == "fake_brisbane" and report["backend_profile"] == "ibm_eagle_compact"
+    assert report["backend_noise_scale"] is None
+    assert abs(report["fitted_scale"] - 1.0) < 4 * report["stderr"] and report["p_value"] > 1e-3

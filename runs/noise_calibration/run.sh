@@ -3,7 +3,10 @@
 # readout circuits (runs/noise_aware/l2_hqc_cz_eagle; 32 per readout from test frame 0, 4000 shots each) measured
 # on stand-ins for a device, each fitted with the Eagle snapshot's noise scale:
 #   eagle_x<s>: the snapshot itself with every error rate times s (drift; s = 0.8, 1, 1.25; the true scale is known)
-#   thermal:    another noise model on the same circuits (relaxation only): a device whose noise differs in kind
+#   thermal:    another noise model (parametric: uniform depolarizing, T1/T2 relaxation and readout errors on
+#               every qubit) standing in for a device whose noise differs in kind from the snapshot
+#   runtime_fake_brisbane: the hardware path offline: qiskit-ibm-runtime's Sampler in local mode on the whole
+#               FakeBrisbane chip (Aer with the full-device noise model), circuits compiled with the same profile
 # then the model re-tuned at the scale fitted for x1.25 (10 epochs, ~20 min on 2 cores), reported at the true 1.25.
 # On finished steps the same command only prints; delete a directory to redo it.
 # Usage: bash runs/noise_calibration/run.sh [calibrate|retune|all]
@@ -13,9 +16,9 @@ HQC=${HQC:-.venv/bin/hqc-qiskit}
 MODEL=runs/noise_aware/l2_hqc_cz_eagle
 SNAPSHOT=aer-noise:fake_brisbane@ibm_eagle_compact
 OUT=runs/noise_calibration
-calibrate() {   # name backend scale seed
+calibrate() {   # name backend scale seed [more options]
     [ -f "$OUT/$1/noise_calibration.json" ] && { echo "$OUT/$1: done"; return; }
-    "$HQC" noise-calibrate "$MODEL" --backend "$2" --noise-scale "$3" --seed "$4" --out "$OUT/$1"
+    "$HQC" noise-calibrate "$MODEL" --backend "$2" --noise-scale "$3" --seed "$4" --out "$OUT/$1" "${@:5}"
 }
 retune() {
     local fit
@@ -30,5 +33,6 @@ if [ "$step" != retune ]; then
     calibrate eagle_x1 "$SNAPSHOT" 1 2
     calibrate eagle_x1.25 "$SNAPSHOT" 1.25 3
     calibrate thermal aer-noise:thermal@ibm_eagle_compact 1 4
+    calibrate runtime_fake_brisbane fake_brisbane 1 5 --profile ibm_eagle_compact
 fi
 if [ "$step" != calibrate ]; then retune; fi
