@@ -39,13 +39,18 @@ def atomic_save(obj, path: str | Path) -> None:
             os.remove(tmp)
 
 
-def atomic_write_json(obj, path: str | Path) -> None:
-    """JSON to a temporary file in the same folder, then rename (same guarantee as :func:`atomic_save`)."""
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Bytes to a temporary file in the same folder, then rename (same guarantee as :func:`atomic_save`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def atomic_write_json(obj, path: str | Path) -> None:
+    """JSON to a temporary file in the same folder, then rename (same guarantee as :func:`atomic_save`)."""
+    atomic_write_bytes(json.dumps(obj, indent=2).encode(), path)
 
 
 def model_payload(model: HQCPotential) -> dict:

@@ -1,4 +1,5 @@
-"""CLI commands of the hardware path: transpile, backends, energy, noise-study, shots-study, noise-aware, noise-calibrate."""
+"""CLI commands of the hardware path: transpile, backends, energy, noise-study, shots-study, noise-aware, noise-calibrate,
+noise-snapshot."""
 
 from __future__ import annotations
 
@@ -448,11 +449,44 @@ def noise_calibrate_cmd(
                   f"p = {result['p_value']:.2g}); at scale 1: {result['chi2_at_scale_1']:.1f}")
     if result["p_value"] < 1e-3:
         console.print("[yellow]the scaled snapshot does not describe this device within shot noise (p < 1e-3): its "
-                      "noise differs in kind, not only in size; a new snapshot is needed rather than a scale[/]")
+                      "noise differs in kind, not only in size; a new snapshot is needed rather than a scale "
+                      "(hqc-qiskit noise-snapshot <device>)[/]")
     elif trained is not None:
         console.print(f"the model was trained at x{trained:g}; to re-tune it for the device as measured: hqc-qiskit "
                       f"noise-aware {run_dir} --backend {snapshot} --noise-scale {result['fitted_scale']:.3f} --out DIR")
     console.print(f"report: {json_path}, {plot_path}")
+
+
+def noise_snapshot_cmd(
+    backend: str = typer.Argument(..., help="ibm_<device> (its calibration now; saved IBM account) or fake_<device>"),
+    name: Optional[str] = typer.Option(None, help="noise model name (default: <device>_<calibration date>)"),
+    folder: Path = typer.Option(Path("noise_models"), help="where the YAML and its calibration are written"),
+    profile: Optional[str] = typer.Option(None, help="transpile profile the model compiles with (default: that of "
+                                          "the chip's shipped noise model, e.g. ibm_eagle_compact)"),
+    overwrite: Overwrite = False,
+):
+    """Store a device's current calibration as a noise model: aer-noise:<name>@<profile> then simulates the
+    device as it is now (for noise-aware training, noise-calibrate, energy, md), not as the shipped fake
+    backend's old snapshot."""
+    from .quantum.backends import RuntimeBackend
+    from .quantum.snapshots import write_snapshot
+
+    try:
+        device = RuntimeBackend(backend, profile).device
+        if name is None:
+            stamp = device.properties().last_update_date if not backend.startswith("ibm_") else None
+            name = f"{backend.removeprefix('fake_').removeprefix('ibm_')}_{(stamp or _utc_now()):%Y%m%d}"
+        path = write_snapshot(device, name, folder, profile, overwrite)
+    except (HQCError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"noise model {name}: {path} (+ calibration beside it); use --backend aer-noise:{name} "
+                  f"(or aer-noise:{path} from elsewhere)")
+
+
+def _utc_now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def register(app: typer.Typer) -> None:
@@ -463,3 +497,4 @@ def register(app: typer.Typer) -> None:
     app.command("shots-study")(shots_study_cmd)
     app.command("noise-aware")(noise_aware_cmd)
     app.command("noise-calibrate")(noise_calibrate_cmd)
+    app.command("noise-snapshot")(noise_snapshot_cmd)

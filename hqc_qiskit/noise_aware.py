@@ -54,7 +54,7 @@ def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_
     return load_config(raw=raw, overrides=list(overrides))
 
 
-def _with_readout(model: HQCPotential, state: dict, **readout) -> HQCPotential:
+def with_readout(model: HQCPotential, state: dict, **readout) -> HQCPotential:
     """A model with ``model``'s config but these readout settings, holding ``state`` (all of it)."""
     config = model.config.model_dump()
     out = build_model({**config, "readout": {**config["readout"], **readout}})
@@ -87,12 +87,12 @@ def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] 
         if key.endswith(".circuit.weight") and not torch.equal(value.cpu(), source_state[key].to(value.dtype).cpu()):
             raise ConfigError(f"{path}: circuit weights {key} differ from the noise-aware model's; not its source")
     plain = {k: v for k, v in tuned_state.items() if not k.endswith(STATE_SUFFIXES)}
-    out = {SOURCE_UNDER_NOISE: _with_readout(tuned, {**source_state, **_coefficients_at(tuned, tuned.config.readout.noise_scale)}),
-           TUNED_EXACT: _with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0)}
+    out = {SOURCE_UNDER_NOISE: with_readout(tuned, {**source_state, **_coefficients_at(tuned, tuned.config.readout.noise_scale)}),
+           TUNED_EXACT: with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0)}
     for scale in scales:
         coefficients = _coefficients_at(tuned, scale)
-        out[f"source_under_noise_x{scale:g}.pt"] = _with_readout(tuned, {**source_state, **coefficients}, noise_scale=scale)
-        out[f"noise_aware_x{scale:g}.pt"] = _with_readout(tuned, {**plain, **coefficients}, noise_scale=scale)
+        out[f"source_under_noise_x{scale:g}.pt"] = with_readout(tuned, {**source_state, **coefficients}, noise_scale=scale)
+        out[f"noise_aware_x{scale:g}.pt"] = with_readout(tuned, {**plain, **coefficients}, noise_scale=scale)
     return out
 
 

@@ -13,7 +13,8 @@ qubit that always reads the same gives no information, not a division by zero). 
 s (scipy's bounded Brent search after a scan that brackets the minimum), its standard error follows from the
 curvature (chi2(s) - chi2_min = 1), and chi2_min against its degrees of freedom (p-value) says whether a
 scaled snapshot describes the device at all: a large reduced chi2 means the device's noise differs in kind
-(other qubits, other relative rates), not just in size, and a new snapshot is needed rather than a scale.
+(other qubits, other relative rates), not just in size, and a new snapshot is needed rather than a scale
+(``hqc-qiskit noise-snapshot``).
 
 Why hand-written (project science): the likelihood and the model family are this project's; the minimiser
 and the chi2 distribution are scipy's.

@@ -312,3 +312,23 @@ def test_noise_calibration_is_reproduced(tmp_path):
     again = evaluate(ROOT / row["checkpoint"], ROOT / report["test_data"], device="cpu")
     for key in ("rmse_e_mev_atom", "rmse_f_ev_a"):
         assert again[key] == pytest.approx(row[key], rel=1e-4), key
+
+
+def test_drift_study_snapshot_is_what_its_script_writes(tmp_path):
+    """noise_models/brisbane_drift_study.* (the synthetic drifted device of "Calibrating the noise scale") is what
+    runs/noise_calibration/make_drifted_snapshot.py writes now, byte for byte."""
+    import importlib.util
+
+    import yaml
+
+    from hqc_qiskit.quantum.snapshots import CALIBRATION_SUFFIX, write_snapshot
+
+    path = ROOT / "runs" / "noise_calibration" / "make_drifted_snapshot.py"
+    spec = importlib.util.spec_from_file_location("make_drifted_snapshot", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = ROOT / "noise_models" / f"{module.NAME}.yaml"
+    description = yaml.safe_load(committed.read_text())["description"]
+    write_snapshot(module._Drifted(), module.NAME, tmp_path, description=description)
+    for suffix in (".yaml", CALIBRATION_SUFFIX):
+        assert (tmp_path / f"{module.NAME}{suffix}").read_bytes() == (ROOT / "noise_models" / f"{module.NAME}{suffix}").read_bytes()

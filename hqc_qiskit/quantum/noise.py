@@ -4,7 +4,8 @@ Two kinds:
 
 * ``parametric``: depolarizing 1q/2q errors, optional thermal relaxation (T1, T2, gate times) and a
   symmetric readout error, the same on every qubit;
-* ``device``: the per-qubit, per-gate calibration of a fake backend snapshot, built exactly as Aer's
+* ``device``: the per-qubit, per-gate calibration of a fake backend snapshot (or of a stored calibration of
+  the same chip, ``calibration:``, see ``snapshots``), built exactly as Aer's
   ``NoiseModel.from_backend`` does (depolarizing + thermal relaxation per gate, readout error per
   qubit, relaxation on delays) but only for the active qubits of a transpiled readout, relabelled
   0..n-1. That is what makes noisy simulation of a 127-qubit device cheap. The delay relaxation is
@@ -57,12 +58,17 @@ class NoiseSpec(BaseModel):
     readout_error: float = 0.0
     # device
     device: str | None = None
+    # a stored calibration of that chip (`hqc-qiskit noise-snapshot`), relative to the YAML's folder; None: the fake
+    # backend's own
+    calibration: str | None = None
     profile: str = "ideal"     # transpile profile used when none is given
 
     @model_validator(mode="after")
     def _check(self):
         if self.kind == "device" and not self.device:
             raise ValueError("a 'device' noise model needs device: fake_<name>")
+        if self.calibration is not None and self.kind != "device":
+            raise ValueError("'calibration' belongs to 'device' noise models")
         for key in ("depolarizing_1q", "depolarizing_2q", "readout_error"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"{key} must be in [0, 1]")
@@ -76,8 +82,16 @@ def noise_model_names() -> list[str]:
 
 
 def load_noise_spec(name_or_path: str | Path) -> NoiseSpec:
-    """Noise model by name (``noise_models/<name>.yaml``) or path to a YAML file."""
-    return load_named_yaml(name_or_path, NOISE_DIR, NoiseSpec, "noise model")
+    """Noise model by name (``noise_models/<name>.yaml``) or path to a YAML file; a stored calibration's path
+    is resolved against the YAML's folder."""
+    spec = load_named_yaml(name_or_path, NOISE_DIR, NoiseSpec, "noise model")
+    if spec.calibration is not None:
+        path = Path(name_or_path)
+        resolved = (path.parent if path.suffix else NOISE_DIR) / spec.calibration
+        if not resolved.exists():
+            raise ConfigError(f"noise model {spec.name!r}: its calibration file {resolved} does not exist")
+        spec = spec.model_copy(update={"calibration": str(resolved)})
+    return spec
 
 
 @dataclass
@@ -130,7 +144,12 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
         raise ConfigError(
             f"noise model {spec.name!r} is a snapshot of {spec.device}; transpile for that device "
             f"(profile {spec.profile!r}), not with profile {tr.profile.name!r}")
-    target = reduced_target(tr.target, tr.active_qubits, scale)
+    full = tr.target
+    if spec.calibration is not None:   # a stored calibration of the same chip; placement and timing from the profile
+        from .snapshots import calibrated_target
+
+        full = calibrated_target(spec.device, Path(spec.calibration))
+    target = reduced_target(full, tr.active_qubits, scale)
     model = NoiseModel(basis_gates=[n for n in target.operation_names])
     readout = {}
     for i in range(target.num_qubits):

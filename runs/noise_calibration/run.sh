@@ -8,8 +8,12 @@
 #   runtime_fake_brisbane: the hardware path offline: qiskit-ibm-runtime's Sampler in local mode on the whole
 #               FakeBrisbane chip (Aer with the full-device noise model), circuits compiled with the same profile
 # then the model re-tuned at the scale fitted for x1.25 (10 epochs, ~20 min on 2 cores), reported at the true 1.25.
+# drift: a stand-in device that drifted per qubit and per gate (noise_models/brisbane_drift_study.yaml, written by
+# make_drifted_snapshot.py with the snapshot writer of `hqc-qiskit noise-snapshot`): calibrated against the old
+# snapshot (drifted), the model re-tuned on the new snapshot (drift_retuned, 10 epochs), and the scale-re-tuned
+# model of the x1.25 study evaluated on the drifted device (cross_evaluate.py).
 # On finished steps the same command only prints; delete a directory to redo it.
-# Usage: bash runs/noise_calibration/run.sh [calibrate|retune|all]
+# Usage: bash runs/noise_calibration/run.sh [calibrate|retune|drift|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HQC=${HQC:-.venv/bin/hqc-qiskit}
@@ -27,12 +31,19 @@ retune() {
         --drift-scales 1.25 $( [ -f "$OUT/eagle_retuned/checkpoint.pt" ] && echo --resume )
 }
 step=${1:-all}
-case "$step" in calibrate|retune|all) ;; *) echo "usage: $0 [calibrate|retune|all]" >&2; exit 2 ;; esac
-if [ "$step" != retune ]; then
+case "$step" in calibrate|retune|drift|all) ;; *) echo "usage: $0 [calibrate|retune|drift|all]" >&2; exit 2 ;; esac
+if [ "$step" = calibrate ] || [ "$step" = all ]; then
     calibrate eagle_x0.8 "$SNAPSHOT" 0.8 1
     calibrate eagle_x1 "$SNAPSHOT" 1 2
     calibrate eagle_x1.25 "$SNAPSHOT" 1.25 3
     calibrate thermal aer-noise:thermal@ibm_eagle_compact 1 4
     calibrate runtime_fake_brisbane fake_brisbane 1 5 --profile ibm_eagle_compact
 fi
-if [ "$step" != calibrate ]; then retune; fi
+if [ "$step" = retune ] || [ "$step" = all ]; then retune; fi
+if [ "$step" = drift ] || [ "$step" = all ]; then
+    [ -f noise_models/brisbane_drift_study.yaml ] || .venv/bin/python runs/noise_calibration/make_drifted_snapshot.py
+    calibrate drifted aer-noise:brisbane_drift_study 1 6
+    "$HQC" noise-aware "$MODEL" --backend aer-noise:brisbane_drift_study --out "$OUT/drift_retuned" --epochs 10 \
+        $( [ -f "$OUT/drift_retuned/checkpoint.pt" ] && echo --resume )
+    .venv/bin/python runs/noise_calibration/cross_evaluate.py
+fi

@@ -1,0 +1,91 @@
+"""Noise snapshots of a device's calibration (quantum/snapshots.py, `hqc-qiskit noise-snapshot`).
+
+The fake backend stands in for the live device: its snapshot must reproduce the shipped noise model of the
+same chip exactly, and a changed calibration must change the simulated noise."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from conftest import squashed
+from typer.testing import CliRunner
+
+from hqc_qiskit.cli import app
+from hqc_qiskit.errors import ConfigError
+from hqc_qiskit.quantum.backends import CircuitBatch, make_backend
+from hqc_qiskit.quantum.noise import load_noise_spec
+
+
+def _batch(seed: int = 0) -> CircuitBatch:
+    rng = np.random.default_rng(seed)
+    return CircuitBatch("cz", 3, 2, [(rng.uniform(-3, 3, size=(6, 3)), rng.uniform(0, 2 * np.pi, size=6))])
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("noise")
+    result = CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--folder", str(folder), "--name", "now"])
+    assert result.exit_code == 0, result.output
+    return folder / "now.yaml"
+
+
+def test_snapshot_of_the_fake_device_reproduces_its_noise_model(snapshot):
+    spec = load_noise_spec(snapshot)
+    assert spec.device == "fake_brisbane" and spec.profile == "ibm_eagle_compact"
+    assert (snapshot.parent / "now.calibration.json.gz").exists()
+    batch = _batch()
+    shipped = make_backend("aer-noise:fake_brisbane@ibm_eagle_compact").distributions(batch)
+    stored = make_backend(f"aer-noise:{snapshot}").distributions(batch)
+    assert np.array_equal(shipped, stored)
+    assert np.max(np.abs(shipped - make_backend("aer").distributions(batch))) > 1e-3     # noise is there
+
+
+def test_a_changed_calibration_changes_the_noise(snapshot, tmp_path):
+    """T1 and readout error of every qubit changed in the stored file: other distributions; the file is found
+    relative to its YAML wherever the YAML is."""
+    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
+        data = json.load(fh)
+    for qubit in data["qubits"]:
+        for entry in qubit:
+            if entry["name"] in ("T1", "readout_error"):
+                entry["value"] *= 0.5 if entry["name"] == "T1" else 2.0
+    (tmp_path / "changed.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+    spec = load_noise_spec(snapshot).model_dump()
+    (tmp_path / "changed.yaml").write_text(json.dumps({**spec, "name": "changed", "calibration": "changed.calibration.json.gz"}))
+    batch = _batch(1)
+    before = make_backend(f"aer-noise:{snapshot}").distributions(batch)
+    after = make_backend(f"aer-noise:{tmp_path / 'changed.yaml'}").distributions(batch)
+    assert np.max(np.abs(before - after)) > 1e-3
+
+
+def test_snapshot_refuses_to_overwrite_and_names_what_is_wrong(snapshot, tmp_path):
+    again = CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--folder", str(snapshot.parent), "--name", "now"])
+    assert again.exit_code != 0 and "--overwrite" in squashed(again.output) and "now.yaml" in squashed(again.output)
+    assert CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--folder", str(snapshot.parent), "--name", "now",
+                                    "--overwrite"]).exit_code == 0
+    # a calibration file that is not one, or is missing, is named
+    spec = {**load_noise_spec(snapshot).model_dump(), "name": "bad", "calibration": "bad.calibration.json.gz"}
+    (tmp_path / "bad.yaml").write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match="bad.calibration.json.gz"):
+        load_noise_spec(tmp_path / "bad.yaml")
+    (tmp_path / "bad.calibration.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(ConfigError, match="bad.calibration.json.gz"):
+        make_backend(f"aer-noise:{tmp_path / 'bad.yaml'}").distributions(_batch())
+    parametric = {"name": "p", "kind": "parametric", "calibration": "x.json.gz"}
+    (tmp_path / "p.yaml").write_text(json.dumps(parametric))
+    with pytest.raises(ConfigError, match="calibration"):
+        load_noise_spec(tmp_path / "p.yaml")
+    # a chip without a fake backend (topology) or without a transpile profile
+    no_chip = CliRunner().invoke(app, ["noise-snapshot", "fake_nowhere", "--folder", str(tmp_path)])
+    assert no_chip.exit_code != 0 and "fake_nowhere" in squashed(no_chip.output)
+
+
+def test_snapshot_of_hardware_without_an_account_says_how_to_save_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))               # no saved account file
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["noise-snapshot", "ibm_brisbane", "--folder", str(tmp_path)])
+    assert result.exit_code != 0 and "save_account" in squashed(result.output)
+    assert not list(tmp_path.glob("*.yaml"))
