@@ -340,7 +340,7 @@ def noise_aware_cmd(
     labels. Then the test set is evaluated for the source and the fine-tuned model on exact and on noisy readouts
     (and at --drift-scales): OUT/noise_aware.json and .png."""
     from .checkpoint import CHECKPOINT
-    from .noise_aware import REPORT, REPORT_PLOT, noise_aware_config, report
+    from .noise_aware import REPORT, REPORT_PLOT, noise_aware_config, readouts_label, report
     from .train import Trainer
 
     cfg = None
@@ -367,7 +367,7 @@ def noise_aware_cmd(
         table.add_column(col)
     for row in result["rows"]:
         scale = "-" if row["noise_scale"] is None else f"{row['noise_scale']:g}"
-        table.add_row(row["model"], row["readouts"], scale, f"{row['rmse_e_mev_atom']:.2f}", f"{row['rmse_f_ev_a']:.4f}")
+        table.add_row(row["model"], readouts_label(row, result["noise_backend"]), scale, f"{row['rmse_e_mev_atom']:.2f}", f"{row['rmse_f_ev_a']:.4f}")
     console.print(table)
     if "verify" in result:
         v = result["verify"]
@@ -463,7 +463,7 @@ def noise_snapshot_cmd(
     folder: Path = typer.Option(Path("noise_models"), help="where the YAML and its calibration are written"),
     profile: Optional[str] = typer.Option(None, help="transpile profile the model compiles with (default: that of "
                                           "the chip's shipped noise model, e.g. ibm_eagle_compact)"),
-    overwrite: Overwrite = False,
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a noise model of that name in --folder"),
 ):
     """Store a device's current calibration as a noise model: aer-noise:<name>@<profile> then simulates the
     device as it is now (for noise-aware training, noise-calibrate, energy, md), not as the shipped fake

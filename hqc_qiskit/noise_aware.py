@@ -35,6 +35,15 @@ REPORT = "noise_aware.json"
 REPORT_PLOT = "noise_aware.png"
 
 
+def readouts_label(row: dict, noise_backend: str) -> str:
+    """A report row's readouts: 'exact', 'noisy', or 'noisy (<model>)' when they are another noise model's than
+    the report's (a noise-aware source tuned for an older snapshot)."""
+    other = row.get("noise_backend")
+    if row["readouts"] != "noisy" or other in (None, noise_backend):
+        return row["readouts"]
+    return f"noisy ({other.removeprefix('aer-noise:').partition('@')[0]})"
+
+
 def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_scale: float = 1.0,
                        epochs: int = 30, lr: float = 1e-3, max_minutes: float | None = None,
                        overrides: list[str] = ()) -> RunConfig:
@@ -46,7 +55,7 @@ def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_
         raise ConfigError(f"{source}: noise-aware training needs a model with quantum readouts "
                           f"(its readout.kind is {cfg.model.readout.kind!r})")
     raw = cfg.model_dump(mode="json")
-    raw["name"] = f"{cfg.name}_noise_aware"
+    raw["name"] = cfg.name if cfg.name.endswith("_noise_aware") else f"{cfg.name}_noise_aware"   # re-tuning keeps it
     raw["output_dir"] = str(out)
     raw["model"]["readout"].update(engine="noisy", noise_backend=backend, noise_scale=noise_scale)
     raw["train"].update(init_from=str(source), max_epochs=epochs, lr=lr, warmup_steps=0, max_minutes=max_minutes,

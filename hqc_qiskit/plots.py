@@ -105,9 +105,11 @@ def plot_noise_study(rows: list[dict], path: str | Path) -> None:
 
 def plot_noise_aware(result: dict, path: str | Path) -> None:
     """Test energy and force RMSE against DFT of every row of a noise-aware report (``noise_aware.py``)."""
+    from .noise_aware import readouts_label
+
     rows = result["rows"]
-    labels = [f"{r['model']}\n{r['readouts']}" + (f" x{r['noise_scale']:g}" if r["noise_scale"] is not None else "")
-              for r in rows]
+    labels = [f"{r['model']}\n{readouts_label(r, result['noise_backend']).replace(' (', chr(10) + '(')}"
+              + (f" x{r['noise_scale']:g}" if r["noise_scale"] is not None else "") for r in rows]
     colors = ["#4c72b0" if r["readouts"] == "exact" else "#c44e52" for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, key, unit in ((axes[0], "rmse_e_mev_atom", "energy RMSE (meV/atom)"), (axes[1], "rmse_f_ev_a", "force RMSE (eV/Å)")):

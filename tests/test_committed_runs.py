@@ -295,7 +295,8 @@ def test_noise_calibration_is_reproduced(tmp_path):
         truth = fit["backend_noise_scale"] or 1.0        # the runtime's local mode: the snapshot's full-chip model
         assert abs(fit["fitted_scale"] - truth) < 3 * fit["stderr"], name
         assert fit["p_value"] > 1e-3, name
-    assert json.loads((root / "thermal" / "noise_calibration.json").read_text())["p_value"] < 1e-6
+    for name in ("thermal", "drifted"):           # noise of another kind: rejected
+        assert json.loads((root / name / "noise_calibration.json").read_text())["p_value"] < 1e-6, name
     old = json.loads((root / "eagle_x1.25" / "noise_calibration.json").read_text())
     args = ["noise-calibrate", str(ROOT / old["model"]), "--backend", old["backend"], "--noise-scale",
             str(old["backend_noise_scale"]), "--seed", str(old["seed"]), "--circuits", str(old["circuits_per_readout"]),
@@ -312,6 +313,11 @@ def test_noise_calibration_is_reproduced(tmp_path):
     again = evaluate(ROOT / row["checkpoint"], ROOT / report["test_data"], device="cpu")
     for key in ("rmse_e_mev_atom", "rmse_f_ev_a"):
         assert again[key] == pytest.approx(row[key], rel=1e-4), key
+    # the scale-re-tuned model on the device that drifted per qubit (cross_evaluate.py)
+    cross = json.loads((root / "drift_retuned" / "cross_evaluation.json").read_text())
+    again = evaluate(ROOT / cross["checkpoint"], ROOT / cross["test_data"], device="cpu")
+    for key in ("rmse_e_mev_atom", "rmse_f_ev_a"):
+        assert again[key] == pytest.approx(cross[key], rel=1e-4), key
 
 
 def test_drift_study_snapshot_is_what_its_script_writes(tmp_path):

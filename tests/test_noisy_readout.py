@@ -240,10 +240,18 @@ def test_retuning_a_noise_aware_model_for_drifted_noise(tmp_path, source, test_f
     rows = json.loads((second / "noise_aware.json").read_text())["rows"]
     assert (rows[0]["model"], rows[0]["readouts"], rows[0]["noise_scale"]) == ("source", "noisy", 2)
     assert rows[0]["noise_backend"] == "aer-noise:depolarizing"
+    from hqc_qiskit.noise_aware import readouts_label
+
+    assert readouts_label(rows[0], "aer-noise:depolarizing") == "noisy"
+    assert readouts_label(rows[0], "aer-noise:thermal") == "noisy (depolarizing)"     # a source of another snapshot
+    assert readouts_label(rows[-1], "aer-noise:thermal") == "exact"
     before = {(r["model"], r["noise_scale"]): r for r in json.loads((first / "noise_aware.json").read_text())["rows"]}
     assert rows[0]["rmse_e_mev_atom"] == pytest.approx(before[("noise-aware", 2)]["rmse_e_mev_atom"], rel=1e-9)
     tuned, retuned = load_model(first), load_model(second)
     assert retuned.config.readout.noise_scale == 3
+    from hqc_qiskit.config import load_config
+
+    assert load_config(second / "config.yaml").name == load_config(first / "config.yaml").name == "tiny_noise_aware"
     for a, b in zip(tuned.readouts, retuned.readouts):
         assert torch.equal(a.circuit.weight, b.circuit.weight)
         assert not torch.equal(a.circuit.coefficients, b.circuit.coefficients)   # simulated again at x3

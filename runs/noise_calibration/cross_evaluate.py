@@ -36,7 +36,8 @@ def main() -> None:
     path = OUT / "drift_retuned" / "scale_retuned_on_drift.pt"
     atomic_save(model_payload(model), ROOT / path)
     metrics = evaluate(ROOT / path, ROOT / TEST)
-    metrics.pop("model")
+    for key in ("model", "data"):      # absolute paths of this machine; the relative ones are below
+        metrics.pop(key)
     result = {"model": "runs/noise_calibration/eagle_retuned (re-tuned at x1.259 of the old snapshot)",
               "readouts": f"{readout.noise_backend} x{readout.noise_scale:g}", "checkpoint": str(path),
               "test_data": str(TEST), **metrics}
