@@ -367,7 +367,8 @@ def noise_aware_cmd(
         table.add_column(col)
     for row in result["rows"]:
         scale = "-" if row["noise_scale"] is None else f"{row['noise_scale']:g}"
-        table.add_row(row["model"], readouts_label(row, result["noise_backend"]), scale, f"{row['rmse_e_mev_atom']:.2f}", f"{row['rmse_f_ev_a']:.4f}")
+        table.add_row(row["model"], readouts_label(row, result["noise_backend"]), scale, f"{row['rmse_e_mev_atom']:.2f}",
+                      f"{row['rmse_f_ev_a']:.4f}")
     console.print(table)
     if "verify" in result:
         v = result["verify"]
@@ -460,7 +461,8 @@ def noise_calibrate_cmd(
 def noise_snapshot_cmd(
     backend: str = typer.Argument(..., help="ibm_<device> (its calibration now; saved IBM account) or fake_<device>"),
     name: Optional[str] = typer.Option(None, help="noise model name (default: <device>_<calibration date>)"),
-    folder: Path = typer.Option(Path("noise_models"), help="where the YAML and its calibration are written"),
+    folder: Optional[Path] = typer.Option(None, help="where the YAML and its calibration are written (default: the "
+                                          "project's noise_models/, where aer-noise:<name> finds them)"),
     profile: Optional[str] = typer.Option(None, help="transpile profile the model compiles with (default: that of "
                                           "the chip's shipped noise model, e.g. ibm_eagle_compact)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a noise model of that name in --folder"),
@@ -469,8 +471,10 @@ def noise_snapshot_cmd(
     device as it is now (for noise-aware training, noise-calibrate, energy, md), not as the shipped fake
     backend's old snapshot."""
     from .quantum.backends import RuntimeBackend
+    from .quantum.noise import NOISE_DIR
     from .quantum.snapshots import write_snapshot
 
+    folder = folder or NOISE_DIR
     try:
         device = RuntimeBackend(backend, profile).device
         if name is None:
@@ -479,8 +483,9 @@ def noise_snapshot_cmd(
         path = write_snapshot(device, name, folder, profile, overwrite)
     except (HQCError, ValueError) as exc:
         _fail(exc)
-    console.print(f"noise model {name}: {path} (+ calibration beside it); use --backend aer-noise:{name} "
-                  f"(or aer-noise:{path} from elsewhere)")
+    found_by_name = folder.resolve() == NOISE_DIR.resolve()
+    console.print(f"noise model {name}: {path} (+ calibration beside it); use --backend "
+                  f"aer-noise:{name if found_by_name else path}")
 
 
 def _utc_now():

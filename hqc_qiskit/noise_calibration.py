@@ -151,8 +151,9 @@ def calibrate(model, frames: list, backend, noise_model: str, shots: int, per_re
     measured_s = time.time() - start
     out = fit_scale(samples, batch, noise_model)
     scale = getattr(backend, "scale", None) if getattr(backend, "spec", None) is not None else None
-    out.update(backend=backend.name, backend_noise_scale=scale, backend_profile=getattr(backend, "profile", None), circuits_per_readout=per_readout, circuits=len(batch), shots_per_circuit=shots, total_shots=shots * len(batch),
-               frames=len(frames), measure_seconds=measured_s, fit_seconds=time.time() - start - measured_s,
+    out.update(backend=backend.name, backend_noise_scale=scale, backend_profile=getattr(backend, "profile", None),
+               circuits_per_readout=per_readout, circuits=len(batch), shots_per_circuit=shots,
+               total_shots=shots * len(batch), frames=len(frames), measure_seconds=measured_s, fit_seconds=time.time() - start - measured_s,
                qpu_seconds=samples.qpu_seconds)
     return out
 

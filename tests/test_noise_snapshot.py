@@ -29,6 +29,7 @@ def snapshot(tmp_path_factory):
     folder = tmp_path_factory.mktemp("noise")
     result = CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--folder", str(folder), "--name", "now"])
     assert result.exit_code == 0, result.output
+    assert squashed(f"aer-noise:{folder / 'now.yaml'}") in squashed(result.output)   # outside noise_models/: by path
     return folder / "now.yaml"
 
 
