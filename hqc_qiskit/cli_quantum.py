@@ -397,6 +397,7 @@ def noise_calibrate_cmd(
     journal: Optional[Path] = typer.Option(None, help="runtime backends: keep finished jobs' counts here (resume)"),
     seed: Optional[int] = typer.Option(None, help="seed of the circuit choice and of simulated shot noise"),
     out: Path = typer.Option(Path("noise_calibration"), help="directory for noise_calibration.json and .png"),
+    overwrite: Overwrite = False,
 ):
     """Fit the noise scale of a snapshot to a device: how far its error rates have drifted.
 
@@ -407,10 +408,13 @@ def noise_calibrate_cmd(
     from .checkpoint import load_model
     from .config import load_config
     from .data.dataset import read_structures
-    from .noise_calibration import calibrate, calibration_batch, default_noise_model, write_report
+    from .noise_calibration import REPORT, calibrate, calibration_batch, default_noise_model, write_report
     from .quantum.backends import RuntimeOptions, make_backend
 
     try:
+        if (out / REPORT).exists() and not overwrite and not dry_run:   # measured data may have cost QPU time
+            raise HQCError(f"{out / REPORT} already holds a calibration: write elsewhere with --out, or replace it "
+                           "with --overwrite")
         model = load_model(run_dir).double()
         snapshot = default_noise_model(model, noise_model)
         if structure is None:

@@ -136,6 +136,10 @@ def test_cli_fits_the_models_own_snapshot_and_writes_its_report(noisy_checkpoint
     again = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "again")])
     assert again.exit_code == 0
     assert json.loads((tmp_path / "again" / "noise_calibration.json").read_text())["fitted_scale"] == report["fitted_scale"]
+    # a finished calibration is not replaced by accident (on hardware it cost QPU time)
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code != 0 and "--overwrite" in squashed(refused.output)
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
 
 
 def test_cli_errors_name_what_is_missing(tmp_path):
