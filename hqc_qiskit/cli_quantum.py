@@ -139,8 +139,8 @@ def energy_cmd(
         else:
             problem = readout_problem(model, atoms)
             batch, per_circuit = problem.batch, shots_per_circuit(problem, shots, allocation)
-        if with_forces and backend.startswith("fake_") and not dry_run:
-            _suggest_reduced_simulation(backend, len(batch))
+        if backend.startswith("fake_") and not dry_run:
+            _suggest_reduced_simulation(backend, len(batch), b.profile, with_forces)
         if dry_run:
             cost = b.cost(batch, per_circuit)
             for key, value in cost.items():
@@ -168,14 +168,32 @@ def energy_cmd(
         atomic_write_json(est.as_dict(), json_out)
 
 
-def _suggest_reduced_simulation(backend: str, circuits: int) -> None:
-    """Local mode simulates the whole device per circuit: slow for the 1 + 2n times larger force batch."""
+def _suggest_reduced_simulation(backend: str, circuits: int, profile: str, with_forces: bool) -> None:
+    """Local mode simulates each circuit with the whole device's noise model on the qubits the profile's circuits
+    touch: slow for the 1 + 2n times larger force batch, and far slower on a whole-chip profile, whose routing
+    adds qubits (12 instead of 8 for the 8-qubit cz readout on Eagle, so 16x larger density matrices: 96 circuits
+    took 14 s with ibm_eagle_compact and did not finish in 15 min with ibm_eagle; docs/results.md "Calibrating the
+    noise scale")."""
     from .quantum.noise import noise_model_names
+    from .quantum.profiles import load_profile
 
-    faster = (f"; aer-noise:{backend} simulates the same noise model on the active qubits, much faster"
-              if backend in noise_model_names() else "")
-    console.print(f"[yellow]{backend}: the runtime's local mode simulates the whole device for each of the {circuits} "
-                  f"circuits (minutes per hundred circuits){faster}[/]")
+    hints = []
+    if load_profile(profile).region != "compact":
+        compact = [p for p in _profile_names_for(load_profile(profile).target) if load_profile(p).region == "compact"]
+        if compact:
+            hints.append(f"--profile {compact[0]} compiles onto as many qubits as the circuit has, much faster here")
+    if with_forces and backend in noise_model_names():
+        hints.append(f"aer-noise:{backend} simulates the same noise model on the active qubits, faster still")
+    if with_forces or hints:
+        console.print(f"[yellow]{backend}: the runtime's local mode simulates each of the {circuits} circuits with the "
+                      f"whole device's noise model (minutes per hundred circuits){'; ' if hints else ''}"
+                      f"{'; '.join(hints)}[/]")
+
+
+def _profile_names_for(target: str) -> list[str]:
+    from .quantum.profiles import load_profile, profile_names
+
+    return [name for name in profile_names() if load_profile(name).target == target]
 
 
 def _print_forces(est, reference: str = "exact engine") -> None:

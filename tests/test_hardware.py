@@ -580,3 +580,17 @@ def test_shot_calculator(tmp_path):
                        (dict(allocation="best"), "allocation must be one of"), (dict(backend="ibm"), "unknown backend")):
         with pytest.raises(ConfigError, match=match):
             HQCShotCalculator(model=model, **bad)
+
+
+def test_local_mode_hint_names_the_compact_profile(capsys):
+    """A fake_ device on its whole-chip profile (routing adds qubits: slow in local mode) gets the compact profile
+    suggested; on the compact profile an energy gets no hint, a force batch the reduced simulation."""
+    from hqc_qiskit.cli_quantum import _suggest_reduced_simulation
+
+    _suggest_reduced_simulation("fake_brisbane", 192, "ibm_eagle", with_forces=False)
+    assert "--profile ibm_eagle_compact" in " ".join(capsys.readouterr().out.split())
+    _suggest_reduced_simulation("fake_brisbane", 192, "ibm_eagle_compact", with_forces=False)
+    assert capsys.readouterr().out == ""
+    _suggest_reduced_simulation("fake_brisbane", 3264, "ibm_eagle_compact", with_forces=True)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "aer-noise:fake_brisbane" in out and "--profile" not in out
