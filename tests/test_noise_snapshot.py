@@ -90,3 +90,20 @@ def test_snapshot_of_hardware_without_an_account_says_how_to_save_one(tmp_path, 
     result = CliRunner().invoke(app, ["noise-snapshot", "ibm_brisbane", "--folder", str(tmp_path)])
     assert result.exit_code != 0 and "save_account" in squashed(result.output)
     assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_a_qubit_reported_faulty_in_the_profiles_region_is_refused(snapshot, tmp_path):
+    """qiskit-ibm-runtime drops a faulty qubit's operations from the target; the noise model must not silently
+    simulate that qubit without errors."""
+    from hqc_qiskit.quantum.transpile import transpile_readout
+
+    region = transpile_readout("cz", "ibm_eagle_compact", 3, 2).active_qubits
+    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
+        data = json.load(fh)
+    first = data["qubits"][region[0]]
+    first.append({**first[0], "name": "operational", "unit": "", "value": 0})
+    (tmp_path / "faulty.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+    spec = {**load_noise_spec(snapshot).model_dump(), "name": "faulty", "calibration": "faulty.calibration.json.gz"}
+    (tmp_path / "faulty.yaml").write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match=f"qubits \\[{region[0]}"):
+        make_backend(f"aer-noise:{tmp_path / 'faulty.yaml'}").distributions(_batch())

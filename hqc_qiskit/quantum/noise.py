@@ -149,6 +149,7 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
         from .snapshots import calibrated_target
 
         full = calibrated_target(spec.device, Path(spec.calibration))
+        _check_calibrated(spec, tr, full)
     target = reduced_target(full, tr.active_qubits, scale)
     model = NoiseModel(basis_gates=[n for n in target.operation_names])
     readout = {}
@@ -167,6 +168,21 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
         idle = RelaxationNoisePass(t1s=list(t1s), t2s=list(t2s), dt=target.dt, op_types=Delay, target=target)
         return ReducedNoise(model, readout, idle)   # idle (delay) relaxation, as NoiseModel.from_backend adds it
     return ReducedNoise(model, readout)
+
+
+def _check_calibrated(spec: NoiseSpec, tr: TranspiledReadout, target) -> None:
+    """ConfigError if the stored calibration lacks an operation the readout's circuit uses (a qubit or gate the
+    device now reports as faulty: qiskit-ibm-runtime drops those from the target, and the noise model would
+    silently have no error there)."""
+    for inst in tr.isa.data:
+        name = inst.operation.name
+        if name in ("barrier", "delay"):
+            continue
+        qargs = tuple(tr.isa.find_bit(q).index for q in inst.qubits)
+        if not target.instruction_supported(name, qargs):
+            raise ConfigError(f"noise model {spec.name!r}: its calibration ({spec.calibration}) has no {name} on "
+                              f"qubits {list(qargs)}, which profile {tr.profile.name!r} uses (faulty or uncalibrated "
+                              "there now); use a profile that avoids them (e.g. initial_layout)")
 
 
 def reduced_noise(spec: NoiseSpec | str | None, tr: TranspiledReadout, scale: float = 1.0) -> ReducedNoise:
