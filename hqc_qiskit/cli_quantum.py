@@ -489,9 +489,9 @@ def noise_snapshot_cmd(
                                           "the chip's shipped noise model, e.g. ibm_eagle_compact)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a noise model of that name in --folder"),
 ):
-    """Store a device's current calibration as a noise model: aer-noise:<name>@<profile> then simulates the
-    device as it is now (for noise-aware training, noise-calibrate, energy, md), not as the shipped fake
-    backend's old snapshot."""
+    """Store a device's current calibration as a noise model: aer-noise:<name> then simulates the device as it
+    is now (for noise-aware training, noise-calibrate, energy, md), not as the shipped fake backend's old
+    snapshot; in the project's folders also a transpile profile <name> that places the circuits on it."""
     from .quantum.backends import RuntimeBackend
     from .quantum.noise import NOISE_DIR
     from .quantum.snapshots import write_snapshot
@@ -508,6 +508,11 @@ def noise_snapshot_cmd(
     found_by_name = folder.resolve() == NOISE_DIR.resolve()
     console.print(f"noise model {name}: {path} (+ calibration beside it); use --backend "
                   f"aer-noise:{name if found_by_name else path}")
+    if found_by_name:
+        console.print(f"transpile profile {name}: placement on this calibration (--profile {name} for the device)")
+    else:
+        console.print("placement: the chip's shipped profile (a profile on this calibration is written only into "
+                      "the project's noise_models/ and transpile_profiles/)")
 
 
 def _utc_now():

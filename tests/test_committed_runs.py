@@ -335,6 +335,6 @@ def test_drift_study_snapshot_is_what_its_script_writes(tmp_path):
     spec.loader.exec_module(module)
     committed = ROOT / "noise_models" / f"{module.NAME}.yaml"
     description = yaml.safe_load(committed.read_text())["description"]
-    write_snapshot(module._Drifted(), module.NAME, tmp_path, description=description)
+    write_snapshot(module._Drifted(), module.NAME, tmp_path, description=description, placement=False)
     for suffix in (".yaml", CALIBRATION_SUFFIX):
         assert (tmp_path / f"{module.NAME}{suffix}").read_bytes() == (ROOT / "noise_models" / f"{module.NAME}{suffix}").read_bytes()

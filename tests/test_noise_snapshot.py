@@ -107,3 +107,66 @@ def test_a_qubit_reported_faulty_in_the_profiles_region_is_refused(snapshot, tmp
     (tmp_path / "faulty.yaml").write_text(json.dumps(spec))
     with pytest.raises(ConfigError, match=f"qubits \\[{region[0]}"):
         make_backend(f"aer-noise:{tmp_path / 'faulty.yaml'}").distributions(_batch())
+
+
+def _gates(circuit) -> list:
+    """Operations, parameters (as text: each transpile has its own Parameter objects) and physical qubits."""
+    return [(i.operation.name, [str(p) for p in i.operation.params], [circuit.find_bit(q).index for q in i.qubits])
+            for i in circuit.data]
+
+
+@pytest.fixture
+def project_dirs(tmp_path, monkeypatch):
+    """The project's noise_models/ and transpile_profiles/ as copies in tmp_path (tests write no repository files)."""
+    import shutil
+
+    from hqc_qiskit.quantum import noise, profiles
+
+    dirs = {}
+    for module, attr in ((noise, "NOISE_DIR"), (profiles, "PROFILES_DIR")):
+        copy = tmp_path / attr.lower()
+        shutil.copytree(getattr(module, attr), copy, ignore=shutil.ignore_patterns("brisbane_drift_study*"))
+        monkeypatch.setattr(module, attr, copy)
+        dirs[attr] = copy
+    return dirs
+
+
+def test_snapshot_places_the_circuits_on_its_own_calibration(project_dirs):
+    """Into the project's folders a snapshot also writes a transpile profile on the new calibration: for the fake
+    device's own calibration it places and compiles exactly as the shipped compact profile."""
+    from hqc_qiskit.quantum.profiles import load_profile
+    from hqc_qiskit.quantum.transpile import transpile_readout
+
+    result = CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--name", "today"])
+    assert result.exit_code == 0, result.output
+    assert "aer-noise:today" in squashed(result.output)
+    assert load_noise_spec("today").profile == "today"
+    profile = load_profile("today")
+    assert profile.region == "compact" and profile.calibration.endswith("today.calibration.json.gz")
+    new, old = transpile_readout("cz", "today", 3, 2), transpile_readout("cz", "ibm_eagle_compact", 3, 2)
+    assert new.active_qubits == old.active_qubits and _gates(new.isa) == _gates(old.isa)
+    batch = _batch(2)
+    assert np.array_equal(make_backend("aer-noise:today").distributions(batch),
+                          make_backend("aer-noise:fake_brisbane@ibm_eagle_compact").distributions(batch))
+
+
+def test_a_calibrated_profile_avoids_qubits_that_got_worse(project_dirs, snapshot, tmp_path):
+    """Two-qubit gates of the old compact region made 100x worse in the stored calibration: the profile on it
+    compiles onto other qubits, and the noise model built on it simulates them."""
+    from hqc_qiskit.quantum.profiles import load_profile
+    from hqc_qiskit.quantum.transpile import transpile_readout
+
+    region = set(transpile_readout("cz", "ibm_eagle_compact", 3, 2).active_qubits)
+    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
+        data = json.load(fh)
+    for gate in data["gates"]:
+        if len(gate["qubits"]) == 2 and set(gate["qubits"]) & region:
+            for entry in gate["parameters"]:
+                if entry["name"] == "gate_error":
+                    entry["value"] = min(1.0, entry["value"] * 100)
+    (tmp_path / "worse.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+    placed = {**load_profile("ibm_eagle_compact").model_dump(exclude_defaults=True), "name": "worse",
+              "calibration": "worse.calibration.json.gz"}
+    (tmp_path / "worse_profile.yaml").write_text(json.dumps(placed))
+    moved = transpile_readout("cz", str(tmp_path / "worse_profile.yaml"), 3, 2)
+    assert not set(moved.active_qubits) & region

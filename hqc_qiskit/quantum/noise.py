@@ -33,7 +33,7 @@ from qiskit_aer.noise.passes import RelaxationNoisePass
 
 from ..errors import ConfigError
 from .devices import reduced_target, relaxation_times
-from .profiles import load_named_yaml, named_yaml_files
+from .profiles import load_named_yaml, named_yaml_files, with_resolved_calibration
 from .transpile import TranspiledReadout
 
 NOISE_DIR = Path(__file__).resolve().parents[2] / "noise_models"
@@ -85,13 +85,7 @@ def load_noise_spec(name_or_path: str | Path) -> NoiseSpec:
     """Noise model by name (``noise_models/<name>.yaml``) or path to a YAML file; a stored calibration's path
     is resolved against the YAML's folder."""
     spec = load_named_yaml(name_or_path, NOISE_DIR, NoiseSpec, "noise model")
-    if spec.calibration is not None:
-        path = Path(name_or_path)
-        resolved = (path.parent if path.suffix else NOISE_DIR) / spec.calibration
-        if not resolved.exists():
-            raise ConfigError(f"noise model {spec.name!r}: its calibration file {resolved} does not exist")
-        spec = spec.model_copy(update={"calibration": str(resolved)})
-    return spec
+    return with_resolved_calibration(spec, name_or_path, NOISE_DIR, "noise model")
 
 
 @dataclass
@@ -144,11 +138,12 @@ def _device(spec: NoiseSpec, tr: TranspiledReadout, scale: float) -> ReducedNois
         raise ConfigError(
             f"noise model {spec.name!r} is a snapshot of {spec.device}; transpile for that device "
             f"(profile {spec.profile!r}), not with profile {tr.profile.name!r}")
-    full = tr.target
-    if spec.calibration is not None:   # a stored calibration of the same chip; placement and timing from the profile
-        from .snapshots import calibrated_target
+    # the noise model's own calibration (the fake backend's, or one stored by noise-snapshot), whatever
+    # calibration the profile placed the circuit with
+    from .snapshots import device_target
 
-        full = calibrated_target(spec.device, Path(spec.calibration))
+    full = device_target(spec.device, spec.calibration)
+    if spec.calibration is not None:
         _check_calibrated(spec, tr, full)
     target = reduced_target(full, tr.active_qubits, scale)
     model = NoiseModel(basis_gates=[n for n in target.operation_names])

@@ -41,6 +41,9 @@ class TranspileProfile(BaseModel):
     # (chosen for low two-qubit error), so routing adds no extra qubits: cheaper to simulate, often
     # more SWAPs. 'all': the transpiler may use any qubit of the device.
     region: Literal["all", "compact"] = "all"
+    # a stored calibration of the device (`hqc-qiskit noise-snapshot`), relative to the YAML's folder: placement
+    # (compact region, noise-aware layout) and timing from it instead of the fake backend's old calibration
+    calibration: str | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -50,6 +53,8 @@ class TranspileProfile(BaseModel):
             raise ValueError(f"target {self.target!r} needs basis_gates")
         if self.region == "compact" and not self.is_device:
             raise ValueError("region 'compact' needs a device target")
+        if self.calibration is not None and not self.is_device:
+            raise ValueError("'calibration' needs a device target (the chip it calibrates)")
         if not self.is_device and (self.dynamical_decoupling != "none" or self.schedule == "alap"):
             raise ValueError("scheduling and dynamical decoupling need gate durations: use a device target")
         if self.dynamical_decoupling != "none" and self.schedule == "none":
@@ -88,5 +93,18 @@ def profile_names() -> list[str]:
 
 
 def load_profile(name_or_path: str | Path) -> TranspileProfile:
-    """Profile by name (``transpile_profiles/<name>.yaml``) or path to a YAML file."""
-    return load_named_yaml(name_or_path, PROFILES_DIR, TranspileProfile, "transpile profile")
+    """Profile by name (``transpile_profiles/<name>.yaml``) or path to a YAML file; a stored calibration's path is
+    resolved against the YAML's folder."""
+    profile = load_named_yaml(name_or_path, PROFILES_DIR, TranspileProfile, "transpile profile")
+    return with_resolved_calibration(profile, name_or_path, PROFILES_DIR, "transpile profile")
+
+
+def with_resolved_calibration(spec: BaseModel, name_or_path: str | Path, folder: Path, what: str) -> BaseModel:
+    """``spec`` with its ``calibration`` (relative to the YAML it was read from) as a path that exists."""
+    if getattr(spec, "calibration", None) is None:
+        return spec
+    path = Path(name_or_path)
+    resolved = (path.parent if path.suffix else folder) / spec.calibration
+    if not resolved.exists():
+        raise ConfigError(f"{what} {spec.name!r}: its calibration file {resolved} does not exist")
+    return spec.model_copy(update={"calibration": str(resolved)})

@@ -18,6 +18,7 @@ import datetime
 import functools
 import gzip
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -52,33 +53,57 @@ def default_profile(device: str) -> str:
 
 
 def write_snapshot(backend, name: str, folder: Path, profile: str | None = None, overwrite: bool = False,
-                   description: str | None = None) -> Path:
+                   description: str | None = None, placement: bool = True) -> Path:
     """Store the current calibration of ``backend`` (an IBM or fake runtime backend) as noise model ``name`` in
-    ``folder``: ``<name>.yaml`` and ``<name>.calibration.json.gz``. Returns the YAML's path."""
+    ``folder``: ``<name>.yaml`` and ``<name>.calibration.json.gz``. Returns the YAML's path.
+
+    With ``placement`` and ``folder`` the project's noise_models/, also the transpile profile ``name`` (a copy of
+    ``profile``, default the chip's shipped one, with the stored calibration): the compact region, layout and
+    timing are then chosen on the new calibration too, and the noise model compiles with it. Without, the
+    circuits keep the old profile's placement (only the noise is new)."""
     from qiskit_ibm_runtime.fake_provider.fake_backend import BackendEncoder
 
     from ..checkpoint import atomic_write_bytes
-    from .noise import load_noise_spec
+    from .noise import NOISE_DIR, load_noise_spec
+    from .profiles import PROFILES_DIR, load_profile
 
     device = topology_device(backend.name)
     yaml_path, data_path = folder / f"{name}.yaml", folder / f"{name}{CALIBRATION_SUFFIX}"
-    if not overwrite and (yaml_path.exists() or data_path.exists()):
+    placement = placement and Path(folder).resolve() == Path(NOISE_DIR).resolve()
+    profile_path = Path(PROFILES_DIR) / f"{name}.yaml"
+    if not overwrite and (yaml_path.exists() or data_path.exists() or (placement and profile_path.exists())):
         raise ConfigError(f"{yaml_path} already exists: choose another --name or pass --overwrite")
+    base = profile or default_profile(device)
     is_hardware = backend.name.startswith("ibm_")
     props = backend.properties(refresh=True) if is_hardware else backend.properties()
     if props is None:
         raise HQCError(f"{backend.name} returned no calibration (BackendProperties)")
     data = json.dumps(props.to_dict(), cls=BackendEncoder).encode()
+    description = description or (f"calibration of {backend.name} as of {props.last_update_date}, taken "
+                                  f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+                                  f"`hqc-qiskit noise-snapshot`; topology and gate set of {device}")
     spec = {"name": name, "kind": "device", "device": device, "calibration": data_path.name,
-            "profile": profile or default_profile(device),
-            "description": description or (f"calibration of {backend.name} as of {props.last_update_date}, taken "
-                                           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-                                           f"`hqc-qiskit noise-snapshot`; topology and gate set of {device}")}
+            "profile": name if placement else base, "description": description}
     atomic_write_bytes(gzip.compress(data, mtime=0), data_path)
+    if placement:
+        placed = load_profile(base).model_dump(exclude_defaults=True)
+        placed.update(name=name, description=f"{placed.get('description', base)}, placed on the calibration of "
+                      f"noise model {name}", calibration=os.path.relpath(data_path, profile_path.parent))
+        atomic_write_bytes(yaml.safe_dump(placed, sort_keys=False).encode(), profile_path)
+        load_profile(name)
     atomic_write_bytes(yaml.safe_dump(spec, sort_keys=False).encode(), yaml_path)
     load_noise_spec(yaml_path)    # what was written loads (and its calibration with it, below)
     calibrated_target(device, data_path)
     return yaml_path
+
+
+def device_target(device: str, calibration: str | Path | None = None):
+    """The Target of fake backend ``device``, with the stored ``calibration`` when given."""
+    if calibration is None:
+        from .devices import fake_backend
+
+        return fake_backend(device).target
+    return calibrated_target(device, Path(calibration))
 
 
 def calibrated_target(device: str, calibration: Path):

@@ -21,6 +21,7 @@ from qiskit.utils.units import apply_prefix
 
 from .circuits import ansatz
 from .devices import compact_region, fake_backend, reduced_target, relaxation_times
+from .snapshots import device_target
 from .profiles import TranspileProfile, load_profile
 
 _IGNORED = ("barrier", "delay")  # do not make a qubit "active" on their own
@@ -142,10 +143,12 @@ def _pass_manager(profile: TranspileProfile, region: list[int] | None = None):
         initial_layout=profile.initial_layout,
     )
     if profile.is_device:
-        backend = fake_backend(profile.target)
+        target = device_target(profile.target, profile.calibration)
         if region is not None:
-            return generate_preset_pass_manager(target=reduced_target(backend.target, region), **kwargs), backend.target
-        return generate_preset_pass_manager(backend=backend, **kwargs), backend.target
+            return generate_preset_pass_manager(target=reduced_target(target, region), **kwargs), target
+        if profile.calibration is not None:
+            return generate_preset_pass_manager(target=target, **kwargs), target
+        return generate_preset_pass_manager(backend=fake_backend(profile.target), **kwargs), target
     coupling = None if profile.target == "ideal" else CouplingMap(profile.coupling_map)
     if coupling is not None:
         coupling.make_symmetric()
@@ -170,7 +173,7 @@ def _transpile_cached(name: str, profile_key: str, n_qubits: int, n_layers: int)
     qc, x, w = ansatz(name, n_qubits, n_layers)
     region = None
     if profile.region == "compact":
-        region = compact_region(fake_backend(profile.target).target, qc.num_qubits)
+        region = compact_region(device_target(profile.target, profile.calibration), qc.num_qubits)
     pm, target = _pass_manager(profile, region)
     swap_counts = [0]
     baseline = []   # SWAPs already in the synthesized logical circuit (the QFT's final reversal)

@@ -51,7 +51,8 @@ class _Drifted:
 
 
 if __name__ == "__main__":
-    path = write_snapshot(_Drifted(), NAME, Path(NOISE_DIR), overwrite=True,
+    # placement=False: the circuits stay where the old snapshot put them, so that only the noise differs
+    path = write_snapshot(_Drifted(), NAME, Path(NOISE_DIR), overwrite=True, placement=False,
                           description=f"SYNTHETIC: FakeBrisbane's calibration with per-qubit and per-gate log-normal "
                                       f"drift (sigma {SIGMA}, seed {SEED}), a stand-in device for the calibration "
                                       "study (runs/noise_calibration/make_drifted_snapshot.py, docs/results.md)")
