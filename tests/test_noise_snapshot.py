@@ -148,6 +148,11 @@ def test_snapshot_places_the_circuits_on_its_own_calibration(project_dirs):
     batch = _batch(2)
     assert np.array_equal(make_backend("aer-noise:today").distributions(batch),
                           make_backend("aer-noise:fake_brisbane@ibm_eagle_compact").distributions(batch))
+    # a left-over profile of that name alone is not replaced silently either
+    for suffix in (".yaml", ".calibration.json.gz"):
+        (project_dirs["NOISE_DIR"] / f"today{suffix}").unlink()
+    again = CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--name", "today"])
+    assert again.exit_code != 0 and squashed(str(project_dirs["PROFILES_DIR"] / "today.yaml")) in squashed(again.output)
 
 
 def test_a_calibrated_profile_avoids_qubits_that_got_worse(project_dirs, snapshot, tmp_path):

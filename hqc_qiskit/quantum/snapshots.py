@@ -71,8 +71,9 @@ def write_snapshot(backend, name: str, folder: Path, profile: str | None = None,
     yaml_path, data_path = folder / f"{name}.yaml", folder / f"{name}{CALIBRATION_SUFFIX}"
     placement = placement and Path(folder).resolve() == Path(NOISE_DIR).resolve()
     profile_path = Path(PROFILES_DIR) / f"{name}.yaml"
-    if not overwrite and (yaml_path.exists() or data_path.exists() or (placement and profile_path.exists())):
-        raise ConfigError(f"{yaml_path} already exists: choose another --name or pass --overwrite")
+    existing = [str(p) for p in (yaml_path, data_path, profile_path if placement else None) if p and p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{', '.join(existing)} already exist(s): choose another --name or pass --overwrite")
     base = profile or default_profile(device)
     is_hardware = backend.name.startswith("ibm_")
     props = backend.properties(refresh=True) if is_hardware else backend.properties()
