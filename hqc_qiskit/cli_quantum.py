@@ -175,11 +175,12 @@ def _suggest_reduced_simulation(backend: str, circuits: int, profile: str, with_
     took 14 s with ibm_eagle_compact and did not finish in 15 min with ibm_eagle; docs/results.md "Calibrating the
     noise scale")."""
     from .quantum.noise import noise_model_names
-    from .quantum.profiles import load_profile
+    from .quantum.profiles import load_profile, profile_names
 
     hints = []
-    if load_profile(profile).region != "compact":
-        compact = [p for p in _profile_names_for(load_profile(profile).target) if load_profile(p).region == "compact"]
+    current = load_profile(profile)
+    if current.region != "compact":
+        compact = [p.name for p in map(load_profile, profile_names()) if p.target == current.target and p.region == "compact"]
         if compact:
             hints.append(f"--profile {compact[0]} compiles onto as many qubits as the circuit has, much faster here")
     if with_forces and backend in noise_model_names():
@@ -188,12 +189,6 @@ def _suggest_reduced_simulation(backend: str, circuits: int, profile: str, with_
         console.print(f"[yellow]{backend}: the runtime's local mode simulates each of the {circuits} circuits with the "
                       f"whole device's noise model (minutes per hundred circuits){'; ' if hints else ''}"
                       f"{'; '.join(hints)}[/]")
-
-
-def _profile_names_for(target: str) -> list[str]:
-    from .quantum.profiles import load_profile, profile_names
-
-    return [name for name in profile_names() if load_profile(name).target == target]
 
 
 def _print_forces(est, reference: str = "exact engine") -> None:

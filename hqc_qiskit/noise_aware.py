@@ -140,17 +140,19 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
         atomic_save(model_payload(model), run_dir / name)
     # a source with noisy readouts (re-tuning a noise-aware model for drifted noise) is reported on its own
     source_readout = read_model_payload(source)[1]["model_config"].get("readout", {})
-    source_scale = source_readout.get("noise_scale") if source_readout.get("engine") == "noisy" else None
-    plan = [("source", Path(source), source_scale), ("source", run_dir / SOURCE_UNDER_NOISE, readout.noise_scale)]
-    plan += [("source", run_dir / f"source_under_noise_x{s:g}.pt", s) for s in scales]
-    plan += [("noise-aware", run_dir, readout.noise_scale)]
-    plan += [("noise-aware", run_dir / f"noise_aware_x{s:g}.pt", s) for s in scales]
-    plan += [("noise-aware", run_dir / TUNED_EXACT, None)]
+    noisy_source = source_readout.get("engine") == "noisy"
+    own = (source_readout["noise_backend"], source_readout["noise_scale"]) if noisy_source else (None, None)
+    tuned_at = (readout.noise_backend, readout.noise_scale)
+    # (model, checkpoint, (noise backend, scale) of its readouts, both None for exact ones)
+    plan = [("source", Path(source), own), ("source", run_dir / SOURCE_UNDER_NOISE, tuned_at)]
+    plan += [("source", run_dir / f"source_under_noise_x{s:g}.pt", (readout.noise_backend, s)) for s in scales]
+    plan += [("noise-aware", run_dir, tuned_at)]
+    plan += [("noise-aware", run_dir / f"noise_aware_x{s:g}.pt", (readout.noise_backend, s)) for s in scales]
+    plan += [("noise-aware", run_dir / TUNED_EXACT, (None, None))]
     rows = []
-    for i, (label, checkpoint, scale) in enumerate(plan):
+    for label, checkpoint, (backend, scale) in plan:
         metrics = evaluate(checkpoint, test_data, batch_size=batch_size)
         metrics.pop("model")
-        backend = None if scale is None else source_readout["noise_backend"] if i == 0 else readout.noise_backend
         rows.append({**metrics, "model": label, "readouts": "exact" if scale is None else "noisy",
                      "noise_scale": scale, "noise_backend": backend, "checkpoint": str(checkpoint)})
     out = {"source": str(source), "run": str(run_dir), "noise_backend": readout.noise_backend,

@@ -97,13 +97,16 @@ def fit_scale(samples, batch, noise_model: str, scan: np.ndarray = SCAN) -> dict
     from scipy import optimize, stats
 
     precision, rank = _precisions(samples)
-    cache: dict[float, float] = {}
+    simulated: dict[float, np.ndarray] = {}   # each scale simulated once: for chi2 and for the report
+
+    def expectations(s: float) -> np.ndarray:
+        s = float(s)
+        if s not in simulated:
+            simulated[s] = snapshot_expectations(noise_model, batch, s)
+        return simulated[s]
 
     def objective(s: float) -> float:
-        s = float(s)
-        if s not in cache:
-            cache[s] = chi2(samples.mean, precision, snapshot_expectations(noise_model, batch, s))
-        return cache[s]
+        return chi2(samples.mean, precision, expectations(s))
 
     values = np.array([objective(s) for s in scan])
     i = int(np.argmin(values))
@@ -123,7 +126,7 @@ def fit_scale(samples, batch, noise_model: str, scan: np.ndarray = SCAN) -> dict
     stderr = float(np.sqrt(2.0 / curvature)) if curvature > 0 else float("inf")
     chi2_min = objective(s)
     dof = rank - 1
-    predicted = snapshot_expectations(noise_model, batch, s)
+    predicted = expectations(s)
     shot_sd = np.sqrt(np.diagonal(samples.cov, axis1=1, axis2=2) / samples.shots[:, None])
     return {"noise_model": noise_model, "fitted_scale": s, "stderr": stderr, "chi2": chi2_min,
             "chi2_at_scale_1": objective(1.0), "dof": dof, "reduced_chi2": chi2_min / dof,
@@ -131,7 +134,7 @@ def fit_scale(samples, batch, noise_model: str, scan: np.ndarray = SCAN) -> dict
             "rms_residual": float(np.sqrt(np.mean((samples.mean - predicted) ** 2))),
             "rms_shot_noise": float(np.sqrt(np.mean(shot_sd**2))),
             "scan": [[float(a), float(b)] for a, b in zip(scan, values)], "measured": samples.mean.tolist(),
-            "predicted": predicted.tolist(), "predicted_at_scale_1": snapshot_expectations(noise_model, batch, 1.0).tolist()}
+            "predicted": predicted.tolist(), "predicted_at_scale_1": expectations(1.0).tolist()}
 
 
 def calibrate(model, frames: list, backend, noise_model: str, shots: int, per_readout: int = 32,

@@ -98,21 +98,26 @@ def test_a_strongly_drifted_device_is_found_beyond_the_first_scan(model, frames)
     assert abs(fit["fitted_scale"] - 4.2) < 4 * fit["stderr"] and fit["scan"][-1][0] > 4.2
 
 
-@pytest.fixture(scope="module")
-def noisy_checkpoint(model, tmp_path_factory):
-    """The tiny model with noisy readouts on the depolarizing snapshot at 0.5, as a checkpoint file."""
+def _save_noisy(model, path, **readout):
+    """``model`` with noisy readouts (``readout``: noise_backend, noise_scale; coefficients simulated) saved to
+    ``path``; returns it."""
     from hqc_qiskit.checkpoint import atomic_save, model_payload
     from hqc_qiskit.model.potential import build_model
     from hqc_qiskit.quantum.noisy_readout import build_noisy_readouts
 
     config = model.config.model_dump()
-    noisy = build_model({**config, "readout": {**config["readout"], "engine": "noisy",
-                                               "noise_backend": "aer-noise:depolarizing", "noise_scale": 0.5}})
+    noisy = build_model({**config, "readout": {**config["readout"], "engine": "noisy", **readout}})
     noisy.load_state_dict(model.state_dict(), strict=False)
     build_noisy_readouts(noisy)
-    path = tmp_path_factory.mktemp("noisy") / "noisy.pt"
     atomic_save(model_payload(noisy), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def noisy_checkpoint(model, tmp_path_factory):
+    """The tiny model with noisy readouts on the depolarizing snapshot at 0.5, as a checkpoint file."""
+    return _save_noisy(model, tmp_path_factory.mktemp("noisy") / "noisy.pt", noise_backend="aer-noise:depolarizing",
+                       noise_scale=0.5)
 
 
 def test_cli_fits_the_models_own_snapshot_and_writes_its_report(noisy_checkpoint, tmp_path):
@@ -167,18 +172,11 @@ def test_runtime_device_runs_on_the_snapshots_qubits_by_default(model, frames, t
     model's profile unless told otherwise, and the compact snapshot describes the full-device simulation."""
     from typer.testing import CliRunner
 
-    from hqc_qiskit.checkpoint import atomic_save, model_payload
     from hqc_qiskit.cli import app
-    from hqc_qiskit.model.potential import build_model
-    from hqc_qiskit.quantum.noisy_readout import build_noisy_readouts
 
-    config = model.config.model_dump()
-    noisy = build_model({**config, "readout": {**config["readout"], "engine": "noisy", "noise_backend": SNAPSHOT}})
-    noisy.load_state_dict(model.state_dict(), strict=False)
-    build_noisy_readouts(noisy)
-    atomic_save(model_payload(noisy), tmp_path / "noisy.pt")
+    checkpoint = _save_noisy(model, tmp_path / "noisy.pt", noise_backend=SNAPSHOT)
     out = tmp_path / "cal"
-    result = CliRunner().invoke(app, ["noise-calibrate", str(tmp_path / "noisy.pt"), "--backend", "fake_brisbane",
+    result = CliRunner().invoke(app, ["noise-calibrate", str(checkpoint), "--backend", "fake_brisbane",
                                       "--structure", str(TEST_FILE), "--circuits", "2", "--shots", "20000",
                                       "--seed", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output

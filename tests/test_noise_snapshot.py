@@ -24,6 +24,23 @@ def _batch(seed: int = 0) -> CircuitBatch:
     return CircuitBatch("cz", 3, 2, [(rng.uniform(-3, 3, size=(6, 3)), rng.uniform(0, 2 * np.pi, size=6))])
 
 
+def _calibration_variant(snapshot, folder, name: str, edit) -> str:
+    """``snapshot``'s stored calibration, changed by ``edit(data)``, written to ``folder/<name>.calibration.json.gz``;
+    returns that file's name."""
+    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
+        data = json.load(fh)
+    edit(data)
+    (folder / f"{name}.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+    return f"{name}.calibration.json.gz"
+
+
+def _noise_yaml(snapshot, folder, name: str, calibration: str):
+    """``snapshot``'s noise model as ``folder/<name>.yaml`` with another calibration file; returns its path."""
+    (folder / f"{name}.yaml").write_text(json.dumps({**load_noise_spec(snapshot).model_dump(), "name": name,
+                                                     "calibration": calibration}))
+    return folder / f"{name}.yaml"
+
+
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory):
     folder = tmp_path_factory.mktemp("noise")
@@ -47,18 +64,16 @@ def test_snapshot_of_the_fake_device_reproduces_its_noise_model(snapshot):
 def test_a_changed_calibration_changes_the_noise(snapshot, tmp_path):
     """T1 and readout error of every qubit changed in the stored file: other distributions; the file is found
     relative to its YAML wherever the YAML is."""
-    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
-        data = json.load(fh)
-    for qubit in data["qubits"]:
-        for entry in qubit:
-            if entry["name"] in ("T1", "readout_error"):
-                entry["value"] *= 0.5 if entry["name"] == "T1" else 2.0
-    (tmp_path / "changed.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
-    spec = load_noise_spec(snapshot).model_dump()
-    (tmp_path / "changed.yaml").write_text(json.dumps({**spec, "name": "changed", "calibration": "changed.calibration.json.gz"}))
+    def edit(data):
+        for qubit in data["qubits"]:
+            for entry in qubit:
+                if entry["name"] in ("T1", "readout_error"):
+                    entry["value"] *= 0.5 if entry["name"] == "T1" else 2.0
+
+    changed = _noise_yaml(snapshot, tmp_path, "changed", _calibration_variant(snapshot, tmp_path, "changed", edit))
     batch = _batch(1)
     before = make_backend(f"aer-noise:{snapshot}").distributions(batch)
-    after = make_backend(f"aer-noise:{tmp_path / 'changed.yaml'}").distributions(batch)
+    after = make_backend(f"aer-noise:{changed}").distributions(batch)
     assert np.max(np.abs(before - after)) > 1e-3
 
 
@@ -68,13 +83,12 @@ def test_snapshot_refuses_to_overwrite_and_names_what_is_wrong(snapshot, tmp_pat
     assert CliRunner().invoke(app, ["noise-snapshot", "fake_brisbane", "--folder", str(snapshot.parent), "--name", "now",
                                     "--overwrite"]).exit_code == 0
     # a calibration file that is not one, or is missing, is named
-    spec = {**load_noise_spec(snapshot).model_dump(), "name": "bad", "calibration": "bad.calibration.json.gz"}
-    (tmp_path / "bad.yaml").write_text(json.dumps(spec))
+    bad = _noise_yaml(snapshot, tmp_path, "bad", "bad.calibration.json.gz")
     with pytest.raises(ConfigError, match="bad.calibration.json.gz"):
-        load_noise_spec(tmp_path / "bad.yaml")
+        load_noise_spec(bad)
     (tmp_path / "bad.calibration.json.gz").write_bytes(b"not gzip")
     with pytest.raises(ConfigError, match="bad.calibration.json.gz"):
-        make_backend(f"aer-noise:{tmp_path / 'bad.yaml'}").distributions(_batch())
+        make_backend(f"aer-noise:{bad}").distributions(_batch())
     parametric = {"name": "p", "kind": "parametric", "calibration": "x.json.gz"}
     (tmp_path / "p.yaml").write_text(json.dumps(parametric))
     with pytest.raises(ConfigError, match="calibration"):
@@ -98,15 +112,14 @@ def test_a_qubit_reported_faulty_in_the_profiles_region_is_refused(snapshot, tmp
     from hqc_qiskit.quantum.transpile import transpile_readout
 
     region = transpile_readout("cz", "ibm_eagle_compact", 3, 2).active_qubits
-    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
-        data = json.load(fh)
-    first = data["qubits"][region[0]]
-    first.append({**first[0], "name": "operational", "unit": "", "value": 0})
-    (tmp_path / "faulty.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
-    spec = {**load_noise_spec(snapshot).model_dump(), "name": "faulty", "calibration": "faulty.calibration.json.gz"}
-    (tmp_path / "faulty.yaml").write_text(json.dumps(spec))
+
+    def edit(data):
+        first = data["qubits"][region[0]]
+        first.append({**first[0], "name": "operational", "unit": "", "value": 0})
+
+    faulty = _noise_yaml(snapshot, tmp_path, "faulty", _calibration_variant(snapshot, tmp_path, "faulty", edit))
     with pytest.raises(ConfigError, match=f"qubits \\[{region[0]}"):
-        make_backend(f"aer-noise:{tmp_path / 'faulty.yaml'}").distributions(_batch())
+        make_backend(f"aer-noise:{faulty}").distributions(_batch())
 
 
 def _gates(circuit) -> list:
@@ -157,21 +170,21 @@ def test_snapshot_places_the_circuits_on_its_own_calibration(project_dirs):
 
 def test_a_calibrated_profile_avoids_qubits_that_got_worse(project_dirs, snapshot, tmp_path):
     """Two-qubit gates of the old compact region made 100x worse in the stored calibration: the profile on it
-    compiles onto other qubits, and the noise model built on it simulates them."""
+    compiles onto other qubits."""
     from hqc_qiskit.quantum.profiles import load_profile
     from hqc_qiskit.quantum.transpile import transpile_readout
 
     region = set(transpile_readout("cz", "ibm_eagle_compact", 3, 2).active_qubits)
-    with gzip.open(snapshot.parent / "now.calibration.json.gz", "rt") as fh:
-        data = json.load(fh)
-    for gate in data["gates"]:
-        if len(gate["qubits"]) == 2 and set(gate["qubits"]) & region:
-            for entry in gate["parameters"]:
-                if entry["name"] == "gate_error":
-                    entry["value"] = min(1.0, entry["value"] * 100)
-    (tmp_path / "worse.calibration.json.gz").write_bytes(gzip.compress(json.dumps(data).encode()))
+
+    def edit(data):
+        for gate in data["gates"]:
+            if len(gate["qubits"]) == 2 and set(gate["qubits"]) & region:
+                for entry in gate["parameters"]:
+                    if entry["name"] == "gate_error":
+                        entry["value"] = min(1.0, entry["value"] * 100)
+
     placed = {**load_profile("ibm_eagle_compact").model_dump(exclude_defaults=True), "name": "worse",
-              "calibration": "worse.calibration.json.gz"}
+              "calibration": _calibration_variant(snapshot, tmp_path, "worse", edit)}
     (tmp_path / "worse_profile.yaml").write_text(json.dumps(placed))
     moved = transpile_readout("cz", str(tmp_path / "worse_profile.yaml"), 3, 2)
     assert not set(moved.active_qubits) & region

@@ -11,6 +11,11 @@ from typing import Callable
 from hqc_qiskit.checkpoint import atomic_write_json
 
 
+def read_json(path: Path):
+    """The JSON file at ``path`` (a committed run's output)."""
+    return json.loads(Path(path).read_text())
+
+
 def save_figure(fig, path: Path, dpi: int) -> None:
     """Lay out ``fig``, write it to ``path`` (its folder made) and close it."""
     import matplotlib.pyplot as plt
@@ -28,7 +33,7 @@ def main(doc: str, gather: Callable[[], dict], out_json: Path, plot: Callable[[d
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plot", action="store_true", help="only redraw the plot from the JSON")
     if parser.parse_args().plot:
-        result = json.loads(out_json.read_text())
+        result = read_json(out_json)
     else:
         result = gather()
         atomic_write_json(result, out_json)

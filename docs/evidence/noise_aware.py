@@ -8,10 +8,9 @@ Usage: python docs/evidence/noise_aware.py [--plot]    (--plot: only redraw the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from _evidence import main, save_figure
+from _evidence import main, read_json, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "noise_aware"
@@ -22,24 +21,20 @@ OUT = ROOT / "docs" / "evidence" / "noise_aware.json"
 PLOT = ROOT / "docs" / "img" / "noise_aware.png"
 
 
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 def gather() -> dict:
     devices = {}
     for device, run in DEVICES.items():
-        report, summary = _json(RUNS / run / "noise_aware.json"), _json(RUNS / run / "summary.json")
+        report, summary = read_json(RUNS / run / "noise_aware.json"), read_json(RUNS / run / "summary.json")
         devices[device] = {"run": f"runs/noise_aware/{run}", "noise_backend": report["noise_backend"],
                            "epochs": summary["epochs"], "train_minutes": summary["train_seconds"] / 60,
                            "rows": [{k: r[k] for k in ("model", "readouts", "noise_scale", "rmse_e_mev_atom",
                                                        "rmse_e_offset_free_mev_atom", "rmse_f_ev_a", "checkpoint")}
                                     for r in report["rows"]],
                            "verify": report["verify"]}
-    control = _json(RUNS / CONTROL / "summary.json")
+    control = read_json(RUNS / CONTROL / "summary.json")
     md = []
     for name in MD_RUNS:
-        summary, rdf = _json(RUNS / "md" / name / "md_summary.json"), _json(RUNS / "md" / name / "rdf_vs_dft.json")
+        summary, rdf = read_json(RUNS / "md" / name / "md_summary.json"), read_json(RUNS / "md" / name / "rdf_vs_dft.json")
         md.append({"run": name, "seed": summary["options"]["seed"], "steps": summary["steps"], "time_ps": summary["time_ps"],
                    "stable": summary["stable"], "unstable_reason": summary.get("unstable_reason"),
                    "mean_T_K": summary["mean_T_K"], "rdf_frames": rdf["frames"],
@@ -76,11 +71,11 @@ def plot(result: dict) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("test force RMSE against DFT (eV/Å)")
     ax = axes[1]
-    ref = _json(RUNS / "md" / "tuned_eagle" / "rdf_vs_dft.json")["reference_rdf"]
+    ref = read_json(RUNS / "md" / "tuned_eagle" / "rdf_vs_dft.json")["reference_rdf"]
     ax.plot(ref["r"], ref["g"], "k-", lw=2, label="DFT frames (3000 K)")
     for name, style in (("source_exact", "C0-"), ("tuned_eagle", "C2--"), ("source_eagle", "C3:")):
         row = next(m for m in result["md"] if m["run"] == name)
-        g = _json(RUNS / "md" / name / "rdf_vs_dft.json")["rdf"]
+        g = read_json(RUNS / "md" / name / "rdf_vs_dft.json")["rdf"]
         tag = f"{row['time_ps']:.2f} ps" + ("" if row["stable"] else ", collapsed")
         ax.plot(g["r"], g["g"], style, label=f"{name} ({tag})")
     ax.set_xlim(1.5, 6)

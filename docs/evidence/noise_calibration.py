@@ -8,10 +8,9 @@ Usage: python docs/evidence/noise_calibration.py [--plot]    (--plot: only redra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from _evidence import main, save_figure
+from _evidence import main, read_json, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "noise_calibration"
@@ -26,10 +25,6 @@ KEYS = ("backend", "backend_profile", "backend_noise_scale", "noise_model", "fit
         "shots_per_circuit", "total_shots", "measure_seconds", "fit_seconds", "scan")
 
 
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 def _row(report: dict, model: str, scale, backend: str | None = None) -> dict:
     row = next(r for r in report["rows"] if r["model"] == model and r["noise_scale"] == scale
                and backend in (None, r.get("noise_backend")))
@@ -37,9 +32,10 @@ def _row(report: dict, model: str, scale, backend: str | None = None) -> dict:
 
 
 def gather() -> dict:
-    fits = {name: {k: _json(RUNS / name / "noise_calibration.json")[k] for k in KEYS} for name in DEVICES}
-    report, summary = _json(RUNS / RETUNED / "noise_aware.json"), _json(RUNS / RETUNED / "summary.json")
-    tuned = _json(TUNED_REPORT)
+    fits = {name: read_json(RUNS / name / "noise_calibration.json") for name in DEVICES}
+    fits = {name: {k: fit[k] for k in KEYS} for name, fit in fits.items()}
+    report, summary = read_json(RUNS / RETUNED / "noise_aware.json"), read_json(RUNS / RETUNED / "summary.json")
+    tuned = read_json(TUNED_REPORT)
     drift = 1.25
     return {"fits": fits,
             "retune": {"run": f"runs/noise_calibration/{RETUNED}", "source": report["source"],
@@ -56,8 +52,8 @@ def gather() -> dict:
 def _drift() -> dict:
     """The device that drifted per qubit: the old model on it, the model re-tuned at the old snapshot's fitted
     scale on it, and the model re-tuned on the device's new snapshot."""
-    report, summary = _json(RUNS / DRIFT_RETUNED / "noise_aware.json"), _json(RUNS / DRIFT_RETUNED / "summary.json")
-    cross = _json(RUNS / DRIFT_RETUNED / "cross_evaluation.json")
+    report, summary = read_json(RUNS / DRIFT_RETUNED / "noise_aware.json"), read_json(RUNS / DRIFT_RETUNED / "summary.json")
+    cross = read_json(RUNS / DRIFT_RETUNED / "cross_evaluation.json")
     device = report["noise_backend"]
     return {"run": f"runs/noise_calibration/{DRIFT_RETUNED}", "device": device, "epochs": summary["epochs"],
             "train_minutes": summary["train_seconds"] / 60,
