@@ -342,15 +342,18 @@ def noise_aware_cmd(
                                       "backend's simulated circuits (parameter shift), as a check of the noisy readouts"),
     drift_scales: str = typer.Option("", help="comma-separated other noise scales to evaluate both models at (the "
                                      "device's error rates drifted since the snapshot), e.g. 0.8,1.25"),
+    train_circuits: bool = typer.Option(False, "--train-circuits", help="train the circuit weights through the noise "
+                                        "too (exact gradients of the noisy expectation values; default: they keep "
+                                        "the source's)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted fine-tuning from OUT/checkpoint.pt "
                                 "(on a finished one: only the report is made again)"),
     overwrite: Overwrite = False,
 ):
-    """Noise-aware fine-tuning: train the classical part of an HQC model through the device's noisy readouts.
+    """Noise-aware fine-tuning: train an HQC model further through the device's noisy readouts.
 
-    The circuits keep their trained weights and return the noisy expectation values of BACKEND (simulated once
-    per readout: 3^n circuits); backbone, embeddings and decode layers are trained further against the DFT
-    labels. Then the test set is evaluated for the source and the fine-tuned model on exact and on noisy readouts
+    The circuits return the noisy expectation values of BACKEND (exact: the noisy circuit's observables evolved
+    backwards, checked against direct simulations); backbone, embeddings and decode layers, and with
+    --train-circuits the circuit weights, are trained further against the DFT labels. Then the test set is evaluated for the source and the fine-tuned model on exact and on noisy readouts
     (and at --drift-scales): OUT/noise_aware.json and .png."""
     from .checkpoint import CHECKPOINT
     from .noise_aware import REPORT, REPORT_PLOT, noise_aware_config, readouts_label, report
@@ -359,7 +362,7 @@ def noise_aware_cmd(
     cfg = None
     try:
         refuse_resume_with_overwrite(resume, overwrite)
-        cfg = noise_aware_config(run_dir, backend, out, noise_scale, epochs, lr, max_minutes, override)
+        cfg = noise_aware_config(run_dir, backend, out, noise_scale, epochs, lr, max_minutes, override, train_circuits)
         test = test or cfg.data.test
         if test is None:
             raise HQCError(f"{run_dir}: its config names no test file; pass --test")

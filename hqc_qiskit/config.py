@@ -60,21 +60,26 @@ class QuantumReadoutConfig(_Strict):
     ansatz: str = "cz"
     engine: Literal["exact", "qnn", "noisy"] = Field(
         "exact", description="'exact' (the training engine), 'qnn' (EstimatorQNN + TorchConnector, same numbers, no "
-        "force training) or 'noisy' (the noisy expectation values of noise_backend, circuit weights fixed: "
-        "noise-aware training of the classical part, docs/hardware.md)")
+        "force training) or 'noisy' (the noisy expectation values of noise_backend: noise-aware training, of the "
+        "classical part, and of the circuit weights with train_circuit_weights, docs/hardware.md)")
     n_qubits: int = Field(8, ge=1)
     n_layers: int = Field(3, ge=0)
     angle_scale: float = Field(1.0, description="embedding angle = angle_scale * Linear(scalars); 1 is the paper's model")
     noise_backend: Optional[str] = Field(None, description="engine 'noisy' only: aer-noise:<model>[@<profile>]")
     noise_scale: float = Field(1.0, gt=0, description="engine 'noisy' only: factor on the noise model's error rates")
+    train_circuit_weights: bool = Field(
+        False, description="engine 'noisy' only: train the circuit weights through the noise too (exact gradients "
+        "from the observables evolved backwards, quantum/heisenberg.py); default False keeps them as trained")
 
     @model_validator(mode="after")
     def _noise_only_for_noisy(self):
         if self.engine == "noisy" and not (self.noise_backend or "").startswith("aer-noise:"):
             raise ValueError("engine 'noisy' needs noise_backend: aer-noise:<model>[@<profile>] "
                              f"(got {self.noise_backend!r})")
-        if self.engine != "noisy" and (self.noise_backend is not None or self.noise_scale != 1.0):
-            raise ValueError(f"noise_backend and noise_scale are for engine 'noisy', not {self.engine!r}")
+        if self.engine != "noisy" and (self.noise_backend is not None or self.noise_scale != 1.0
+                                       or self.train_circuit_weights):
+            raise ValueError(f"noise_backend, noise_scale and train_circuit_weights are for engine 'noisy', not "
+                             f"{self.engine!r} (engines 'exact' and 'qnn' always train the circuit weights)")
         return self
 
     @field_validator("ansatz")

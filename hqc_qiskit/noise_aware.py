@@ -46,9 +46,10 @@ def readouts_label(row: dict, noise_backend: str) -> str:
 
 def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_scale: float = 1.0,
                        epochs: int = 30, lr: float = 1e-3, max_minutes: float | None = None,
-                       overrides: list[str] = ()) -> RunConfig:
+                       overrides: list[str] = (), train_circuits: bool = False) -> RunConfig:
     """The source run's config with noisy readouts on ``backend``, initialised from the source, writing to
-    ``out``; ``overrides`` (key.sub=value) last. The source must have quantum readouts."""
+    ``out``; ``overrides`` (key.sub=value) last. The source must have quantum readouts. ``train_circuits``:
+    the circuit weights are trained through the noise as well."""
     source = Path(source)
     cfg = load_config(source / "config.yaml")
     if cfg.model.readout.kind != "quantum":
@@ -57,7 +58,8 @@ def noise_aware_config(source: str | Path, backend: str, out: str | Path, noise_
     raw = cfg.model_dump(mode="json")
     raw["name"] = cfg.name if cfg.name.endswith("_noise_aware") else f"{cfg.name}_noise_aware"   # re-tuning keeps it
     raw["output_dir"] = str(out)
-    raw["model"]["readout"].update(engine="noisy", noise_backend=backend, noise_scale=noise_scale)
+    raw["model"]["readout"].update(engine="noisy", noise_backend=backend, noise_scale=noise_scale,
+                                   train_circuit_weights=train_circuits)
     raw["train"].update(init_from=str(source), max_epochs=epochs, lr=lr, warmup_steps=0, max_minutes=max_minutes,
                         early_stopping_patience=None)
     return load_config(raw=raw, overrides=list(overrides))
@@ -71,14 +73,16 @@ def with_readout(model: HQCPotential, state: dict, **readout) -> HQCPotential:
     return out.eval().requires_grad_(False)
 
 
-def _coefficients_at(tuned: HQCPotential, scale: float) -> dict:
-    """The noisy readouts' coefficient entries of ``tuned``'s state at noise ``scale`` (simulated unless it is
-    the scale ``tuned`` was trained at)."""
-    state = tuned.state_dict()
-    if scale == tuned.config.readout.noise_scale:
+def _coefficients_at(tuned: HQCPotential, scale: float, state: dict | None = None) -> dict:
+    """The noisy readouts' coefficient entries, on ``tuned``'s noise backend at noise ``scale``, for the circuit
+    weights of ``state`` (default: ``tuned``'s own; computed unless they are ``tuned``'s own at its scale)."""
+    own = state is None
+    state = tuned.state_dict() if own else state
+    if own and scale == tuned.config.readout.noise_scale:
         return {k: v for k, v in state.items() if k.endswith(STATE_SUFFIXES)}
     config = tuned.config.model_dump()
-    rescaled = build_model({**config, "readout": {**config["readout"], "noise_scale": scale}})
+    rescaled = build_model({**config, "readout": {**config["readout"], "noise_scale": scale,
+                                                  "train_circuit_weights": False}})
     rescaled.load_state_dict({k: v for k, v in state.items() if not k.endswith(STATE_SUFFIXES)}, strict=False)
     build_noisy_readouts(rescaled, log=stderr_line)
     return {k: v for k, v in rescaled.state_dict().items() if k.endswith(STATE_SUFFIXES)}
@@ -88,20 +92,31 @@ def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] 
     """Models for the report, by checkpoint name: the source on the tuned model's noisy readouts
     (``source_under_noise.pt``), the tuned model on exact readouts (``noise_aware_exact.pt``), and for each
     other noise scale s both on readouts at s (``source_under_noise_x<s>.pt``, ``noise_aware_x<s>.pt``).
-    Source and tuned model share their circuit weights (checked), so they share the coefficients."""
+    Source and tuned model share their circuit weights (checked), so they share the coefficients, unless the
+    tuned model trained its circuit weights (then the source's coefficients are computed from its own).
+    Derived models keep their circuit weights fixed (``train_circuit_weights`` False)."""
     path, payload = read_model_payload(source)
     source_state = payload["model_state"]
     tuned_state = tuned.state_dict()
+    trained_circuits = tuned.config.readout.train_circuit_weights
     for key, value in tuned_state.items():
-        if key.endswith(".circuit.weight") and not torch.equal(value.cpu(), source_state[key].to(value.dtype).cpu()):
+        if (key.endswith(".circuit.weight") and not trained_circuits
+                and not torch.equal(value.cpu(), source_state[key].to(value.dtype).cpu())):
             raise ConfigError(f"{path}: circuit weights {key} differ from the noise-aware model's; not its source")
     plain = {k: v for k, v in tuned_state.items() if not k.endswith(STATE_SUFFIXES)}
-    out = {SOURCE_UNDER_NOISE: with_readout(tuned, {**source_state, **_coefficients_at(tuned, tuned.config.readout.noise_scale)}),
-           TUNED_EXACT: with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0)}
+    fixed = {"train_circuit_weights": False}
+
+    def source_coefficients(scale):
+        return _coefficients_at(tuned, scale, source_state if trained_circuits else None)
+
+    scale0 = tuned.config.readout.noise_scale
+    out = {SOURCE_UNDER_NOISE: with_readout(tuned, {**source_state, **source_coefficients(scale0)}, **fixed),
+           TUNED_EXACT: with_readout(tuned, plain, engine="exact", noise_backend=None, noise_scale=1.0, **fixed)}
     for scale in scales:
         coefficients = _coefficients_at(tuned, scale)
-        out[f"source_under_noise_x{scale:g}.pt"] = with_readout(tuned, {**source_state, **coefficients}, noise_scale=scale)
-        out[f"noise_aware_x{scale:g}.pt"] = with_readout(tuned, {**plain, **coefficients}, noise_scale=scale)
+        out[f"source_under_noise_x{scale:g}.pt"] = with_readout(tuned, {**source_state, **source_coefficients(scale)},
+                                                                noise_scale=scale, **fixed)
+        out[f"noise_aware_x{scale:g}.pt"] = with_readout(tuned, {**plain, **coefficients}, noise_scale=scale, **fixed)
     return out
 
 

@@ -113,7 +113,7 @@ def test_building_in_a_log_writes_a_line_before_and_after_each_readout():
                                  for _ in range(2)])
     lines = []
     assert build_noisy_readouts(model, progress=True, log=lines.append) == 2    # no terminal under pytest: no bar
-    assert len(lines) == 4 and lines[0].startswith("noisy readout 1/2 (aer-noise:depolarizing x0.5): simulating 9")
+    assert len(lines) == 4 and lines[0].startswith("noisy readout 1/2 (aer-noise:depolarizing x0.5): computing its 9 x 2 coefficients")
     assert "done in" in lines[1] and all(bool(m.built) for m in model)
     assert build_noisy_readouts(model, log=lines.append) == 0 and len(lines) == 4      # built ones are kept
 

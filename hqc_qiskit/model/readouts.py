@@ -29,11 +29,13 @@ class QuantumReadout(nn.Module):
     """Linear -> n_qubits angles -> VQC -> n_qubits <Z_q> -> Linear(+bias) -> 1 (the paper's HQC readout)."""
 
     def __init__(self, n_scalars: int, ansatz: str = "cz", engine: str = "exact", n_qubits: int = 8, n_layers: int = 3,
-                 angle_scale: float = 1.0, noise_backend: str | None = None, noise_scale: float = 1.0, **_):
+                 angle_scale: float = 1.0, noise_backend: str | None = None, noise_scale: float = 1.0,
+                 train_circuit_weights: bool = False, **_):
         super().__init__()
         self.angle_scale = angle_scale  # fixed factor on the embedding angles (1.0 = the paper's readout)
         self.encode = nn.Linear(n_scalars, n_qubits, bias=False)
-        noise = {"noise_backend": noise_backend, "noise_scale": noise_scale} if engine == "noisy" else {}
+        noise = ({"noise_backend": noise_backend, "noise_scale": noise_scale, "train_weights": train_circuit_weights}
+                 if engine == "noisy" else {})
         self.circuit = make_circuit_module(engine, ansatz, n_qubits, n_layers, **noise)
         self.decode = nn.Linear(n_qubits, 1)
         self.supports_double_backward = self.circuit.supports_double_backward

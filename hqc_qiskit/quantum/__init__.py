@@ -6,10 +6,10 @@ ENGINES = ("exact", "qnn", "noisy")
 
 
 def make_circuit_module(engine: str, ansatz: str, n_qubits: int = 8, n_layers: int = 3, initial_weights=None,
-                        noise_backend: str | None = None, noise_scale: float = 1.0):
+                        noise_backend: str | None = None, noise_scale: float = 1.0, train_weights: bool = False):
     """Registry: engine name -> circuit module mapping (B, n_qubits) angles to (B, n_qubits) <Z>. ``exact`` and
     ``qnn`` train the circuit weights; ``noisy`` (the device's noisy expectation values on ``noise_backend``
-    at ``noise_scale``) keeps them fixed."""
+    at ``noise_scale``) keeps them fixed unless ``train_weights``."""
     if engine == "exact":
         from .exact import ExactCircuit
 
@@ -21,5 +21,5 @@ def make_circuit_module(engine: str, ansatz: str, n_qubits: int = 8, n_layers: i
     if engine == "noisy":
         from .noisy_readout import NoisyCircuit
 
-        return NoisyCircuit(ansatz, n_qubits, n_layers, initial_weights, noise_backend, noise_scale)
+        return NoisyCircuit(ansatz, n_qubits, n_layers, initial_weights, noise_backend, noise_scale, train_weights)
     raise ValueError(f"unknown readout engine {engine!r}; choose one of {list(ENGINES)}")

@@ -78,10 +78,16 @@ _VECTORISED = {"rz": _rz}
 
 @dataclass
 class _Step:
-    """One instruction: ``ptm(values)`` -> (4^k, 4^k) or (K, 4^k, 4^k) on ``qubits`` (block order)."""
+    """One instruction: ``ptm(values)`` -> (4^k, 4^k) or (K, 4^k, 4^k) on ``qubits`` (block order).
+
+    For engines that rebuild the transfer matrices from torch parameter values (``quantum.heisenberg``): a
+    constant instruction keeps its ``matrix``; an ``rz`` whose angle is affine in the circuit's parameters keeps
+    ``angle`` = (offset, {parameter column: slope}); any other parameterised gate has neither."""
 
     qubits: tuple[int, ...]
     ptm: Callable[[np.ndarray], np.ndarray]
+    matrix: np.ndarray | None = None
+    angle: tuple[float, dict[int, float]] | None = None
 
 
 def _expression_values(expr, parameters: list, values: np.ndarray) -> np.ndarray:
@@ -99,6 +105,18 @@ def _expression_values(expr, parameters: list, values: np.ndarray) -> np.ndarray
     return np.asarray(rows)
 
 
+def _affine_angle(expr, parameters: list) -> tuple[float, dict[int, float]] | None:
+    """(offset, {column: slope}) when ``expr`` is affine in its parameters with numeric slopes, else None."""
+    free = list(expr.parameters)
+    slopes = {}
+    for p in free:
+        slope = expr.gradient(p)
+        if isinstance(slope, ParameterExpression):
+            return None
+        slopes[parameters.index(p)] = float(slope)
+    return float(expr.bind({p: 0.0 for p in free}).numeric()), slopes
+
+
 def _parametric_step(inst, qubits, parameters: list) -> _Step:
     op = inst.operation
     if op.name in _VECTORISED and len(op.params) == 1:
@@ -107,6 +125,8 @@ def _parametric_step(inst, qubits, parameters: list) -> _Step:
             if np.all(theta == theta[0]):      # e.g. a weight: the same for the whole batch
                 return _ptm(make(theta[0]))
             return _ptm(make(theta))
+        angle = _affine_angle(op.params[0], parameters) if op.name == "rz" else None
+        return _Step(qubits, ptm, angle=angle)
     else:   # any other parameterised gate: bound row by row (correct, slower; no shipped profile needs it)
         def ptm(values, op=op):
             mats = []
@@ -131,7 +151,7 @@ def _constant_step(inst, qubits, cache: dict) -> _Step:
         r = _ptm(np.stack([np.asarray(k, dtype=complex) for k in op.params]))
     else:
         r = _ptm(Operator(op).data[None])
-    return _Step(qubits, lambda values, r=r: r)
+    return _Step(qubits, lambda values, r=r: r, matrix=r)
 
 
 def _compose(later: np.ndarray, later_q: tuple, earlier: np.ndarray, earlier_q: tuple) -> tuple[np.ndarray, tuple]:
@@ -148,15 +168,18 @@ def _embed(r: np.ndarray, qs: tuple, qubits: tuple) -> np.ndarray:
     k, n = len(qs), len(qubits)
     out_l = {q: "abcd"[i] for i, q in enumerate(qubits)}
     in_l = {q: "efgh"[i] for i, q in enumerate(qubits)}
-    operands = [r.reshape(r.shape[:-2] + (4,) * (2 * k))]
+    # numpy here, torch for the differentiable rebuild in quantum.heisenberg: the same arithmetic
+    einsum, eye = ((torch.einsum, lambda: torch.eye(4, dtype=r.dtype)) if isinstance(r, torch.Tensor)
+                   else (np.einsum, lambda: np.eye(4)))
+    operands = [r.reshape(tuple(r.shape[:-2]) + (4,) * (2 * k))]
     specs = ["..." + "".join(out_l[q] for q in qs) + "".join(in_l[q] for q in qs)]
     for q in qubits:
         if q not in qs:
-            operands.append(np.eye(4))
+            operands.append(eye())
             specs.append(out_l[q] + in_l[q])
     result = "..." + "".join(out_l[q] for q in qubits) + "".join(in_l[q] for q in qubits)
-    full = np.einsum(",".join(specs) + "->" + result, *operands)
-    return full.reshape(full.shape[:-2 * n] + (4**n, 4**n))
+    full = einsum(",".join(specs) + "->" + result, *operands)
+    return full.reshape(tuple(full.shape[:-2 * n]) + (4**n, 4**n))
 
 
 class BatchedDensityMatrix:
@@ -254,22 +277,27 @@ class BatchedDensityMatrix:
         for step in self.prefix:
             q = step.qubits[0]
             states[q] = np.einsum("...ij,...j->...i", step.ptm(values), states[q])
-        blocks = []
-        pending: dict[int, tuple[np.ndarray, tuple]] = {}   # qubit -> (transfer matrix, block qubits)
-        for step in self.body:
-            r, qs = step.ptm(values), step.qubits
-            touching = {pending[q][1]: pending[q][0] for q in qs if q in pending}
-            for bq, br in touching.items():
-                if set(bq) <= set(qs) or len(qs) == 1:     # fuse: the block acts just before this step
-                    r, qs = _compose(r, qs, br, bq)
-                else:                                       # a two-qubit block with another qubit: emit it
-                    blocks.append((br, bq))
-                for q in bq:
-                    pending.pop(q, None)
-            for q in qs:
-                pending[q] = (r, qs)
-        blocks += [(br, bq) for bq, br in {v[1]: v[0] for v in pending.values()}.items()]
-        return [np.broadcast_to(s, (k, 4)) for s in states], blocks
+        return [np.broadcast_to(s, (k, 4)) for s in states], fuse([(step.ptm(values), step.qubits) for step in self.body])
+
+
+def fuse(steps: list[tuple]) -> list[tuple]:
+    """Consecutive transfer matrices (r, qubits) on the same one or two qubits multiplied together: the blocks
+    (r, qubits) to apply in order, none on more than two qubits. numpy or torch matrices."""
+    blocks = []
+    pending: dict[int, tuple] = {}   # qubit -> (transfer matrix, block qubits)
+    for r, qs in steps:
+        touching = {pending[q][1]: pending[q][0] for q in qs if q in pending}
+        for bq, br in touching.items():
+            if set(bq) <= set(qs) or len(qs) == 1:     # fuse: the block acts just before this step
+                r, qs = _compose(r, qs, br, bq)
+            else:                                       # a two-qubit block with another qubit: emit it
+                blocks.append((br, bq))
+            for q in bq:
+                pending.pop(q, None)
+        for q in qs:
+            pending[q] = (r, qs)
+    blocks += [(br, bq) for bq, br in {v[1]: v[0] for v in pending.values()}.items()]
+    return blocks
 
 
 class _PauliState:
