@@ -474,7 +474,8 @@ def noise_calibrate_cmd(
                       "(hqc-qiskit noise-snapshot <device>)[/]")
     elif trained is not None:
         console.print(f"the model was trained at x{trained:g}; to re-tune it for the device as measured: hqc-qiskit "
-                      f"noise-aware {run_dir} --backend {snapshot} --noise-scale {result['fitted_scale']:.3f} --out DIR")
+                      f"noise-aware {run_dir} --backend {snapshot} --noise-scale {result['fitted_scale']:.3f} --out DIR"
+                      + (" --train-circuits" if model.config.readout.train_circuit_weights else ""))
     console.print(f"report: {json_path}, {plot_path}")
 
 

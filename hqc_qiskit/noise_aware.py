@@ -1,11 +1,13 @@
-"""Noise-aware fine-tuning: train the classical part of a trained HQC model through a device's noisy readouts.
+"""Noise-aware fine-tuning: train a trained HQC model further through a device's noisy readouts.
 
 On a noisy device the readouts return noisy expectation values, a fixed distortion of the exact ones
 (on the Eagle snapshot the forces come out about half their size, docs/results.md "Shot-based forces").
 Mitigation (ZNE) undoes some of it at several times the shots; here the model learns it instead: the
 readout circuits keep their trained weights and become the device's noisy expectation values
 (``quantum.noisy_readout``), and everything classical (backbone, embeddings, decode layers) is trained
-further against the DFT labels through them. The result is meant for that device and noise level only.
+further against the DFT labels through them; with ``train_circuits`` the circuit weights as well (exact
+gradients of the noisy expectation values, ``quantum.heisenberg``). The result is meant for that device and
+noise level only.
 
 Outputs in the run directory, besides the training run's own files: ``source_under_noise.pt`` (the source
 model as the noisy device runs it) and ``noise_aware_exact.pt`` (the fine-tuned model on noiseless
@@ -88,14 +90,16 @@ def _coefficients_at(tuned: HQCPotential, scale: float, state: dict | None = Non
     return {k: v for k, v in rescaled.state_dict().items() if k.endswith(STATE_SUFFIXES)}
 
 
-def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] = ()) -> dict[str, HQCPotential]:
+def derived_models(source: str | Path, tuned: HQCPotential, scales: list[float] = (),
+                   source_payload: tuple[Path, dict] | None = None) -> dict[str, HQCPotential]:
     """Models for the report, by checkpoint name: the source on the tuned model's noisy readouts
     (``source_under_noise.pt``), the tuned model on exact readouts (``noise_aware_exact.pt``), and for each
     other noise scale s both on readouts at s (``source_under_noise_x<s>.pt``, ``noise_aware_x<s>.pt``).
     Source and tuned model share their circuit weights (checked), so they share the coefficients, unless the
     tuned model trained its circuit weights (then the source's coefficients are computed from its own).
-    Derived models keep their circuit weights fixed (``train_circuit_weights`` False)."""
-    path, payload = read_model_payload(source)
+    Derived models keep their circuit weights fixed (``train_circuit_weights`` False). ``source_payload``: the
+    source's (path, payload) as ``read_model_payload`` gives them, if already read."""
+    path, payload = source_payload or read_model_payload(source)
     source_state = payload["model_state"]
     tuned_state = tuned.state_dict()
     trained_circuits = tuned.config.readout.train_circuit_weights
@@ -151,10 +155,11 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
     tuned = load_model(run_dir)
     readout = tuned.config.readout
     scales = [s for s in dict.fromkeys(drift_scales) if s != readout.noise_scale]
-    for name, model in derived_models(source, tuned, scales).items():
+    source_payload = read_model_payload(source)
+    for name, model in derived_models(source, tuned, scales, source_payload).items():
         atomic_save(model_payload(model), run_dir / name)
     # a source with noisy readouts (re-tuning a noise-aware model for drifted noise) is reported on its own
-    source_readout = read_model_payload(source)[1]["model_config"].get("readout", {})
+    source_readout = source_payload[1]["model_config"].get("readout", {})
     noisy_source = source_readout.get("engine") == "noisy"
     own = (source_readout["noise_backend"], source_readout["noise_scale"]) if noisy_source else (None, None)
     tuned_at = (readout.noise_backend, readout.noise_scale)

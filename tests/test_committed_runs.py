@@ -267,7 +267,28 @@ def test_noise_aware_report_is_reproduced():
     assert np.max(np.abs(simulated - circuit.coefficients.double().numpy())) < 1e-6
 
 
-@pytest.mark.parametrize("name", ["noise_aware", "noise_calibration"])
+@pytest.mark.parametrize("device", ["eagle", "heron"])
+def test_noise_aware_runs_with_trained_circuits_re_evaluate(device):
+    """docs/results.md "Training the circuits through the noise": the fine-tuned model's noisy-readout rows
+    re-evaluate from their checkpoints, its coefficients recomputed from its trained circuit weights (Heisenberg
+    construction) on loading, and its circuit weights are not the source's."""
+    from hqc_qiskit.checkpoint import load_model
+
+    run = ROOT / "runs" / "noise_aware" / f"l2_hqc_cz_{device}_circuits"
+    report = json.loads((run / "noise_aware.json").read_text())
+    rows = [r for r in report["rows"] if r["model"] == "noise-aware" and r["readouts"] == "noisy"]
+    assert {r["noise_scale"] for r in rows} == {1.0, 0.8, 1.25}
+    for row in rows:
+        again = evaluate(ROOT / row["checkpoint"], ROOT / report["test_data"], device="cpu")
+        for key in ("rmse_e_mev_atom", "rmse_f_ev_a"):
+            assert again[key] == pytest.approx(row[key], rel=1e-4), (row["checkpoint"], key)
+    tuned, source = load_model(run), load_model(ROOT / report["source"])
+    assert tuned.config.readout.train_circuit_weights
+    assert max(float((a.circuit.weight - b.circuit.weight).abs().max())
+               for a, b in zip(tuned.readouts, source.readouts)) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["noise_aware", "noise_aware_circuits", "noise_calibration"])
 def test_evidence_follows_from_its_runs(name, monkeypatch):
     """docs/evidence/<name>.json (the numbers of its docs/results.md section) is what docs/evidence/<name>.py
     gathers from the committed runs now."""

@@ -279,5 +279,5 @@ def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable
                 log(f"{what}: computing its {3**m.n_qubits} x {m.n_qubits} coefficients")
             m.build(backend, bar)
             if bar is None and log is not None:
-                log(f"{what}: done in {time.time() - start:.0f} s")
+                log(f"{what}: done in {time.time() - start:.1f} s")
     return len(todo)
