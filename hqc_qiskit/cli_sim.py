@@ -232,8 +232,9 @@ def mc_cmd(
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
     avg = summary["averages"]
     if "energy_eV_per_atom" in avg:
-        _print_average("energy" + (" (reused estimates + s²/kT: unbiased)" if backend != "exact" else ""),
-                       avg["energy_eV_per_atom"])
+        how = "" if backend == "exact" else (" (fresh estimates of each step's starting state: unbiased)" if remeasure
+                                             else " (reused estimates + s²/kT: unbiased)")
+        _print_average("energy" + how, avg["energy_eV_per_atom"])
     if "energy_measured_eV_per_atom" in avg:
         _print_average("energy as measured" + ("" if "energy_eV_per_atom" in avg else
                                                " (selected low by the acceptance; for <E> evaluate the trajectory's "

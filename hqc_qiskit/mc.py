@@ -12,7 +12,9 @@ exact rule for that case is exp(-beta dE - beta^2 (s_new^2 - s_old^2) / 2), whic
 ``penalty`` uses when the current energy is reused (derivation in docs/simulation.md). On those
 pairs the kept estimate of a state is distributed N(E(x) - beta s(x)^2, s(x)^2) under either rule: it
 was kept because it came out low, so averaging it underestimates <E> by beta <s^2>;
-``reused_energy_unbiased`` adds that back.
+``reused_energy_unbiased`` adds that back. When the current state is re-measured, the fresh estimate taken
+at the start of a step, before anything is decided on it, is unbiased for the state the chain is in
+(``ChainState.fresh_energy``); the estimates kept by the acceptance are not.
 
 Hand-written because it is this project's science; ASE has no Monte Carlo driver with noisy energies.
 """
@@ -63,6 +65,8 @@ class ChainState:
     qpu_seconds: float = 0.0
     rng_state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)    # the driver's own resumable state (e.g. the step size)
+    fresh_energy: float = math.nan   # eV, with remeasure_current: this step's new estimate of the state it began in
+    fresh_sigma: float = math.nan    # eV, its standard error
 
     def to_json(self) -> dict:
         return {"step": self.step, "positions": self.positions.tolist(), "energy": self.energy, "sigma": self.sigma,
@@ -117,9 +121,10 @@ def run_chain(
 
     ``measure(positions, rng)`` draws its shot noise from the chain's generator, so a resumed chain is
     identical to an uninterrupted one. The current state's energy is reused between steps unless
-    ``remeasure_current``. ``on_start`` sees the first (or restored) state; ``on_step`` every step,
-    before the checkpoint is written (it may update ``state.extra``); ``on_checkpoint`` just before
-    each checkpoint write (flush logs there)."""
+    ``remeasure_current``; then ``state.fresh_energy`` / ``fresh_sigma`` hold the step's new estimate of the state
+    it began in (unbiased, as drawn before the acceptance). ``on_start`` sees the first (or restored) state;
+    ``on_step`` every step, before the checkpoint is written (it may update ``state.extra``); ``on_checkpoint``
+    just before each checkpoint write (flush logs there)."""
     if acceptance not in ACCEPTANCES:
         raise HQCError(f"unknown acceptance {acceptance!r}; choose one of {ACCEPTANCES}")
     beta = 1.0 / (KB_EV * temperature)
@@ -141,6 +146,7 @@ def run_chain(
         if remeasure_current:
             again = measure(state.positions, rng)
             state.energy, state.sigma = again.energy, again.sigma
+            state.fresh_energy, state.fresh_sigma = again.energy, again.sigma
             state.shots += again.shots
             state.qpu_seconds += again.qpu_seconds
         trial = propose(state.positions, rng)

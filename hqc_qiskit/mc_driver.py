@@ -27,6 +27,7 @@ from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_che
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "mc_checkpoint.json", "mc_log.csv", "mc_traj.extxyz", "mc_summary.json"
 LOG_FIELDS = ["energy_eV", "trial_energy_eV", "sigma_eV", "accepted", "acceptance_ratio", "delta_A",
               "shots_total", "qpu_seconds_total"]
+REMEASURE_FIELDS = ["fresh_energy_eV", "fresh_sigma_eV"]   # --remeasure: the step's new estimate of the state it began in
 ADAPT_WINDOW = 50   # steps between step-size updates while adapting
 
 
@@ -116,9 +117,10 @@ def _adapt(state: ChainState, accepted: bool, opt: MCOptions) -> None:
 def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict:
     """Mean energies per atom of a chain's log after the adaptation and the first fifth, with autocorrelation-aware
     errors: ``energy_eV_per_atom`` estimates <E> (exact energies; shot-based with the current energy reused, the
-    kept estimates corrected by + s^2 / k_B T, mc.reused_energy_unbiased); on a shot-based backend also
-    ``energy_measured_eV_per_atom``, the estimates as logged. A chain that re-measures the current state keeps
-    estimates selected by both acceptances and rejections, with no such correction: there only the measured mean."""
+    kept estimates corrected by + s^2 / k_B T, mc.reused_energy_unbiased; shot-based and re-measured, the fresh
+    estimates of the states each step began in, which no acceptance has selected); on a shot-based backend also
+    ``energy_measured_eV_per_atom``, the kept estimates as logged (biased low by the selection under either rule).
+    A re-measured log without the fresh columns (written before they existed) gives only the measured mean."""
     tail = rows[max(opt.adapt_steps, len(rows) // 5):]
     measured = [r["energy_eV"] / n_atoms for r in tail]
     if not shot_based:
@@ -127,6 +129,8 @@ def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: b
     if not opt.remeasure:
         series["energy_eV_per_atom"] = [reused_energy_unbiased(r["energy_eV"], r["sigma_eV"], opt.temperature) / n_atoms
                                         for r in tail]
+    elif tail and "fresh_energy_eV" in tail[0]:
+        series["energy_eV_per_atom"] = [r["fresh_energy_eV"] / n_atoms for r in tail]
     return averages(series, 1)
 
 
@@ -146,7 +150,8 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
         except (KeyError, TypeError) as exc:
             raise HQCError(f"{ckpt}: unreadable MC checkpoint (missing {exc}); start a new output folder") from None
         check_same_options(ckpt, saved_opt, asdict(opt))
-    run = _ChainOutputs(opt, StepLog(out / LOG, LOG_FIELDS, resume_step), StepTrajectory(out / TRAJECTORY, resume_step),
+    fields = LOG_FIELDS + (REMEASURE_FIELDS if opt.remeasure else [])
+    run = _ChainOutputs(opt, StepLog(out / LOG, fields, resume_step), StepTrajectory(out / TRAJECTORY, resume_step),
                         atoms.copy(), energy_measure(model, atoms, backend, opt), progress)
     state = run_chain(run.measure, atoms.get_positions(), opt.temperature, opt.steps, run.propose, opt.acceptance,
                       opt.seed, ckpt, opt.checkpoint_every, run.on_step, opt.remeasure, run.on_start, run.on_checkpoint)
@@ -201,7 +206,8 @@ class _ChainOutputs:
         self.t_last_step = time.perf_counter()
         self.log.add(state.step, energy_eV=state.energy, trial_energy_eV=self.trial_energy, sigma_eV=state.sigma,
                      accepted=int(accepted), acceptance_ratio=state.accepted / state.step, delta_A=self.delta,
-                     shots_total=state.shots, qpu_seconds_total=state.qpu_seconds)
+                     shots_total=state.shots, qpu_seconds_total=state.qpu_seconds,
+                     fresh_energy_eV=state.fresh_energy, fresh_sigma_eV=state.fresh_sigma)
         _adapt(state, accepted, self.opt)
         self.delta = state.extra["delta"]
         if state.step % self.opt.sample_every == 0:

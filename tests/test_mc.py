@@ -69,6 +69,30 @@ def test_reused_estimates_average_low_by_beta_s2_and_the_correction_removes_it(a
     assert abs(np.mean(corrected) - np.mean(exact)) < 0.1 * bias
 
 
+@pytest.mark.parametrize("acceptance", ["penalty", "plain"])
+def test_re_measured_chains_fresh_estimates_are_unbiased_where_the_kept_ones_are_not(acceptance):
+    """Re-measuring the current state: the estimate kept after the acceptance is selected low (accepted trial
+    estimates came out low, rejections keep the fresh estimate only when it beat the trial's), while the fresh
+    estimate drawn at the start of the step averages to the exact energy of the state the step began in."""
+    noise = lambda x: 0.6 * float(np.sqrt(1.0 + np.sum(x**2)))  # noqa: E731
+    kept, fresh, exact_start = [], [], []
+    start = [np.zeros((1, 1))]
+
+    def on_step(state, _accepted):
+        kept.append(state.energy - 0.5 * float(np.sum(state.positions**2)))
+        fresh.append(state.fresh_energy)
+        exact_start.append(0.5 * float(np.sum(start[0]**2)))
+        start[0] = state.positions.copy()
+
+    run_chain(_harmonic(noise, 5), np.zeros((1, 1)), T, 40000, _propose, acceptance, 4, on_step=on_step,
+              remeasure_current=True)
+    kept, fresh, exact_start = (np.array(v[2000:]) for v in (kept, fresh, exact_start))
+    spread = np.std(fresh - exact_start) / np.sqrt(len(fresh))
+    assert np.mean(kept) < -0.2                                         # kept estimates sit below their states' E
+    assert abs(np.mean(fresh) - np.mean(exact_start)) < 4 * spread      # fresh ones do not
+    assert spread < 0.01
+
+
 def test_chain_averages_of_a_log():
     """The summary's means: exact chains as logged; shot-based, reused: corrected (and as measured); shot-based,
     re-measured: only as measured."""
@@ -83,7 +107,11 @@ def test_chain_averages_of_a_log():
     assert shot["energy_measured_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail))
     assert shot["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail) + 0.04 / (KB_EV * 2000.0) / 64)
     again = chain_averages(rows, MCOptions(steps=50, temperature=2000.0, remeasure=True), 64, shot_based=True)
-    assert "energy_eV_per_atom" not in again and "energy_measured_eV_per_atom" in again
+    assert "energy_eV_per_atom" not in again and "energy_measured_eV_per_atom" in again   # a log from before
+    for r in rows:
+        r["fresh_energy_eV"] = r["energy_eV"] + 1.0
+    again = chain_averages(rows, MCOptions(steps=50, temperature=2000.0, remeasure=True), 64, shot_based=True)
+    assert again["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean(tail) + 1.0 / 64)
     adapted = chain_averages(rows, MCOptions(steps=50, temperature=2000.0, adapt_steps=30), 64, shot_based=False)
     assert adapted["energy_eV_per_atom"]["n_samples"] == 20
 

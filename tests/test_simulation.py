@@ -234,6 +234,26 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     assert cmlp_on_aer.exit_code == 2 and "quantum readouts" in cmlp_on_aer.output
 
 
+def test_cli_mc_remeasure_logs_and_averages_the_fresh_estimates(tmp_path):
+    """--remeasure on a shot-based backend: the log carries each step's fresh estimate of its starting state, and the
+    summary's <E> is their mean (unbiased), next to the kept estimates' mean as measured."""
+    _, hqc = tiny_hqc_checkpoint(tmp_path)
+    out = tmp_path / "mc"
+    done = CliRunner().invoke(app, ["mc", str(hqc), "--backend", "aer", "--shots", "300", "--steps", "10", "--remeasure",
+                                    "--out", str(out), "--no-progress"])
+    assert done.exit_code == 0, done.output
+    rows, summary = read_rows(out / "mc_log.csv"), json.loads((out / "mc_summary.json").read_text())
+    assert all(r["fresh_sigma_eV"] > 0 for r in rows)
+    tail = rows[len(rows) // 5:]
+    avg = summary["averages"]
+    assert avg["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean([r["fresh_energy_eV"] for r in tail]) / summary["n_atoms"])
+    assert avg["energy_measured_eV_per_atom"]["mean"] == pytest.approx(np.mean([r["energy_eV"] for r in tail]) / summary["n_atoms"])
+    assert "fresh estimates" in " ".join(done.output.split())
+    # a rejected step keeps the fresh estimate as the current energy
+    rejected = [r for r in rows if not r["accepted"]]
+    assert rejected and all(r["energy_eV"] == r["fresh_energy_eV"] for r in rejected)
+
+
 def test_mc_says_when_its_moves_are_too_small(tmp_path):
     """Tiny moves are almost always accepted and the chain forgets slowly: the command says so and how to tune."""
     runner = CliRunner()

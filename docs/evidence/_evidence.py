@@ -8,12 +8,27 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from hqc_qiskit.checkpoint import atomic_write_json
 
 
 def read_json(path: Path):
     """The JSON file at ``path`` (a committed run's output)."""
     return json.loads(Path(path).read_text())
+
+
+def exact_energies_per_atom(run: Path, frames) -> np.ndarray:
+    """Exact-engine potential energy per atom (eV) of each frame, by the model of the run folder ``run``. (F,)"""
+    from hqc_qiskit.calculator import HQCCalculator
+
+    calc = HQCCalculator(run)
+    out = []
+    for a in frames:
+        a = a.copy()
+        a.calc = calc
+        out.append(a.get_potential_energy() / len(a))
+    return np.array(out)
 
 
 def save_figure(fig, path: Path, dpi: int) -> None:

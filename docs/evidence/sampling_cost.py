@@ -37,7 +37,7 @@ from hqc_qiskit.autocorr import series_stats
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.runlog import read_rows
 
-from _evidence import main, save_figure
+from _evidence import exact_energies_per_atom, main, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "runs" / "study_readouts" / "small_hqc_cz_s0"
@@ -91,19 +91,6 @@ def coordination(frames, r_cut: float) -> np.ndarray:
                                           periodic=True, quantities="d")[0]) / len(a) for a in frames])
 
 
-def _exact_energies(frames) -> np.ndarray:
-    """Exact-engine potential energy per atom (eV) of each frame. (F,)"""
-    from hqc_qiskit.calculator import HQCCalculator
-
-    calc = HQCCalculator(RUN)
-    out = []
-    for a in frames:
-        a = a.copy()
-        a.calc = calc
-        out.append(a.get_potential_energy() / len(a))
-    return np.array(out)
-
-
 def chain_series(kind: str, folder: Path, shots) -> dict:
     """The exact E_pot per atom (eV) and the frames of a chain after its first fifth, with their strides (steps).
     MD logs the exact E_pot every log row; an exact MC chain logs it every step; a shot-based MC chain logs only
@@ -122,7 +109,7 @@ def chain_series(kind: str, folder: Path, shots) -> dict:
     elif shots is None:
         energy, energy_stride = np.array([r["energy_eV"] for r in rows]) / summary["n_atoms"], 1.0
     else:
-        energy, energy_stride = _exact_energies(frames), frame_stride
+        energy, energy_stride = exact_energies_per_atom(RUN, frames), frame_stride
     return {"summary": summary, "energy": energy, "energy_stride": energy_stride, "frames": frames,
             "frame_stride": frame_stride}
 

@@ -9,7 +9,9 @@
 # ideal Aer at 2000 shots per circuit with the tuned moves, long enough for its own tau (30,000 steps: shot noise
 # with reuse makes its tau 1.5x the exact chain's; it first ran 10,000 steps and was extended with --resume).
 # Stream d: a second chain with the paper's moves (its tau is long; the two chains are pooled).
-# Resumable (rerun after an interruption). Usage: bash runs/simulation/sampling_cost.sh [a|b|c|d]  (four streams;
+# Stream e: stream c's setting with --remeasure (both energies measured every step), for docs/evidence/mc_remeasure.py:
+# the fresh estimates of each step's starting state against the exact energies of those states.
+# Resumable (rerun after an interruption). Usage: bash runs/simulation/sampling_cost.sh [a|b|c|d|e]  (five streams;
 # run them at once with OMP_NUM_THREADS=1), default all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,4 +36,9 @@ fi
 if [ "$STREAM" = all ] || [ "$STREAM" = d ]; then
   hqc-qiskit mc $RUN --temperature 2000 --delta 0.015 --steps 40000 --sample-every 50 --seed 1 \
     --out $OUT/mc_paper_exact_seed1 --no-progress $(resume_flag $OUT/mc_paper_exact_seed1/mc_checkpoint.json)
+fi
+if [ "$STREAM" = all ] || [ "$STREAM" = e ]; then
+  hqc-qiskit mc $RUN --temperature 2000 --delta 0.1 --steps 6000 --sample-every 20 --backend aer --shots 2000 \
+    --remeasure --out $OUT/mc_tuned_aer_2000_remeasure --no-progress \
+    $(resume_flag $OUT/mc_tuned_aer_2000_remeasure/mc_checkpoint.json)
 fi
