@@ -35,7 +35,7 @@ from .errors import ConfigError, EngineError
 from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
 from .progress import stderr_line
-from .quantum.noisy_readout import build_noisy_readouts
+from .quantum.noisy_readout import build_noisy_readouts, check_trainable_noisy_readouts
 from .torch_device import resolve_device
 
 #: after this many epochs, a training force RMSE still within 1% of the RMS of the training forces means
@@ -274,6 +274,7 @@ class Trainer:
         self.warnings: list[str] = []
 
         self.model = build_model(config.model)
+        check_trainable_noisy_readouts(self.model, log=stderr_line if self.dist.is_main else None)
         if config.train.init_from is not None and not resume:
             # fine-tuning: the source's weights and reference energies; noisy readouts simulate their coefficients
             initialise_from(self.model, config.train.init_from)

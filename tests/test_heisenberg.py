@@ -176,9 +176,10 @@ def test_train_circuit_weights_is_for_the_noisy_engine_only(tiny_config):
         tiny_config(model__readout={"kind": "quantum", "n_qubits": 2, "n_layers": 1, "train_circuit_weights": True})
 
 
-def test_noise_aware_cli_with_train_circuits(tmp_path):
-    """`noise-aware --train-circuits`: circuit weights move, the report's source rows use the source's own circuit
-    weights, and every row re-evaluates from its checkpoint."""
+def test_noise_aware_cli_with_train_circuits(tmp_path, monkeypatch):
+    """`noise-aware --train-circuits`: refused with a clear error when the weight gradients would not fit the memory;
+    otherwise circuit weights move, the report's source rows use the source's own circuit weights, and every row
+    re-evaluates from its checkpoint."""
     from conftest import DATA, TINY_MODEL, _merge
     from typer.testing import CliRunner
 
@@ -205,9 +206,21 @@ def test_noise_aware_cli_with_train_circuits(tmp_path):
     source = load_config(raw=_merge(raw, {}))
     train(source, progress=False)
     out = tmp_path / "tuned"
-    result = CliRunner().invoke(app, ["noise-aware", str(source.run_dir()), "--backend", "aer-noise:depolarizing",
-                                      "--noise-scale", "3", "--out", str(out), "--epochs", "2", "--lr", "0.05",
-                                      "--train-circuits", "--verify-frames", "1", "--test", str(frames)])
+    args = ["noise-aware", str(source.run_dir()), "--backend", "aer-noise:depolarizing", "--noise-scale", "3",
+            "--out", str(out), "--epochs", "2", "--lr", "0.05", "--train-circuits", "--verify-frames", "1",
+            "--test", str(frames)]
+    import importlib
+
+    import psutil
+
+    importlib.import_module("qiskit_aer")   # imported first: it reads the total memory once, at import
+
+    with monkeypatch.context() as m:   # a machine with 1 kB free
+        m.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=1000))
+        refused = CliRunner().invoke(app, args)
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "GiB available" in " ".join(refused.output.split()) and not (out / "checkpoint.pt").exists()
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     src, tuned = load_model(source.run_dir()), load_model(out)
     assert tuned.config.readout.train_circuit_weights
@@ -238,3 +251,33 @@ def test_the_construction_reproduces_direct_simulation_of_a_whole_chip_readout()
     direct = backend.distributions(CircuitBatch("cz", n, layers, [(x, w.reshape(-1))])) @ z_signs(n)
     c = _engine(backend, "cz", n, layers).coefficients(w)
     assert np.max(np.abs(contract(c, torch.as_tensor(x)).numpy() - direct)) < 1e-12
+
+
+def test_trainable_readouts_too_large_for_the_memory_are_refused_before_training():
+    """The pre-flight check of --train-circuits: the estimate grows as 4^q with the qubits the transpiled circuit
+    touches; over the available memory a ConfigError names the qubits and the way out; wide circuits get a log
+    line; fixed circuit weights are not checked."""
+    from torch import nn
+
+    from hqc_qiskit.quantum.heisenberg import GRADIENT_VECTORS
+    from hqc_qiskit.quantum.noisy_readout import LARGE_TRAINABLE_QUBITS, check_trainable_noisy_readouts
+
+    routed = "aer-noise:fake_brisbane@ibm_eagle"
+    # the 8-qubit readout with one layer: 8 qubits on the compact profile, routed onto 12 on the whole chip
+    trainable = [NoisyCircuit("cz", 8, 1, noise_backend=b, train_weights=True) for b in (EAGLE, routed)]
+    compact, whole = (heisenberg_engine(b, 1.0, "cz", 8, 1) for b in (EAGLE, routed))
+    assert compact.n_qubits == 8 and whole.n_qubits > LARGE_TRAINABLE_QUBITS
+    assert compact.gradient_bytes() == GRADIENT_VECTORS * 8 * 4**8 * 8
+    assert whole.gradient_bytes() == compact.gradient_bytes() * 4 ** (whole.n_qubits - compact.n_qubits)
+    lines = []
+    check_trainable_noisy_readouts(nn.ModuleList(trainable), log=lines.append, available_bytes=2**50)
+    assert len(lines) == 1 and f"{whole.n_qubits} qubits touched" in lines[0] and "compact profile" in lines[0]
+    check_trainable_noisy_readouts(trainable[0], log=lines.append, available_bytes=compact.gradient_bytes())
+    assert len(lines) == 1   # the compact one alone: within the memory, no line
+    with pytest.raises(ConfigError) as info:
+        check_trainable_noisy_readouts(nn.ModuleList(trainable), available_bytes=whole.gradient_bytes())
+    message = str(info.value)
+    assert f"{whole.n_qubits} qubits touched" in message and "compact profile" in message
+    assert "--train-circuits" in message
+    fixed = NoisyCircuit("cz", 8, 1, noise_backend=routed, train_weights=False)
+    check_trainable_noisy_readouts(nn.ModuleList([fixed]), available_bytes=0)

@@ -28,6 +28,10 @@ import torch
 from ..errors import EngineError
 from .density import BatchedDensityMatrix, fuse
 
+# The backward pass of the weight gradient keeps the intermediate observable vectors of the sweep: measured
+# (benchmarks/heisenberg_scale.py) about this many full-size m x 4^q vectors at peak, 11.2 GiB above the process
+# for the 8-output cz readout on the 12 qubits of the whole-chip Eagle profile (0.2 GiB on the 8 of the compact one)
+GRADIENT_VECTORS = 11
 _GROUND = (1.0, 0.0, 0.0, 1.0)          # |0><0| in Pauli coefficients (I, X, Y, Z)
 _IDENTITY = (1.0, 0.0, 0.0, 0.0)        # the identity observable
 
@@ -65,6 +69,7 @@ class HeisenbergReadout:
         self._input_col = {params.index(p): i for i, p in enumerate(tr.inputs) if p in params}
         self._weight_col = {params.index(p): k for k, p in enumerate(tr.weights) if p in params}
         self._n_params = len(params)
+        self.n_qubits = compiled.n                  # qubits the transpiled, reduced circuit touches
         self.qubit_input = self._check(compiled.n)
         obs = np.stack([observable_vector(c) for c in sim.confusion])                 # (m, 4)
         self._joins = {}                                                               # qubit -> (m, 4)
@@ -79,6 +84,12 @@ class HeisenbergReadout:
         basis = np.stack([np.ones(3), np.cos(grid), np.sin(grid)], axis=1)
         self._grid = torch.as_tensor(grid, dtype=dtype)
         self._basis_inverse = torch.as_tensor(np.linalg.inv(basis), dtype=dtype)
+
+    def gradient_bytes(self) -> int:
+        """Estimated peak memory (bytes) that one weight gradient of the coefficients keeps for its backward pass:
+        GRADIENT_VECTORS observable vectors of m x 4^q entries (m outputs, q qubits touched)."""
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        return GRADIENT_VECTORS * len(self.measured) * 4**self.n_qubits * itemsize
 
     def _check(self, n_qubits: int) -> dict[int, int]:
         """Which input each qubit's prefix holds ({qubit: input}); refuses circuits outside the construction."""

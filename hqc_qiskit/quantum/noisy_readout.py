@@ -259,6 +259,43 @@ class NoisyCircuit(nn.Module):
         return contract(self.coefficients.to(x.dtype), x)
 
 
+LARGE_TRAINABLE_QUBITS = 10   # above this, a trainable noisy readout costs seconds and GiB per training step
+
+
+def check_trainable_noisy_readouts(model: nn.Module, log: Callable[[str], None] | None = None,
+                                   available_bytes: int | None = None) -> None:
+    """Before training circuit weights through the noise: ConfigError when the backward passes of all of
+    ``model``'s trainable noisy readouts together (:meth:`.heisenberg.HeisenbergReadout.gradient_bytes`, kept
+    at once until the loss's backward) would need more than ``available_bytes`` (default: the memory available
+    now); ``log`` gets a line per readout whose transpiled circuit touches more than LARGE_TRAINABLE_QUBITS
+    qubits (a routed whole-chip profile: 12 qubits for the 8-qubit readout on Eagle, ~80 s and ~12 GiB per
+    readout and step on one CPU thread, against 0.2 s on the compact profile's 8)."""
+    import psutil
+
+    trainable = [m for m in model.modules() if isinstance(m, NoisyCircuit) and m.train_weights]
+    if not trainable:
+        return
+    engines = [heisenberg_engine(m.noise_backend, float(m.noise_scale), m.name, m.n_qubits, m.n_layers)
+               for m in trainable]
+    need = sum(e.gradient_bytes() for e in engines)
+    available = psutil.virtual_memory().available if available_bytes is None else available_bytes
+    widest = max(engines, key=lambda e: e.n_qubits)
+    hint = ("a compact profile (e.g. aer-noise:fake_brisbane@ibm_eagle_compact), whose circuits touch only the "
+            "readout's own qubits")
+    if need > available:
+        raise ConfigError(f"training the circuit weights of {len(engines)} noisy readout(s) on "
+                          f"{trainable[0].noise_backend} needs about {need / 2**30:.1f} GiB for the weight gradients "
+                          f"({widest.name}: {widest.n_qubits} qubits touched), {available / 2**30:.1f} GiB available; "
+                          f"use {hint}, or keep the circuit weights fixed (no --train-circuits / "
+                          "model.readout.train_circuit_weights: false)")
+    if log is not None:
+        for e in engines:
+            if e.n_qubits > LARGE_TRAINABLE_QUBITS:
+                log(f"trainable noisy readout {e.name}: {e.n_qubits} qubits touched, about "
+                    f"{e.gradient_bytes() / 2**30:.1f} GiB and tens of seconds per training step for its weight "
+                    f"gradient; {hint} is hundreds of times cheaper")
+
+
 def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable[[str], None] | None = None) -> int:
     """Compute the coefficients of every noisy readout circuit of ``model`` that has none yet (one backend
     shared by all, so the transpiled readout is built once), with a progress bar per readout on a terminal
