@@ -317,6 +317,8 @@ def test_mc_remeasure_evidence_follows_from_its_chain(monkeypatch):
     for key in ("fresh_minus_exact_mev_per_atom", "kept_minus_exact_mev_per_atom"):
         assert again[key] == pytest.approx(committed[key], rel=1e-6, abs=1e-9)
     assert again["frame_steps"] == committed["frame_steps"] and again["summary_averages"] == committed["summary_averages"]
+    for key in ("z_mean", "z_std"):
+        assert again["reusing_chain_z"][key] == pytest.approx(committed["reusing_chain_z"][key], rel=1e-6)
     fresh, kept = committed["fresh_minus_exact_mev_per_atom"], committed["kept_minus_exact_mev_per_atom"]
     assert abs(fresh["mean"]) < 2 * fresh["stderr"] and kept["mean"] < -3 * kept["stderr"]
 

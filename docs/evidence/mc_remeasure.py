@@ -2,7 +2,7 @@
 the --remeasure paragraph)
 
     bash runs/simulation/sampling_cost.sh e        # the chain (~30 min on one thread)
-    python docs/evidence/mc_remeasure.py           # JSON and plot below (~1 min: exact energies of its frames)
+    python docs/evidence/mc_remeasure.py           # JSON and plot below (~1 min: exact energies of the two chains' frames)
     python docs/evidence/mc_remeasure.py --plot    # redraws the plot from the JSON
 
 `hqc-qiskit mc --remeasure` measures the current state again at the start of every step. That fresh estimate is
@@ -13,7 +13,9 @@ small HQC-cz model, 2000 K, 5 atoms moved by up to 0.1 Å, ideal Aer at 2000 sho
 every 20 steps. For the frame at step s, the kept estimate is the log's ``energy_eV`` at step s and the fresh
 estimate of the same state is ``fresh_energy_eV`` at step s + 1; both are compared with the exact-engine energy of
 the frame. Shot noise is independent between frames 20 steps apart, so the per-frame differences are independent
-and their means carry plain standard errors.
+and their means carry plain standard errors. As a check of the standard errors themselves, the same-setting
+chain that reuses the energy (sampling_cost/mc_tuned_aer_2000), whose kept estimates follow N(E - beta s^2, s^2),
+gives the scatter of (kept - exact + beta s^2) / s.
 
 Writes docs/evidence/mc_remeasure.json and docs/img/mc_remeasure.png.
 """
@@ -32,6 +34,7 @@ from _evidence import exact_energies_per_atom, main, read_json, save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = ROOT / "runs" / "simulation" / "sampling_cost" / "mc_tuned_aer_2000_remeasure"
+REUSING = ROOT / "runs" / "simulation" / "sampling_cost" / "mc_tuned_aer_2000"   # same setting, energy reused
 MODEL = ROOT / "runs" / "study_readouts" / "small_hqc_cz_s0"   # the chain's, in runs/simulation/sampling_cost.sh
 OUT_JSON = ROOT / "docs" / "evidence" / "mc_remeasure.json"
 OUT_PNG = ROOT / "docs" / "img" / "mc_remeasure.png"
@@ -41,6 +44,18 @@ SKIP = 1 / 5   # of the chain before averaging, as the run summaries do
 def _mean_mev(values: np.ndarray) -> dict:
     """Mean and standard error (meV/atom) of independent per-frame differences given in eV/atom."""
     return {"mean": 1e3 * float(values.mean()), "stderr": 1e3 * float(values.std(ddof=1) / np.sqrt(len(values)))}
+
+
+def _reusing_chain_z(beta: float) -> dict:
+    """The reusing chain's kept estimates, whose law is N(E - beta s^2, s^2) (hqc_qiskit.mc): the scatter of
+    (kept - exact + beta s^2) / s over its frames after the first fifth checks the standard errors s themselves."""
+    frames = read_structures(REUSING / "mc_traj.extxyz.gz")
+    frames = frames[int(SKIP * len(frames)):]
+    exact = exact_energies_per_atom(MODEL, frames) * np.array([len(a) for a in frames])
+    kept, s = (np.array([a.info[k] for a in frames]) for k in ("energy_eV", "sigma_eV"))
+    z = (kept - exact + beta * s**2) / s
+    return {"chain": str(REUSING.relative_to(ROOT)), "n_frames": len(frames), "z_mean": float(z.mean()),
+            "z_std": float(z.std(ddof=1))}
 
 
 def gather() -> dict:
@@ -71,6 +86,7 @@ def gather() -> dict:
         "sigma_mev_per_atom": 1e3 * float(fresh_sigma.mean() / n_atoms),
         # the bias of kept estimates when the current energy is reused instead (mc.reused_energy_unbiased), for scale
         "beta_sigma2_mev_per_atom": 1e3 * float(beta * np.mean(fresh_sigma ** 2) / n_atoms),
+        "reusing_chain_z": _reusing_chain_z(beta),
         "exact_mean_eV_per_atom": float(exact.mean()),
         "summary_averages": summary["averages"],
         "per_frame_eV_per_atom": {"exact": exact.tolist(), "fresh": fresh.tolist(), "kept": kept.tolist()},
@@ -104,6 +120,8 @@ def report(result: dict) -> None:
         d = result[f"{key}_minus_exact_mev_per_atom"]
         print(f"{key:5s} - exact: {d['mean']:+.3f} ± {d['stderr']:.3f} meV/atom over {result['n_frames']} frames")
     print(f"fresh z std {result['fresh_z_std']:.3f}; beta <s^2> {result['beta_sigma2_mev_per_atom']:.2f} meV/atom")
+    r = result["reusing_chain_z"]
+    print(f"reusing chain, {r['n_frames']} frames: z mean {r['z_mean']:+.3f}, std {r['z_std']:.3f}")
 
 
 if __name__ == "__main__":
