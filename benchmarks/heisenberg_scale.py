@@ -54,7 +54,7 @@ def worker(profile: str, mode: str, threads: int) -> dict:
         def call():
             engine.coefficients(weights).pow(2).sum().backward()
     seconds = best_time(call, repeats=2)
-    return {"profile": profile, "mode": mode, "qubits": len(sim.circuit.qubits), "compile_seconds": compile_s,
+    return {"profile": profile, "mode": mode, "qubits": engine.n_qubits, "compile_seconds": compile_s,
             "seconds": seconds, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "peak_rss_after_compile_gib": rss_compiled}
 

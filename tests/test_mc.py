@@ -95,7 +95,7 @@ def test_re_measured_chains_fresh_estimates_are_unbiased_where_the_kept_ones_are
 
 def test_chain_averages_of_a_log():
     """The summary's means: exact chains as logged; shot-based, reused: corrected (and as measured); shot-based,
-    re-measured: only as measured."""
+    re-measured: the fresh estimates (and the kept ones as measured), or only as measured for a log without them."""
     from hqc_qiskit.mc_driver import MCOptions, chain_averages
 
     rng = np.random.default_rng(0)

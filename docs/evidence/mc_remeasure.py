@@ -1,7 +1,7 @@
 """Re-measured MC chains: which energy estimates are unbiased (docs/results.md, "Sampling cost: MD or MC on a QPU",
 the --remeasure paragraph)
 
-    bash runs/simulation/sampling_cost.sh e        # the chain (~30 min on one thread)
+    bash runs/simulation/sampling_cost.sh e        # the chain (~7 min on one thread)
     python docs/evidence/mc_remeasure.py           # JSON and plot below (~1 min: exact energies of the two chains' frames)
     python docs/evidence/mc_remeasure.py --plot    # redraws the plot from the JSON
 
