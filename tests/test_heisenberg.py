@@ -277,7 +277,18 @@ def test_trainable_readouts_too_large_for_the_memory_are_refused_before_training
     with pytest.raises(ConfigError) as info:
         check_trainable_noisy_readouts(nn.ModuleList(trainable), available_bytes=whole.gradient_bytes())
     message = str(info.value)
-    assert f"{whole.n_qubits} qubits touched" in message and "compact profile" in message
+    assert f"{whole.n_qubits} qubits touched" in message and "aer-noise:fake_brisbane@ibm_eagle_compact" in message
     assert "--train-circuits" in message
     fixed = NoisyCircuit("cz", 8, 1, noise_backend=routed, train_weights=False)
     check_trainable_noisy_readouts(nn.ModuleList([fixed]), available_bytes=0)
+
+
+def test_the_way_out_names_the_devices_own_compact_profile():
+    """The hint of the memory check names the compact profile of the readout's own device, or says how to make
+    one where none ships."""
+    from hqc_qiskit.quantum.noisy_readout import _compact_hint
+
+    assert "aer-noise:fake_torino@ibm_heron_compact" in _compact_hint("aer-noise:fake_torino@ibm_heron")
+    assert "aer-noise:fake_brisbane@ibm_eagle_compact" in _compact_hint("aer-noise:fake_brisbane")
+    falcon = _compact_hint("aer-noise:fake_guadalupe")
+    assert "none ships" in falcon and "'ibm_falcon16'" in falcon and "region: compact" in falcon

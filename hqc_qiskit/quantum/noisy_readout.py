@@ -141,21 +141,22 @@ def heisenberg_engine(noise_backend: str, noise_scale: float, ansatz: str, n_qub
 
 def noisy_coefficients(backend, ansatz: str, n_qubits: int, n_layers: int, weights: np.ndarray,
                        progress: Callable[[int, int], None] | None = None, method: str = "heisenberg",
-                       rng: np.random.Generator | None = None) -> np.ndarray:
+                       rng: np.random.Generator | None = None, engine=None) -> np.ndarray:
     """C (3^n, n) of the noisy <Z_q> of one readout (weights (n_layers, n_qubits) rad) on ``backend`` (an
     ``aer-noise:`` :class:`~.backends.SimulatorBackend` without mitigation).
 
     ``method``: ``"heisenberg"`` (default; n observables evolved backwards, ``quantum.heisenberg``) or ``"grid"``
     (3^n circuits forwards, :func:`grid_coefficients`): the same numbers (tested), the first hundreds of times
     faster. ``progress(done, total)`` is called as circuits are done. Raises EngineError if the coefficients do
-    not reproduce a direct simulation at ``CHECK_POINTS`` random inputs to ``CHECK_TOLERANCE``."""
+    not reproduce a direct simulation at ``CHECK_POINTS`` random inputs to ``CHECK_TOLERANCE``. ``engine``: the
+    readout's :class:`~.heisenberg.HeisenbergReadout` on this backend if one is at hand (:func:`heisenberg_engine`)."""
     from .heisenberg import HeisenbergReadout
 
     w = np.asarray(weights, dtype=float).reshape(-1)
     if method == "grid":
         coefficients = grid_coefficients(backend, ansatz, n_qubits, n_layers, w, progress)
     elif method == "heisenberg":
-        engine = HeisenbergReadout(readout_simulator(backend, ansatz, n_qubits, n_layers))
+        engine = engine or HeisenbergReadout(readout_simulator(backend, ansatz, n_qubits, n_layers))
         with torch.no_grad():
             coefficients = engine.coefficients(w).numpy()
         if progress is not None:
@@ -220,9 +221,12 @@ class NoisyCircuit(nn.Module):
         return make_backend(self.noise_backend, scale=self.noise_scale)
 
     def build(self, backend=None, progress: Callable[[int, int], None] | None = None) -> None:
-        """Compute the coefficients for the current weights (checked against direct simulations) and store them."""
+        """Compute the coefficients for the current weights (checked against direct simulations) and store them.
+        ``backend``: another backend than the readout's own (its engine is then built afresh)."""
+        engine = None if backend is not None else heisenberg_engine(
+            self.noise_backend, float(self.noise_scale), self.name, self.n_qubits, self.n_layers)
         c = noisy_coefficients(backend or self.backend(), self.name, self.n_qubits, self.n_layers,
-                               self.weight.detach().double().cpu().numpy(), progress)
+                               self.weight.detach().double().cpu().numpy(), progress, engine=engine)
         self._store(torch.as_tensor(c))
 
     def _store(self, c: torch.Tensor) -> None:
@@ -279,26 +283,41 @@ def check_trainable_noisy_readouts(model: nn.Module, log: Callable[[str], None] 
                for m in trainable]
     need = sum(e.gradient_bytes() for e in engines)
     available = psutil.virtual_memory().available if available_bytes is None else available_bytes
-    widest = max(engines, key=lambda e: e.n_qubits)
-    hint = ("a compact profile (e.g. aer-noise:fake_brisbane@ibm_eagle_compact), whose circuits touch only the "
-            "readout's own qubits")
+    widest_at = max(range(len(engines)), key=lambda i: engines[i].n_qubits)
+    widest, widest_backend = engines[widest_at], trainable[widest_at].noise_backend
     if need > available:
-        raise ConfigError(f"training the circuit weights of {len(engines)} noisy readout(s) on "
-                          f"{trainable[0].noise_backend} needs about {need / 2**30:.1f} GiB for the weight gradients "
-                          f"({widest.name}: {widest.n_qubits} qubits touched), {available / 2**30:.1f} GiB available; "
-                          f"use {hint}, or keep the circuit weights fixed (no --train-circuits / "
+        raise ConfigError(f"training the circuit weights of {len(engines)} noisy readout(s) on {widest_backend} "
+                          f"needs about {need / 2**30:.1f} GiB for the weight gradients ({widest.name}: "
+                          f"{widest.n_qubits} qubits touched), {available / 2**30:.1f} GiB available; use "
+                          f"{_compact_hint(widest_backend)}, or keep the circuit weights fixed (no --train-circuits / "
                           "model.readout.train_circuit_weights: false)")
     if log is not None:
-        for e in engines:
+        for m, e in zip(trainable, engines):
             if e.n_qubits > LARGE_TRAINABLE_QUBITS:
                 log(f"trainable noisy readout {e.name}: {e.n_qubits} qubits touched, about "
                     f"{e.gradient_bytes() / 2**30:.1f} GiB and tens of seconds per training step for its weight "
-                    f"gradient; {hint} is hundreds of times cheaper")
+                    f"gradient; {_compact_hint(m.noise_backend)} is hundreds of times cheaper")
+
+
+def _compact_hint(noise_backend: str) -> str:
+    """How to run ``noise_backend``'s device on a compact region (for the messages about wide readouts): its shipped
+    compact profile, or how to make one."""
+    from .backends import make_backend
+    from .profiles import compact_profiles_of, load_profile
+
+    backend = make_backend(noise_backend)
+    target = load_profile(backend.profile).target
+    names = compact_profiles_of(target)
+    if names:
+        model = noise_backend.removeprefix("aer-noise:").partition("@")[0]
+        return f"a compact profile (aer-noise:{model}@{names[0]}), whose circuits touch only the readout's own qubits"
+    return (f"a compact profile of {target} (none ships: copy its transpile profile {backend.profile!r} and set "
+            "'region: compact'), whose circuits touch only the readout's own qubits")
 
 
 def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable[[str], None] | None = None) -> int:
-    """Compute the coefficients of every noisy readout circuit of ``model`` that has none yet (one backend
-    shared by all, so the transpiled readout is built once), with a progress bar per readout on a terminal
+    """Compute the coefficients of every noisy readout circuit of ``model`` that has none yet (each from the
+    readout's cached :func:`heisenberg_engine`, which trainable readouts and the memory check use too), with a progress bar per readout on a terminal
     when ``progress``; where no bar shows, ``log`` (if given) gets one line per readout before and after (a
     whole-chip profile takes tens of seconds per readout, and a log would otherwise show nothing). Returns how
     many were built."""
@@ -307,14 +326,13 @@ def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable
     from ..progress import progress_bar
 
     todo = [m for m in model.modules() if isinstance(m, NoisyCircuit) and not bool(m.built)]
-    backend = todo[0].backend() if todo else None
     for i, m in enumerate(todo):
         what = f"noisy readout {i + 1}/{len(todo)} ({m.noise_backend} x{m.noise_scale:g})"
         with progress_bar(what, 3**m.n_qubits, progress) as bar:
             start = time.time()
             if bar is None and log is not None:
                 log(f"{what}: computing its {3**m.n_qubits} x {m.n_qubits} coefficients")
-            m.build(backend, bar)
+            m.build(progress=bar)
             if bar is None and log is not None:
                 log(f"{what}: done in {time.time() - start:.1f} s")
     return len(todo)

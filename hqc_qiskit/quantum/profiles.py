@@ -92,6 +92,19 @@ def profile_names() -> list[str]:
     return named_yaml_files(PROFILES_DIR)
 
 
+def compact_profiles_of(target: str) -> list[str]:
+    """Names of the shipped profiles that compile onto a compact region of the device ``target`` ('fake_torino')."""
+    names = []
+    for name in profile_names():
+        try:
+            profile = load_profile(name)
+        except ConfigError:   # a broken profile file is reported where it is used, not here
+            continue
+        if profile.target == target and profile.region == "compact":
+            names.append(name)
+    return names
+
+
 def load_profile(name_or_path: str | Path) -> TranspileProfile:
     """Profile by name (``transpile_profiles/<name>.yaml``) or path to a YAML file; a stored calibration's path is
     resolved against the YAML's folder."""
