@@ -85,6 +85,31 @@ def split_cmd(
         _fail(exc)
 
 
+@data_app.command("merge")
+def merge_cmd(
+    files: List[Path] = typer.Argument(..., help="labelled structure files, in the order they are written"),
+    out: Path = typer.Option(..., "--out", "-o", help="output extxyz file (.gz to compress)"),
+    repeat: Optional[str] = typer.Option(None, help="times each file's frames are written, one count per file, "
+                                         "e.g. 1,10 (oversample a few frames among many); default once each"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+):
+    """Write the labelled frames of several files into one (stress labels kept), e.g. a training file with extra
+    DFT single points."""
+    from .checkpoint import refuse_to_overwrite
+    from .data.dataset import merge_files, write_structures
+
+    try:
+        if not overwrite:
+            refuse_to_overwrite(out)
+        counts = None if repeat is None else number_list(repeat, "--repeat", integer=True, minimum=1)
+        frames = merge_files(files, counts)
+        write_structures(out, frames)
+    except HQCError as exc:
+        _fail(exc)
+    stressed = sum("stress" in a.calc.results for a in frames)
+    console.print(f"wrote {len(frames)} frames ({stressed} with a stress label) to {out}")
+
+
 @data_app.command("info")
 def info_cmd(
     file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),

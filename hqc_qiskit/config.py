@@ -147,8 +147,8 @@ class TrainConfig(_Strict):
         "true: decay applied to the weights directly (AdamW)")
     energy_weight: float = Field(1.0, ge=0)
     forces_weight: float = Field(100.0, ge=0)
-    stress_weight: float = Field(0.0, ge=0, description="weight of MSE(stress components) in (eV/Å^3)^2; needs a "
-                                 "stress label on every training and validation frame")
+    stress_weight: float = Field(0.0, ge=0, description="weight of MSE(stress components) in (eV/Å^3)^2, over the "
+                                 "frames that carry a stress label (at least one training frame must)")
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     ema_decay: Optional[float] = Field(0.99, ge=0, lt=1, description="null disables the EMA")
     ema_warmup: bool = Field(False, description="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates "

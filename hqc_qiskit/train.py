@@ -179,13 +179,23 @@ def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dt
 
 def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, stress_weight: float = 0.0) -> torch.Tensor:
     """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)
-    + w_S * MSE(stress per component, (eV/Å^3)^2)."""
+    + w_S * MSE(stress per component, (eV/Å^3)^2) over the structures of the batch that carry a stress label
+    (none: no stress term)."""
     loss = energy_weight * torch.mean((out["energy"] - batch[K.ENERGY]) ** 2)
     if forces_weight:
         loss = loss + forces_weight * torch.mean((out["forces"] - batch[K.FORCES]) ** 2)
-    if stress_weight:
-        loss = loss + stress_weight * torch.mean((out["stress"] - batch[K.STRESS]) ** 2)
+    if stress_weight and K.STRESS in batch:
+        sq, n = stress_squared_error(out["stress"], batch)
+        loss = loss + stress_weight * sq / n.clamp(min=1)
     return loss
+
+
+def stress_squared_error(stress: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of squared stress errors over the labelled structures' components, how many components): ``stress``
+    (B, 3, 3) eV/Å^3 against the batch's labels where its mask says there is one."""
+    mask = batch[K.STRESS_MASK].to(stress.device)
+    diff = (stress - batch[K.STRESS])[mask]
+    return (diff**2).sum(), mask.sum() * 9
 
 
 class _Distributed:
@@ -379,17 +389,20 @@ class Trainer:
     def _new_metric_fields(self) -> list[str]:
         return list(METRIC_FIELDS) + (STRESS_FIELDS if self.config.train.stress_weight else [])
 
-    @staticmethod
-    def _check_stress_labels(config: RunConfig, train: list, val: list) -> None:
-        """train.stress_weight > 0 needs a stress label on every training and validation frame."""
+    def _check_stress_labels(self, config: RunConfig, train: list, val: list) -> None:
+        """train.stress_weight > 0 needs a stress label on at least one training frame; the stress term averages
+        over the frames that carry one (a dataset may label only some), which a log line counts."""
         d = config.data
-        for name, frames in (("training", train), ("validation", val)):
-            missing = [k for k, a in enumerate(frames) if "stress" not in a.calc.results]
-            if missing:
-                raise ConfigError(f"train.stress_weight is {config.train.stress_weight} but {len(missing)} of the "
-                                  f"{len(frames)} {name} frames have no stress label '{d.stress_key}' (first: frame "
-                                  f"{missing[0]} of the {name} set, from {d.file or (d.train if name == 'training' else d.val)}); "
-                                  "label them or set train.stress_weight: 0")
+        counts = {name: sum("stress" in a.calc.results for a in frames)
+                  for name, frames in (("training", train), ("validation", val))}
+        if counts["training"] == 0:
+            raise ConfigError(f"train.stress_weight is {config.train.stress_weight} but none of the {len(train)} "
+                              f"training frames ({d.file or d.train}) has a stress label '{d.stress_key}'; label some "
+                              "or set train.stress_weight: 0")
+        if self.dist.is_main and (counts["training"] < len(train) or counts["validation"] < len(val)):
+            stderr_line(f"stress labels on {counts['training']} of {len(train)} training and {counts['validation']} "
+                        f"of {len(val)} validation frames: the stress term and its RMSE are over those only"
+                        + ("" if counts["validation"] else " (no validation stress RMSE)"))
 
     def _truncate_metrics(self, last_epoch: int) -> None:
         """Drop metric rows written after the checkpoint (a run killed mid-epoch repeats that epoch)."""
@@ -445,9 +458,10 @@ class Trainer:
                 if "forces" in out:
                     sums[2] += ((out["forces"] - batch[K.FORCES]) ** 2).sum().item()
                     sums[4] += batch[K.FORCES].numel()
-                if "stress" in out:
-                    sums[5] += ((out["stress"] - batch[K.STRESS]) ** 2).sum().item()
-                    sums[6] += batch[K.STRESS].numel()
+                if "stress" in out and K.STRESS in batch:
+                    sq, count = stress_squared_error(out["stress"], batch)
+                    sums[5] += sq.item()
+                    sums[6] += count.item()
             if progress is not None:
                 progress.advance(task, len(idx) * self.dist.world)
         sums = self.dist.all_sum(sums)
@@ -474,17 +488,21 @@ class Trainer:
         loss = t.energy_weight * e_mse + t.forces_weight * f_mse
         row = {}
         if t.stress_weight:
-            s_ref = self._val_stress_labels
-            s_mse = np.mean((pred["s_pred"] - s_ref) ** 2)
-            loss += t.stress_weight * s_mse
-            row["val_rmse_stress_gpa"] = float(np.sqrt(s_mse) / GPa)
+            labelled, s_ref = self._val_stress_labels
+            if len(s_ref):
+                s_mse = np.mean((pred["s_pred"][labelled] - s_ref) ** 2)
+                loss += t.stress_weight * s_mse
+                row["val_rmse_stress_gpa"] = float(np.sqrt(s_mse) / GPa)
         return row | {"val_loss": float(loss), "val_rmse_e_mev_atom": m["rmse_e_mev_atom"],
                       "val_rmse_e_offset_free_mev_atom": m["rmse_e_offset_free_mev_atom"], "val_rmse_f_ev_a": m["rmse_f_ev_a"]}
 
     @functools.cached_property
-    def _val_stress_labels(self) -> np.ndarray:
-        """The validation structures' stress labels (n_val, 3, 3) eV/Å^3, gathered once."""
-        return torch.cat([g[K.STRESS] for g in self.graphs.val]).double().numpy()
+    def _val_stress_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(which validation structures carry a stress label (n_val,) bool, their labels (n_labelled, 3, 3)
+        eV/Å^3), gathered once."""
+        labelled = np.array([K.STRESS in g for g in self.graphs.val], dtype=bool)
+        labels = [g[K.STRESS] for g in self.graphs.val if K.STRESS in g]
+        return labelled, (torch.cat(labels).double().numpy() if labels else np.zeros((0, 3, 3)))
 
     def fit(self) -> dict:
         """Train until max_epochs, early stopping or max_minutes; returns the summary dict."""

@@ -18,7 +18,7 @@ from tests.test_data_import import _pair
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("args", [[], ["data"], ["data", "import-cp2k"], ["data", "split"], ["data", "info"], ["train"], ["evaluate"], ["predict"], ["transpile"], ["backends"], ["energy"], ["noise-study"], ["shots-study"], ["md"], ["mc"], ["rdf"], ["mc-study"]])
+@pytest.mark.parametrize("args", [[], ["data"], ["data", "import-cp2k"], ["data", "split"], ["data", "info"], ["data", "merge"], ["train"], ["evaluate"], ["predict"], ["transpile"], ["backends"], ["energy"], ["noise-study"], ["shots-study"], ["md"], ["mc"], ["rdf"], ["mc-study"]])
 def test_help_is_complete(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
@@ -51,6 +51,42 @@ def test_import_split_info(tmp_path):
         assert result.exit_code == 2 and "--overwrite" in result.output, result.output
         result = runner.invoke(app, again + ["--overwrite"])
         assert result.exit_code == 0, result.output
+
+
+def test_merge_oversamples_and_keeps_stress(tmp_path):
+    """data merge: frames of several files in order, each file repeated --repeat times, stress labels kept (training
+    reads them back); bad repeat counts and an unlabelled file are one-line errors; the output is not overwritten
+    without --overwrite."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from hqc_qiskit.data.dataset import load_labelled
+
+    p, f, _, _ = _pair(tmp_path, n_frames=4)
+    plain = tmp_path / "plain.extxyz"
+    assert runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(plain)]).exit_code == 0
+    stressed = tmp_path / "stressed.extxyz"
+    frames = load_labelled(plain)[:2]
+    for k, atoms in enumerate(frames):
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
+                                           stress=[0.01 * (k + 1), 0.02, 0.03, 0.0, 0.0, 0.001])
+    ase.io.write(stressed, frames)
+    out = tmp_path / "merged.extxyz.gz"
+    result = runner.invoke(app, ["data", "merge", str(plain), str(stressed), "--repeat", "1,3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 frames (6 with a stress label)" in " ".join(result.output.split())
+    merged = load_labelled(out)
+    assert [("stress" in a.calc.results) for a in merged] == [False] * 4 + [True] * 6
+    np.testing.assert_allclose(merged[5].get_stress(), frames[1].get_stress())   # the file repeated as a whole
+    np.testing.assert_allclose(merged[4].positions, frames[0].positions)
+    assert merged[5].info["source"] == str(stressed)
+    for bad, message in ((["--repeat", "1"], "1 count(s) for 2 files: give one count per file"), (["--repeat", "1,0"], "--repeat"),
+                         (["--out", str(out)], "--overwrite")):
+        result = runner.invoke(app, ["data", "merge", str(plain), str(stressed), "--out", str(tmp_path / "new.extxyz"), *bad])
+        assert result.exit_code == 2 and message in " ".join(result.output.split()) and "Traceback" not in result.output, result.output
+    bare = tmp_path / "bare.extxyz"
+    ase.io.write(bare, [ase.Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=True) for a in frames])
+    result = runner.invoke(app, ["data", "merge", str(plain), str(bare), "--out", str(tmp_path / "x.extxyz")])
+    assert result.exit_code == 2 and "bare.extxyz" in " ".join(result.output.split()) and "no energy label" in result.output
 
 
 def test_import_errors_are_one_line(tmp_path):

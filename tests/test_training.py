@@ -517,5 +517,65 @@ def test_training_on_stress_labels(tiny_config, tmp_path):
     assert float(rows[-1]["val_rmse_stress_gpa"]) < float(rows[0]["val_rmse_stress_gpa"])
     plain = Trainer(tiny_config(**data, output_dir=str(tmp_path / "plain")), progress=False)   # weight 0: no columns
     assert "val_rmse_stress_gpa" not in plain.metric_fields
-    with pytest.raises(ConfigError, match="have no stress label 'stress'"):
+    with pytest.raises(ConfigError, match="none of the .* training frames .* has a stress label 'stress'"):
         Trainer(tiny_config(train__stress_weight=1.0, output_dir=str(tmp_path / "unlabelled")), progress=False)
+
+
+def test_stress_term_covers_only_the_labelled_frames():
+    """A batch mixing frames with and without a stress label: the collated labels are zero where missing and the
+    mask says which are real; the stress term is the MSE over the labelled frames' components only, so what the
+    model predicts for an unlabelled frame's stress does not change the loss; no labelled frame: no stress term."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from hqc_qiskit.data import keys as K
+    from hqc_qiskit.data.dataset import read_structures
+    from hqc_qiskit.data.graph import atoms_to_graph, collate
+    from hqc_qiskit.train import loss_fn
+    from tests.conftest import DATA
+
+    frames = read_structures(DATA / "si_liquid_3000K.val.extxyz.gz", index=":3")
+    rng = np.random.default_rng(0)
+    labels = [rng.normal(size=6) * 1e-2 for _ in frames]
+    for k, atoms in enumerate(frames):
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if k != 1:
+            results["stress"] = labels[k]
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    graphs = [atoms_to_graph(a, cutoff=4.5, species=["Si"], with_labels=True) for a in frames]
+    batch = collate(graphs)
+    assert batch[K.STRESS_MASK].tolist() == [True, False, True]
+    assert torch.count_nonzero(batch[K.STRESS][1]) == 0
+    out = {"energy": batch[K.ENERGY].clone(), "forces": batch[K.FORCES].clone(),
+           "stress": torch.as_tensor(rng.normal(size=(3, 3, 3)) * 1e-2)}
+    expected = torch.mean((out["stress"][[0, 2]] - batch[K.STRESS][[0, 2]]) ** 2)
+    assert float(loss_fn(out, batch, 1.0, 1.0, 2.0)) == pytest.approx(2.0 * float(expected), rel=1e-12)
+    out["stress"][1] += 5.0    # the unlabelled frame's prediction
+    assert float(loss_fn(out, batch, 1.0, 1.0, 2.0)) == pytest.approx(2.0 * float(expected), rel=1e-12)
+    unlabelled = collate([graphs[1]])
+    assert K.STRESS not in unlabelled
+    one = {"energy": unlabelled[K.ENERGY], "forces": unlabelled[K.FORCES], "stress": out["stress"][1:2]}
+    assert float(loss_fn(one, unlabelled, 1.0, 1.0, 2.0)) == 0.0
+
+
+def test_training_on_partly_stress_labelled_data(tiny_config, tmp_path, capsys):
+    """Only some frames carry a stress (a DFT dataset with stresses for a few structures): training runs, says
+    how many are labelled, and reports the stress RMSE over those; validation without any stress label gives
+    no stress RMSE (empty column), not an error."""
+    from hqc_qiskit.data.dataset import read_structures, write_structures
+    from tests.conftest import DATA
+
+    train = read_structures(DATA / "si_liquid_3000K.val.extxyz.gz", index=":8")
+    for k, atoms in enumerate(train):
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if k % 4 == 0:
+            results["stress"] = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]) * 1e-2
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    write_structures(tmp_path / "train.extxyz", train)
+    cfg = tiny_config(data__train=str(tmp_path / "train.extxyz"), train__stress_weight=1.0, train__max_epochs=2,
+                      output_dir=str(tmp_path / "run"))
+    trainer = Trainer(cfg, progress=False)
+    assert "stress labels on 2 of 8 training and 0 of" in " ".join(capsys.readouterr().err.split())
+    trainer.fit()
+    rows = _rows(trainer.run_dir)
+    assert all(np.isfinite(float(r["train_rmse_stress_gpa"])) for r in rows)
+    assert all(r["val_rmse_stress_gpa"] == "" for r in rows)

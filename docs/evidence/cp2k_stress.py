@@ -57,6 +57,21 @@ def cp2k_input(atoms, project: str) -> str:
     return text
 
 
+def scaled_input(atoms, factor: float, project: str):
+    """(atoms with cell and positions scaled isotropically by ``factor``, its CP2K input as :func:`cp2k_input`'s
+    with the cell's sides scaled too). The template's cell is the data's cubic 10.862 Å box."""
+    if not np.allclose(atoms.cell[:], np.diag([10.862] * 3)):
+        sys.exit(f"scaled_input expects the data's cubic 10.862 Å cell, not {atoms.cell[:].tolist()}")
+    scaled = atoms.copy()
+    scaled.set_cell(atoms.cell[:] * factor, scale_atoms=True)
+    text = cp2k_input(scaled, project)
+    side = f"{10.862 * factor:.12f}"
+    text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
+        side if float(v) != 0 else v for v in m.group(2).split()), text)
+    assert text.count(side) == 3
+    return scaled, text
+
+
 def parse_output(text: str, n_atoms: int) -> dict:
     """Energy (eV), forces (eV/Å) and stress (3x3, ASE sign, eV/Å^3) from a CP2K output."""
     energy = float(re.findall(r"ENERGY\| Total FORCE_EVAL \( QS \) energy \[a\.u\.\]:\s+(\S+)", text)[-1]) * Hartree
@@ -125,14 +140,8 @@ def volume_check(frame: int, strain: float, np_: int = 2, solve=None, reference:
     result = WORK / f"frame{frame}.volume_check{'' if reference == 'scratch' else '.' + reference}.json"
     energies, volumes = {}, {}
     for sign, tag in ((1, "plus"), (-1, "minus")):
-        atoms = base.copy()
-        atoms.set_cell(base.cell[:] * (1 + sign * strain), scale_atoms=True)
         inp, project = WORK / f"frame{frame}_{tag}.inp", f"Si_frame{frame}_{tag}"
-        text = cp2k_input(atoms, project)
-        side = f"{10.862 * (1 + sign * strain):.12f}"
-        text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
-            side if float(v) != 0 else v for v in m.group(2).split()), text)
-        assert text.count(side) == 3
+        atoms, text = scaled_input(base, 1 + sign * strain, project)
         parsed = solve(text, project) if solve else parse_output(run_cp2k(inp, text, np_), len(atoms))
         if parsed["scf_steps"] is None:
             sys.exit(f"frame {frame} {tag}: the SCF did not converge; see {inp.with_suffix('.out')}")

@@ -210,3 +210,21 @@ def split_file(path: str | Path, sizes: list[int], seed: int, names=("train", "v
     for out, idx in zip(outs, parts):
         write_structures(out, [frames[i] for i in idx])
     return outs
+
+
+def merge_files(paths: list[str | Path], repeats: list[int] | None = None, stress_key: str = "stress") -> list[Atoms]:
+    """The labelled frames of ``paths`` in order, each file's repeated ``repeats[i]`` times (oversampling a few
+    frames, e.g. DFT single points with a stress, among many; default once each). Every frame is validated as
+    :func:`load_labelled` does, and keeps its stress label where it has one and a ``source`` (its file) in info."""
+    repeats = [1] * len(paths) if repeats is None else list(repeats)
+    if len(repeats) != len(paths):
+        raise DataError("--repeat", f"{len(repeats)} count(s) for {len(paths)} files: give one count per file")
+    if any(r < 1 for r in repeats):
+        raise DataError("--repeat", f"repeat counts must be at least 1, not {repeats}")
+    merged = []
+    for path, times in zip(paths, repeats):
+        frames = load_labelled(path, stress_key=stress_key)
+        for atoms in frames:
+            atoms.info.setdefault("source", str(path))
+        merged.extend(frames * times)
+    return merged

@@ -87,8 +87,11 @@ def collate(graphs: list[dict]) -> dict:
     if all(K.ENERGY in g for g in graphs):
         out[K.ENERGY] = torch.cat([g[K.ENERGY] for g in graphs])
         out[K.FORCES] = torch.cat([g[K.FORCES] for g in graphs])
-    if all(K.STRESS in g for g in graphs):
-        out[K.STRESS] = torch.cat([g[K.STRESS] for g in graphs])
+    labelled = [K.STRESS in g for g in graphs]
+    if any(labelled):   # a mixed batch: zeros where a structure has no stress label, and the mask says which
+        out[K.STRESS] = torch.cat([g[K.STRESS] if has else torch.zeros(1, 3, 3, dtype=torch.float64)
+                                   for g, has in zip(graphs, labelled)])
+        out[K.STRESS_MASK] = torch.tensor(labelled)
     return out
 
 

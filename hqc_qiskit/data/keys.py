@@ -12,5 +12,6 @@ CELL = "cell"                # (B, 3, 3) float | Å, rows are lattice vectors
 N_STRUCTURES = "n_structures"  # int
 ENERGY = "energy"            # (B,)     float  | eV, reference total energy
 FORCES = "forces"            # (N, 3)   float  | eV/Å, reference forces
-STRESS = "stress"            # (B, 3, 3) float | eV/Å^3, reference stress (ASE's sign), where labelled
+STRESS = "stress"            # (B, 3, 3) float | eV/Å^3, reference stress (ASE's sign), where labelled (else 0)
+STRESS_MASK = "stress_mask"  # (B,)     bool   | which structures carry a stress label (with STRESS)
 N_ATOMS = "n_atoms"          # (B,)     long   | atoms per structure

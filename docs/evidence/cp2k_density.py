@@ -1,0 +1,302 @@
+"""Away from the training density: DFT (CP2K) on compressed and expanded test frames against the models.
+
+    bash scripts/install_cp2k.sh
+    python docs/evidence/cp2k_label_noise.py run --frames 0,1                    # the frames at the data's density
+    python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03     # ~8 min per single point, 2 cores
+    python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ...  # writes cp2k_density.json / .png
+
+All the shipped data is at one density (2.329 g/cm³), so a model's pressure and energy at other densities are an
+extrapolation, which NPT runs rely on. `run` scales test frames (cell and atoms, isotropically) by each linear
+factor (0.97: +9.6% in density; 1.03: -8.5%) and finds the converged OT minimum of the data's own functional there
+(cp2k_label_noise.py's recipe: smeared diagonalization, then the data's OT from it to EPS_SCF 1e-6; PBE,
+DZVP-GTH, 400 Ry), keeping energy, forces and the analytical stress in
+docs/evidence/cp2k_stress/frame<k>.scale<s>.converged.json. `compare` evaluates the models on the same scaled
+frames and reports, per density: the pressure error, the energy change from the data's density (the equation of
+state's content: E(s) - E(1) per atom, the same frame on both sides, so the labels' offsets cancel) and the force
+RMSE, against DFT; scale 1 is the frame's converged result at the data's density (cp2k_label_noise.py `run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cp2k_label_noise import converged_single_point
+from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from hqc_qiskit.metrics import pressure_gpa
+
+# atomic mass of Si (g/mol) over Avogadro's number, per Å^3 -> g/cm^3
+_SI_G_PER_ATOM_A3 = 28.0855 / 6.02214076e23 * 1e24
+
+
+TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
+FILES = {"test": TEST, "train": TRAIN}
+# training frames labelled here at other densities, with their stress: the file a fine-tune reads (see `labels`)
+TRAIN_LABELS = HERE / "cp2k_density_train_frames.extxyz"
+
+
+def result_path(frame: int, scale: float, which: str = "test") -> Path:
+    """The converged result of frame ``frame`` of the test (or train) file scaled by ``scale``; the test frames at
+    scale 1 are cp2k_label_noise.py's."""
+    prefix = "" if which == "test" else f"{which}."
+    if scale == 1 and which == "test":
+        return WORK / f"frame{frame}.converged.json"
+    return WORK / f"{prefix}frame{frame}.scale{scale:g}.converged.json"
+
+
+def density_g_cm3(n_atoms: int, volume_a3: float) -> float:
+    return n_atoms * _SI_G_PER_ATOM_A3 / volume_a3
+
+
+def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test") -> None:
+    """Converged single points of each frame of the test (or train) file scaled by each factor (resumable: done
+    pairs are skipped)."""
+    from hqc_qiskit.data.dataset import load_labelled
+
+    data = load_labelled(FILES[which])
+    WORK.mkdir(exist_ok=True)
+    for k in frames:
+        for s in scales:
+            path = result_path(k, s, which)
+            if path.exists():
+                print(f"{which} frame {k} x{s:g}: {path.name} exists, skipped")
+                continue
+            if s == 1 and which == "test":
+                sys.exit(f"frame {k} at the data's density: run `python docs/evidence/cp2k_label_noise.py run --frames {k}`")
+            project = f"Si_{which}{k}_scale{s:g}".replace(".", "p")
+            atoms, text = scaled_input(data[k], s, project)
+            parsed, smeared = converged_single_point(text, project, np_)
+            parsed.update(frame=k, scale=s, file=str(FILES[which].relative_to(ROOT)), eps_scf=1e-6,
+                          volume_a3=atoms.get_volume(), density_g_cm3=density_g_cm3(len(atoms), atoms.get_volume()),
+                          smeared_energy_ev=smeared["energy_ev"], smeared_scf_steps=smeared["scf_steps"])
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(parsed))
+            tmp.replace(path)
+            print(f"{which} frame {k} x{s:g} ({parsed['density_g_cm3']:.3f} g/cm³): E {parsed['energy_ev']:.4f} eV, "
+                  f"pressure {pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
+
+
+def write_train_labels() -> Path:
+    """The scaled training frames with their converged DFT energy, forces and stress as labels (extxyz,
+    TRAIN_LABELS): what `hqc-qiskit data merge` adds to the training file for a fine-tune."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from hqc_qiskit.data.dataset import load_labelled, write_structures
+
+    data = load_labelled(TRAIN)
+    results = sorted((json.loads(p.read_text()) for p in WORK.glob("train.frame*.scale*.converged.json")),
+                     key=lambda d: (d["frame"], d["scale"]))
+    if not results:
+        sys.exit(f"no scaled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
+    frames = []
+    for d in results:
+        atoms = data[d["frame"]].copy()
+        atoms.set_cell(atoms.cell[:] * d["scale"], scale_atoms=True)
+        atoms.info = {"train_frame": d["frame"], "scale": d["scale"],
+                      "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_density.py"}
+        atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
+                                           stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
+        frames.append(atoms)
+    write_structures(TRAIN_LABELS, frames)
+    print(f"wrote {len(frames)} labelled frames (training frames {sorted({d['frame'] for d in results})}, scales "
+          f"{sorted({d['scale'] for d in results})}) to {TRAIN_LABELS.relative_to(ROOT)}")
+    return TRAIN_LABELS
+
+
+def _rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def dft_points(frames: list[int] | None = None) -> dict:
+    """{(frame, scale): converged DFT result} for every frame that has its scale-1 result and at least one other."""
+    points = {}
+    for path in WORK.glob("frame*.scale*.converged.json"):
+        d = json.loads(path.read_text())
+        if frames is not None and d["frame"] not in frames:
+            continue
+        base = result_path(d["frame"], 1)
+        if not base.exists():
+            print(f"{path.name}: no {base.name} (the frame at the data's density) beside it, left out")
+            continue
+        points[(d["frame"], d["scale"])] = d
+        points[(d["frame"], 1.0)] = json.loads(base.read_text())
+    if not points:
+        sys.exit(f"no scaled DFT results in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
+    return dict(sorted(points.items()))
+
+
+def _evaluate(run_dir: str, atoms_at: dict) -> dict:
+    """{"energy": {key: eV}, "pressure": {key: GPa}, "forces": {key: (n, 3) eV/Å}} of one model on the scaled frames."""
+    from hqc_qiskit.calculator import HQCCalculator
+
+    calc = HQCCalculator(ROOT / run_dir, dtype="float64")
+    out = {"energy": {}, "pressure": {}, "forces": {}}
+    for key, frame in atoms_at.items():
+        atoms = frame.copy()
+        atoms.calc = calc
+        out["energy"][key] = atoms.get_potential_energy()
+        out["pressure"][key] = float(pressure_gpa(atoms.get_stress(voigt=False)))
+        out["forces"][key] = np.asarray(atoms.get_forces())
+    return out
+
+
+def _errors(pred: dict, points: dict, dft_p: dict, dft_de: dict, scales: list[float], n: int) -> dict:
+    """Per scale (frame means): the pressure error (GPa), the error of E(s) - E(1) (meV/atom), the force RMSE (eV/Å)."""
+    keys = list(points)
+    de = {key: 1000 * (pred["energy"][key] - pred["energy"][(key[0], 1.0)]) / n for key in keys}
+    row = {"pressure_gpa": _per_scale(pred["pressure"], scales), "energy_change_mev_per_atom": _per_scale(de, scales),
+           "pressure_error_gpa": [], "energy_change_error_mev_per_atom": [], "force_rmse_ev_a": []}
+    for s in scales:
+        at = [key for key in keys if key[1] == s]
+        row["pressure_error_gpa"].append(float(np.mean([pred["pressure"][key] - dft_p[key] for key in at])))
+        row["energy_change_error_mev_per_atom"].append(float(np.mean([de[key] - dft_de[key] for key in at])))
+        row["force_rmse_ev_a"].append(_rms(np.concatenate(
+            [pred["forces"][key] - np.array(points[key]["forces_ev_a"]) for key in at])))
+    return row
+
+
+def _committee_spread(members: list[dict], scales: list[float], n: int) -> dict:
+    """Per scale (frame means): the members' energy spread (std of E per atom, meV/atom, as `predict`'s
+    hqc_energy_std), pressure spread (GPa) and mean force deviation per atom (eV/Å, as hqc_forces_dev)."""
+    keys = list(members[0]["energy"])
+    spread = {"energy_std_mev_per_atom": [], "pressure_std_gpa": [], "mean_force_dev_ev_a": []}
+    for s in scales:
+        at = [key for key in keys if key[1] == s]
+        spread["energy_std_mev_per_atom"].append(float(np.mean(
+            [1000 * np.std([m["energy"][key] for m in members]) / n for key in at])))
+        spread["pressure_std_gpa"].append(float(np.mean([np.std([m["pressure"][key] for m in members]) for key in at])))
+        devs = []
+        for key in at:
+            f = np.array([m["forces"][key] for m in members])                    # (M, n, 3)
+            devs.append(np.sqrt(np.mean(np.sum((f - f.mean(0)) ** 2, axis=-1), axis=0)).mean())
+        spread["mean_force_dev_ev_a"].append(float(np.mean(devs)))
+    return spread
+
+
+def compare(runs: list[str], committees: dict[str, list[str]] | None = None, frames: list[int] | None = None,
+            plot: bool = True) -> dict:
+    """The models' (and committees': their members' mean and spread) pressure, energy change and forces against
+    DFT per density; writes docs/evidence/cp2k_density.json and cp2k_density.png."""
+    from hqc_qiskit.data.dataset import load_labelled
+
+    data = load_labelled(TEST)
+    points = dft_points(frames)
+    keys = list(points)
+    scales = sorted({s for _, s in keys})
+    n = len(data[keys[0][0]])
+    atoms_at = {}
+    for k, s in keys:
+        atoms = data[k].copy()
+        atoms.set_cell(data[k].cell[:] * s, scale_atoms=True)
+        atoms_at[(k, s)] = atoms
+    density = {s: density_g_cm3(n, atoms_at[next(key for key in keys if key[1] == s)].get_volume()) for s in scales}
+    dft_p = {key: float(pressure_gpa(points[key]["stress_ev_a3"])) for key in keys}
+    dft_de = {key: 1000 * (points[key]["energy_ev"] - points[(key[0], 1.0)]["energy_ev"]) / n for key in keys}
+    report = {"file": str(TEST.relative_to(ROOT)), "frames": sorted({k for k, _ in keys}), "scales": scales,
+              "density_g_cm3": [density[s] for s in scales],
+              "dft": {"pressure_gpa": _per_scale(dft_p, scales), "energy_change_mev_per_atom": _per_scale(dft_de, scales)},
+              "models": {}, "committees": {}}
+    print(f"DFT (CP2K, converged) on test frames {report['frames']}:")
+    for s in scales:
+        print(f"  x{s:g} ({density[s]:.3f} g/cm³): pressure {_fmt(dft_p, s)} GPa; E - E(data density) "
+              f"{_fmt(dft_de, s)} meV/atom")
+    predictions = {}
+    for run_dir in list(runs) + [r for members in (committees or {}).values() for r in members]:
+        if run_dir not in predictions:
+            predictions[run_dir] = _evaluate(run_dir, atoms_at)
+    for run_dir in runs:
+        row = report["models"][run_dir] = _errors(predictions[run_dir], points, dft_p, dft_de, scales, n)
+        print(f"{run_dir}: " + _describe(row, scales))
+    for name, members in (committees or {}).items():
+        preds = [predictions[r] for r in members]
+        mean = {field: {key: np.mean([p[field][key] for p in preds], axis=0) for key in keys}
+                for field in ("energy", "pressure", "forces")}
+        row = _errors(mean, points, dft_p, dft_de, scales, n)
+        row.update(members=members, spread=_committee_spread(preds, scales, n))
+        report["committees"][name] = row
+        print(f"{name} (mean of {len(members)}): " + _describe(row, scales) + "; spread: " + "; ".join(
+            f"x{s:g}: E std {row['spread']['energy_std_mev_per_atom'][i]:.1f} meV/atom, P std "
+            f"{row['spread']['pressure_std_gpa'][i]:.2f} GPa, F dev {row['spread']['mean_force_dev_ev_a'][i]:.3f} eV/Å"
+            for i, s in enumerate(scales)))
+    (HERE / "cp2k_density.json").write_text(json.dumps(report, indent=1))
+    if plot and (runs or committees):
+        plot_report(report, HERE / "cp2k_density.png")
+    return report
+
+
+def _describe(row: dict, scales: list[float]) -> str:
+    return "; ".join(f"x{s:g}: P error {row['pressure_error_gpa'][i]:+.2f} GPa, dE error "
+                     f"{row['energy_change_error_mev_per_atom'][i]:+.1f} meV/atom, F RMSE {row['force_rmse_ev_a'][i]:.3f} eV/Å"
+                     for i, s in enumerate(scales))
+
+
+def _per_scale(values: dict, scales: list[float]) -> list[list[float]]:
+    """Per scale, the values of the frames (in frame order)."""
+    return [[values[key] for key in sorted(values) if key[1] == s] for s in scales]
+
+
+def _fmt(values: dict, s: float) -> str:
+    return ", ".join(f"{v:+.2f}" for key, v in sorted(values.items()) if key[1] == s)
+
+
+def plot_report(report: dict, path: Path) -> None:
+    """Pressure and energy change against density: DFT per frame (points), the models' frame means (lines), the
+    committees' means (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rho = np.array(report["density_g_cm3"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, field, label in ((axes[0], "pressure_gpa", "virial pressure (GPa)"),
+                             (axes[1], "energy_change_mev_per_atom", "E - E(2.329 g/cm³) (meV/atom)")):
+        for i, values in enumerate(report["dft"][field]):
+            ax.scatter([rho[i]] * len(values), values, color="k", zorder=3, label="DFT (CP2K), per frame" if i == 0 else None)
+        for run_dir, row in report["models"].items():
+            ax.plot(rho, [np.mean(v) for v in row[field]], marker="o", ms=3, label=Path(run_dir).name)
+        for name, row in report.get("committees", {}).items():
+            ax.plot(rho, [np.mean(v) for v in row[field]], ls="--", marker="s", ms=3, label=f"{name}, mean")
+        ax.axvline(2.329, color="0.7", ls=":", lw=1)
+        ax.set_xlabel("density (g/cm³)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("training data: 2.329 g/cm³ only (dotted)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="converged CP2K single points of scaled test frames")
+    run_p.add_argument("--frames", default="0,1", help="test-file frames, comma-separated")
+    run_p.add_argument("--scales", default="0.97,1.03", help="linear scale factors of cell and atoms, comma-separated")
+    run_p.add_argument("--np", type=int, default=2, help="MPI processes")
+    run_p.add_argument("--file", choices=sorted(FILES), default="test", help="frames of the test or the train file")
+    compare_p = sub.add_parser("compare", help="the models' pressure, energy change and forces against DFT per density")
+    compare_p.add_argument("runs", nargs="*", help="run directories, relative to the repository root")
+    compare_p.add_argument("--frames", default=None, help="only these frames (default: all with results)")
+    compare_p.add_argument("--committees", action="store_true",
+                           help="also the seed committees of committee_uncertainty.py: their mean's errors and their spread")
+    sub.add_parser("labels", help=f"write the scaled training frames with their DFT labels ({TRAIN_LABELS.name})")
+    args = parser.parse_args()
+    if args.command == "labels":
+        write_train_labels()
+    elif args.command == "run":
+        run([int(x) for x in args.frames.split(",")], [float(x) for x in args.scales.split(",")], args.np, args.file)
+    else:
+        committees = None
+        if args.committees:
+            from committee_uncertainty import COMMITTEES as committees
+        compare(args.runs, committees, None if args.frames is None else [int(x) for x in args.frames.split(",")])
+
+
+if __name__ == "__main__":
+    main()
