@@ -481,7 +481,7 @@ class Trainer:
         model = self.eval_model()
         model.eval()
         pred = predict(model, self.graphs.val, t.batch_size, self.device, self.dtype, forces=True,
-                       stress=t.stress_weight > 0)
+                       stress=t.stress_weight > 0 and bool(self._val_stress_labels[0].any()))
         m = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         e_mse = np.mean((pred["e_pred"] - pred["e_ref"]) ** 2)
         f_mse = np.mean((pred["f_pred"] - pred["f_ref"]) ** 2)

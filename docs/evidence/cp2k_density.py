@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ase.units import GPa
+
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
 from hqc_qiskit.metrics import pressure_gpa
@@ -197,14 +199,17 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
     density = {s: density_g_cm3(n, atoms_at[next(key for key in keys if key[1] == s)].get_volume()) for s in scales}
     dft_p = {key: float(pressure_gpa(points[key]["stress_ev_a3"])) for key in keys}
     dft_de = {key: 1000 * (points[key]["energy_ev"] - points[(key[0], 1.0)]["energy_ev"]) / n for key in keys}
+    volume = {key: atoms.get_volume() for key, atoms in atoms_at.items()}
     report = {"file": str(TEST.relative_to(ROOT)), "frames": sorted({k for k, _ in keys}), "scales": scales,
               "density_g_cm3": [density[s] for s in scales],
-              "dft": {"pressure_gpa": _per_scale(dft_p, scales), "energy_change_mev_per_atom": _per_scale(dft_de, scales)},
+              "dft": {"pressure_gpa": _per_scale(dft_p, scales), "energy_change_mev_per_atom": _per_scale(dft_de, scales),
+                      "minus_pressure_work_mev_per_atom": _per_scale(_pressure_work(dft_p, volume, n), scales)},
               "models": {}, "committees": {}}
+    work = _pressure_work(dft_p, volume, n)
     print(f"DFT (CP2K, converged) on test frames {report['frames']}:")
     for s in scales:
         print(f"  x{s:g} ({density[s]:.3f} g/cm³): pressure {_fmt(dft_p, s)} GPa; E - E(data density) "
-              f"{_fmt(dft_de, s)} meV/atom")
+              f"{_fmt(dft_de, s)} meV/atom; -integral of P dV from the data's density (trapezoids) {_fmt(work, s)}")
     predictions = {}
     for run_dir in list(runs) + [r for members in (committees or {}).values() for r in members]:
         if run_dir not in predictions:
@@ -233,6 +238,22 @@ def _describe(row: dict, scales: list[float]) -> str:
     return "; ".join(f"x{s:g}: P error {row['pressure_error_gpa'][i]:+.2f} GPa, dE error "
                      f"{row['energy_change_error_mev_per_atom'][i]:+.1f} meV/atom, F RMSE {row['force_rmse_ev_a'][i]:.3f} eV/Å"
                      for i, s in enumerate(scales))
+
+
+def _pressure_work(pressure: dict, volume: dict, n: int) -> dict:
+    """{(frame, scale): -integral of P dV from scale 1 to scale (meV/atom)} by trapezoids through the frame's
+    scales in order: what E(s) - E(1) is if the DFT stress is the volume derivative of the DFT energy (a check
+    of the stresses away from the data's density, exact up to the trapezoids' error)."""
+    out = {}
+    for k in sorted({k for k, _ in pressure}):
+        ladder = sorted(s for f, s in pressure if f == k)
+        for direction in (ladder[ladder.index(1.0):], ladder[ladder.index(1.0)::-1]):
+            total = 0.0
+            out[(k, 1.0)] = 0.0
+            for a, b in zip(direction, direction[1:]):
+                total -= 0.5 * (pressure[(k, a)] + pressure[(k, b)]) * GPa * (volume[(k, b)] - volume[(k, a)])
+                out[(k, b)] = 1000 * total / n
+    return out
 
 
 def _per_scale(values: dict, scales: list[float]) -> list[list[float]]:

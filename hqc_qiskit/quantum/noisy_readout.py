@@ -317,10 +317,10 @@ def _compact_hint(noise_backend: str) -> str:
 
 def build_noisy_readouts(model: nn.Module, progress: bool = False, log: Callable[[str], None] | None = None) -> int:
     """Compute the coefficients of every noisy readout circuit of ``model`` that has none yet (each from the
-    readout's cached :func:`heisenberg_engine`, which trainable readouts and the memory check use too), with a progress bar per readout on a terminal
-    when ``progress``; where no bar shows, ``log`` (if given) gets one line per readout before and after (a
-    whole-chip profile takes tens of seconds per readout, and a log would otherwise show nothing). Returns how
-    many were built."""
+    readout's cached :func:`heisenberg_engine`, which trainable readouts and the memory check use too), with a
+    progress bar per readout on a terminal when ``progress``; where no bar shows, ``log`` (if given) gets one
+    line per readout before and after (a whole-chip profile takes tens of seconds per readout, and a log would
+    otherwise show nothing). Returns how many were built."""
     import time
 
     from ..progress import progress_bar
