@@ -113,6 +113,35 @@ def test_stress_against_dft_is_reproduced():
         assert metrics["rmse_pressure_gpa"] == pytest.approx(report["models"][run]["pressure_rmse_gpa"], rel=1e-3)
 
 
+def test_density_report_is_reproduced(monkeypatch, tmp_path):
+    """docs/results.md "Away from the training density": docs/evidence/cp2k_density.json is what its script
+    computes now from the committed CP2K results and checkpoints (its compare run again, written elsewhere)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "evidence"))   # its sibling cp2k_* modules
+    spec = importlib.util.spec_from_file_location("cp2k_density_evidence", ROOT / "docs" / "evidence" / "cp2k_density.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    committed = json.loads((ROOT / "docs" / "evidence" / "cp2k_density.json").read_text())
+    committees = {name: row["members"] for name, row in committed["committees"].items()}
+    again = module.compare(list(committed["models"]), committees, committed["frames"], plot=False)
+    assert (tmp_path / "cp2k_density.json").exists()
+    assert again["frames"] == committed["frames"] and again["scales"] == committed["scales"]
+    for field, values in committed["dft"].items():   # per scale, per frame
+        assert [v for per_scale in again["dft"][field] for v in per_scale] == pytest.approx(
+            [v for per_scale in values for v in per_scale], rel=1e-12, abs=1e-12), field
+    assert again["density_g_cm3"] == pytest.approx(committed["density_g_cm3"], rel=1e-12)
+    for group in ("models", "committees"):
+        assert sorted(again[group]) == sorted(committed[group])
+        for name, row in committed[group].items():
+            for field in ("pressure_error_gpa", "energy_change_error_mev_per_atom", "force_rmse_ev_a"):
+                assert again[group][name][field] == pytest.approx(row[field], rel=1e-6, abs=1e-9), (name, field)
+            if group == "committees":
+                for field, values in row["spread"].items():
+                    assert again[group][name]["spread"][field] == pytest.approx(values, rel=1e-6, abs=1e-9), name
+
+
 def test_label_noise_report_is_reproduced():
     """docs/results.md "How converged are the labels?": docs/evidence/cp2k_label_noise.json follows from the
     committed converged CP2K results and the shipped labels, and a model's forces give its numbers now."""

@@ -3,7 +3,7 @@
     bash scripts/install_cp2k.sh
     python docs/evidence/cp2k_label_noise.py run --frames 0,1                    # the frames at the data's density
     python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03     # ~8 min per single point, 2 cores
-    python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ...  # writes cp2k_density.json / .png
+    python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ...  # cp2k_density.json, docs/img/cp2k_density.png
 
 All the shipped data is at one density (2.329 g/cm³), so a model's pressure and energy at other densities are an
 extrapolation, which NPT runs rely on. `run` scales test frames (cell and atoms, isotropically) by each linear
@@ -183,7 +183,7 @@ def _committee_spread(members: list[dict], scales: list[float], n: int) -> dict:
 def compare(runs: list[str], committees: dict[str, list[str]] | None = None, frames: list[int] | None = None,
             plot: bool = True) -> dict:
     """The models' (and committees': their members' mean and spread) pressure, energy change and forces against
-    DFT per density; writes docs/evidence/cp2k_density.json and cp2k_density.png."""
+    DFT per density; writes docs/evidence/cp2k_density.json and docs/img/cp2k_density.png."""
     from hqc_qiskit.data.dataset import load_labelled
 
     data = load_labelled(TEST)
@@ -230,7 +230,7 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
             for i, s in enumerate(scales)))
     (HERE / "cp2k_density.json").write_text(json.dumps(report, indent=1))
     if plot and (runs or committees):
-        plot_report(report, HERE / "cp2k_density.png")
+        plot_report(report, ROOT / "docs" / "img" / "cp2k_density.png")
     return report
 
 
