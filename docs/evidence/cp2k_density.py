@@ -1,9 +1,14 @@
 """Away from the training density: DFT (CP2K) on compressed and expanded test frames against the models.
 
     bash scripts/install_cp2k.sh
-    python docs/evidence/cp2k_label_noise.py run --frames 0,1                    # the frames at the data's density
-    python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03     # ~8 min per single point, 2 cores
-    python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ...  # cp2k_density.json, docs/img/cp2k_density.png
+    python docs/evidence/cp2k_label_noise.py run --frames 0,1                 # the frames at the data's density
+    python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03  # 3-9 min per single point, 2 cores
+    python docs/evidence/cp2k_density.py run --file train --frames 0,1       # training frames, for a fine-tune,
+    python docs/evidence/cp2k_density.py labels                              # ... written as a labelled file
+    python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ... --committees
+                                           # -> cp2k_density.json, docs/img/cp2k_density.png
+
+(runs/density/run.sh runs the whole study of docs/results.md "Away from the training density".)
 
 All the shipped data is at one density (2.329 g/cm³), so a model's pressure and energy at other densities are an
 extrapolation, which NPT runs rely on. `run` scales test frames (cell and atoms, isotropically) by each linear
@@ -24,16 +29,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from ase.units import GPa
 
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from hqc_qiskit.data.dataset import density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
-
-# atomic mass of Si (g/mol) over Avogadro's number, per Å^3 -> g/cm^3
-_SI_G_PER_ATOM_A3 = 28.0855 / 6.02214076e23 * 1e24
-
 
 TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
 FILES = {"test": TEST, "train": TRAIN}
@@ -48,10 +49,6 @@ def result_path(frame: int, scale: float, which: str = "test") -> Path:
     if scale == 1 and which == "test":
         return WORK / f"frame{frame}.converged.json"
     return WORK / f"{prefix}frame{frame}.scale{scale:g}.converged.json"
-
-
-def density_g_cm3(n_atoms: int, volume_a3: float) -> float:
-    return n_atoms * _SI_G_PER_ATOM_A3 / volume_a3
 
 
 def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test") -> None:
@@ -73,7 +70,7 @@ def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test
             atoms, text = scaled_input(data[k], s, project)
             parsed, smeared = converged_single_point(text, project, np_)
             parsed.update(frame=k, scale=s, file=str(FILES[which].relative_to(ROOT)), eps_scf=1e-6,
-                          volume_a3=atoms.get_volume(), density_g_cm3=density_g_cm3(len(atoms), atoms.get_volume()),
+                          volume_a3=atoms.get_volume(), density_g_cm3=density_g_cm3(atoms),
                           smeared_energy_ev=smeared["energy_ev"], smeared_scf_steps=smeared["scf_steps"])
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(parsed))
@@ -196,7 +193,7 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
         atoms = data[k].copy()
         atoms.set_cell(data[k].cell[:] * s, scale_atoms=True)
         atoms_at[(k, s)] = atoms
-    density = {s: density_g_cm3(n, atoms_at[next(key for key in keys if key[1] == s)].get_volume()) for s in scales}
+    density = {s: density_g_cm3(atoms_at[next(key for key in keys if key[1] == s)]) for s in scales}
     dft_p = {key: float(pressure_gpa(points[key]["stress_ev_a3"])) for key in keys}
     dft_de = {key: 1000 * (points[key]["energy_ev"] - points[(key[0], 1.0)]["energy_ev"]) / n for key in keys}
     volume = {key: atoms.get_volume() for key, atoms in atoms_at.items()}
