@@ -140,6 +140,20 @@ def test_density_report_is_reproduced(monkeypatch, tmp_path):
             if group == "committees":
                 for field, values in row["spread"].items():
                     assert again[group][name]["spread"][field] == pytest.approx(values, rel=1e-6, abs=1e-9), name
+    # the fine-tune's extra training frames are the committed CP2K results of scaled training frames
+    import numpy as np
+
+    from hqc_qiskit.data.dataset import load_labelled
+
+    extra = load_labelled(ROOT / "docs" / "evidence" / "cp2k_density_train_frames.extxyz")
+    train = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")
+    assert len(extra) == 6
+    for atoms in extra:
+        k, scale = atoms.info["train_frame"], atoms.info["scale"]
+        dft = json.loads((ROOT / "docs" / "evidence" / "cp2k_stress" / f"train.frame{k}.scale{scale:g}.converged.json").read_text())
+        assert atoms.get_potential_energy() == pytest.approx(dft["energy_ev"], abs=1e-6)
+        np.testing.assert_allclose(atoms.get_stress(voigt=False), dft["stress_ev_a3"], atol=1e-9)
+        np.testing.assert_allclose(atoms.positions, train[k].positions * scale, atol=1e-6)
 
 
 def test_label_noise_report_is_reproduced():
