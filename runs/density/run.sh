@@ -21,8 +21,9 @@ train_one() {   # config run_dir
     "$HQC" train "$1" --no-progress $( [ -f "$2/checkpoint.pt" ] && echo --resume )
 }
 train() {   # the fine-tune and its control side by side, one thread each
-    "$HQC" data merge data/si_liquid_3000K/si_liquid_3000K.train.extxyz.gz docs/evidence/cp2k_density_train_frames.extxyz \
-        --repeat 1,10 --out runs/density/train_plus_density.extxyz.gz --overwrite
+    # the training file the fine-tune read (committed, so that its config reloads to its data; remade if missing)
+    [ -f runs/density/train_plus_density.extxyz.gz ] || "$HQC" data merge data/si_liquid_3000K/si_liquid_3000K.train.extxyz.gz \
+        docs/evidence/cp2k_density_train_frames.extxyz --repeat 1,10 --out runs/density/train_plus_density.extxyz.gz
     train_one runs/density/finetune.yaml runs/density/small_l2_hqc_cz_density > runs/density/finetune.log 2>&1 &
     local finetune=$!
     train_one runs/density/control.yaml runs/density/small_l2_hqc_cz_density_control > runs/density/control.log 2>&1
