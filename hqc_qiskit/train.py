@@ -184,9 +184,9 @@ def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, 
     loss = energy_weight * torch.mean((out["energy"] - batch[K.ENERGY]) ** 2)
     if forces_weight:
         loss = loss + forces_weight * torch.mean((out["forces"] - batch[K.FORCES]) ** 2)
-    if stress_weight and K.STRESS in batch:
+    if stress_weight and K.STRESS in batch:   # collate adds STRESS only when a structure carries a label
         sq, n = stress_squared_error(out["stress"], batch)
-        loss = loss + stress_weight * sq / n.clamp(min=1)
+        loss = loss + stress_weight * sq / n
     return loss
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from ase.units import GPa
 
 from cp2k_label_noise import converged_single_point
-from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_frame, scaled_input
 from hqc_qiskit.data.dataset import density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
 
@@ -94,8 +94,7 @@ def write_train_labels() -> Path:
         sys.exit(f"no scaled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
     frames = []
     for d in results:
-        atoms = data[d["frame"]].copy()
-        atoms.set_cell(atoms.cell[:] * d["scale"], scale_atoms=True)
+        atoms = scaled_frame(data[d["frame"]], d["scale"])
         atoms.info = {"train_frame": d["frame"], "scale": d["scale"],
                       "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_density.py"}
         atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
@@ -188,21 +187,17 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
     keys = list(points)
     scales = sorted({s for _, s in keys})
     n = len(data[keys[0][0]])
-    atoms_at = {}
-    for k, s in keys:
-        atoms = data[k].copy()
-        atoms.set_cell(data[k].cell[:] * s, scale_atoms=True)
-        atoms_at[(k, s)] = atoms
+    atoms_at = {(k, s): scaled_frame(data[k], s) for k, s in keys}
     density = {s: density_g_cm3(atoms_at[next(key for key in keys if key[1] == s)]) for s in scales}
     dft_p = {key: float(pressure_gpa(points[key]["stress_ev_a3"])) for key in keys}
     dft_de = {key: 1000 * (points[key]["energy_ev"] - points[(key[0], 1.0)]["energy_ev"]) / n for key in keys}
     volume = {key: atoms.get_volume() for key, atoms in atoms_at.items()}
+    work = _pressure_work(dft_p, volume, n)
     report = {"file": str(TEST.relative_to(ROOT)), "frames": sorted({k for k, _ in keys}), "scales": scales,
               "density_g_cm3": [density[s] for s in scales],
               "dft": {"pressure_gpa": _per_scale(dft_p, scales), "energy_change_mev_per_atom": _per_scale(dft_de, scales),
-                      "minus_pressure_work_mev_per_atom": _per_scale(_pressure_work(dft_p, volume, n), scales)},
+                      "minus_pressure_work_mev_per_atom": _per_scale(work, scales)},
               "models": {}, "committees": {}}
-    work = _pressure_work(dft_p, volume, n)
     print(f"DFT (CP2K, converged) on test frames {report['frames']}:")
     for s in scales:
         print(f"  x{s:g} ({density[s]:.3f} g/cm³): pressure {_fmt(dft_p, s)} GPa; E - E(data density) "

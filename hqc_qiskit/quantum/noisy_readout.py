@@ -220,11 +220,14 @@ class NoisyCircuit(nn.Module):
 
         return make_backend(self.noise_backend, scale=self.noise_scale)
 
+    def engine(self):
+        """This readout's cached :class:`~.heisenberg.HeisenbergReadout` (:func:`heisenberg_engine`)."""
+        return heisenberg_engine(self.noise_backend, float(self.noise_scale), self.name, self.n_qubits, self.n_layers)
+
     def build(self, backend=None, progress: Callable[[int, int], None] | None = None) -> None:
         """Compute the coefficients for the current weights (checked against direct simulations) and store them.
         ``backend``: another backend than the readout's own (its engine is then built afresh)."""
-        engine = None if backend is not None else heisenberg_engine(
-            self.noise_backend, float(self.noise_scale), self.name, self.n_qubits, self.n_layers)
+        engine = None if backend is not None else self.engine()
         c = noisy_coefficients(backend or self.backend(), self.name, self.n_qubits, self.n_layers,
                                self.weight.detach().double().cpu().numpy(), progress, engine=engine)
         self._store(torch.as_tensor(c))
@@ -237,8 +240,7 @@ class NoisyCircuit(nn.Module):
 
     def _coefficients_of_weights(self) -> torch.Tensor:
         """C from the current weights, differentiable in them (computed in float64 on the CPU)."""
-        engine = heisenberg_engine(self.noise_backend, float(self.noise_scale), self.name, self.n_qubits, self.n_layers)
-        return engine.coefficients(self.weight.to("cpu", torch.float64)).to(self.coefficients.device, self.coefficients.dtype)
+        return self.engine().coefficients(self.weight.to("cpu", torch.float64)).to(self.coefficients.device, self.coefficients.dtype)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         """Trainable weights: the saved coefficients are those of the saved weights (a training forward leaves the
@@ -279,8 +281,7 @@ def check_trainable_noisy_readouts(model: nn.Module, log: Callable[[str], None] 
     trainable = [m for m in model.modules() if isinstance(m, NoisyCircuit) and m.train_weights]
     if not trainable:
         return
-    engines = [heisenberg_engine(m.noise_backend, float(m.noise_scale), m.name, m.n_qubits, m.n_layers)
-               for m in trainable]
+    engines = [m.engine() for m in trainable]
     need = sum(e.gradient_bytes() for e in engines)
     available = psutil.virtual_memory().available if available_bytes is None else available_bytes
     widest_at = max(range(len(engines)), key=lambda i: engines[i].n_qubits)
