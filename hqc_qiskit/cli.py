@@ -110,6 +110,36 @@ def merge_cmd(
     console.print(f"wrote {len(frames)} frames ({stressed} with a stress label) to {out}")
 
 
+@data_app.command("scale")
+def scale_cmd(
+    file: Path = typer.Argument(..., help="structures (any ASE-readable file with a cell)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output extxyz file (.gz to compress)"),
+    scales: Optional[str] = typer.Option(None, help="linear factors of cell and positions, e.g. 0.94,0.97,1.03,1.06 "
+                                         "(0.97: density x 1.096)"),
+    densities: Optional[str] = typer.Option(None, help="target densities in g/cm³ instead, e.g. 2.5,2.8"),
+    frames: Optional[str] = typer.Option(None, help="frames of FILE, e.g. 0,1 (default: all)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+):
+    """Copies of structures at other densities (isotropic scaling, labels dropped): inputs for DFT single points
+    that label a model's equation of state, for `data merge` and a fine-tune with stress (docs/data.md)."""
+    from .checkpoint import refuse_to_overwrite
+    from .data.dataset import scale_frames, write_structures
+
+    try:
+        if not overwrite:
+            refuse_to_overwrite(out)
+        chosen = None if frames is None else number_list(frames, "--frames", integer=True)
+        factors = None if scales is None else number_list(scales, "--scales")
+        rho = None if densities is None else number_list(densities, "--densities")
+        copies = scale_frames(file, chosen, factors, rho)
+        write_structures(out, copies)
+    except HQCError as exc:
+        _fail(exc)
+    shown = sorted({round(a.info["density_g_cm3"], 3) for a in copies})
+    console.print(f"wrote {len(copies)} structures (densities {', '.join(f'{d:g}' for d in shown)} g/cm³, no labels) "
+                  f"to {out}", highlight=False)
+
+
 @data_app.command("info")
 def info_cmd(
     file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),

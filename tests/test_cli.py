@@ -89,6 +89,46 @@ def test_merge_oversamples_and_keeps_stress(tmp_path):
     assert result.exit_code == 2 and "bare.extxyz" in " ".join(result.output.split()) and "no energy label" in result.output
 
 
+def test_scale_writes_unlabelled_copies_at_other_densities(tmp_path):
+    """data scale: each chosen frame at each linear factor (or target density), volume x factor^3, fractional
+    coordinates unchanged, no label left anywhere (the calculator's, info's or per-atom arrays'), the source noted;
+    bad input is a one-line error naming the option or the file."""
+    from hqc_qiskit.data.dataset import density_g_cm3, load_structures
+
+    p, f, _, _ = _pair(tmp_path, n_frames=3)
+    plain = tmp_path / "plain.extxyz"
+    assert runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(plain)]).exit_code == 0
+    source = ase.io.read(plain, ":")
+    labelled = tmp_path / "labelled.extxyz"   # labels under other keys too, which a plain copy would carry along
+    for atoms in source:
+        atoms.info["REF_energy"] = 1.0
+        atoms.arrays["REF_forces"] = np.ones((len(atoms), 3))
+    ase.io.write(labelled, source)
+    out = tmp_path / "scaled.extxyz"
+    result = runner.invoke(app, ["data", "scale", str(labelled), "--frames", "0,2", "--scales", "0.9,1.1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    copies = load_structures(out)
+    assert [(a.info["source_frame"], a.info["scale"]) for a in copies] == [(0, 0.9), (0, 1.1), (2, 0.9), (2, 1.1)]
+    for atoms in copies:
+        base = source[atoms.info["source_frame"]]
+        assert atoms.get_volume() == pytest.approx(base.get_volume() * atoms.info["scale"] ** 3, rel=1e-9)
+        np.testing.assert_allclose(atoms.get_scaled_positions(), base.get_scaled_positions(), atol=1e-9)
+        assert atoms.calc is None and "REF_energy" not in atoms.info and "REF_forces" not in atoms.arrays
+        assert atoms.info["density_g_cm3"] == pytest.approx(density_g_cm3(atoms), rel=1e-9)
+    dense = tmp_path / "dense.extxyz"
+    target = 1.2 * density_g_cm3(source[1])
+    result = runner.invoke(app, ["data", "scale", str(labelled), "--frames", "1", "--densities", f"{target!r}", "--out", str(dense)])
+    assert result.exit_code == 0, result.output
+    assert density_g_cm3(load_structures(dense)[0]) == pytest.approx(target, rel=1e-9)
+    for bad, message in ((["--scales", "1", "--densities", "2"], "exactly one of --scales and --densities"), ([], "exactly one"),
+                         (["--scales", "0"], "must be positive"), (["--scales", "1", "--frames", "3"], "frame(s) [3] out of range"),
+                         (["--scales", "x"], "'x' is not a number"), (["--scales", "1", "--out", str(out)], "--overwrite")):
+        args = ["data", "scale", str(labelled), "--out", str(tmp_path / "new.extxyz"), *bad]
+        result = runner.invoke(app, args)
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and message in text and "Traceback" not in result.output, (bad, result.output)
+
+
 def test_import_errors_are_one_line(tmp_path):
     p, f, _, _ = _pair(tmp_path, frc=lambda fr: fr[:1])
     result = runner.invoke(app, ["data", "import-cp2k", str(p), str(f), "--cell", "5", "--out", str(tmp_path / "x.extxyz")])

@@ -22,8 +22,7 @@ import numpy as np
 from ase.io import read
 from scipy.stats import spearmanr
 
-from cp2k_stress import scaled_frame
-from hqc_qiskit.data.dataset import write_structures
+from hqc_qiskit.data.dataset import scaled_copy, write_structures
 from hqc_qiskit.predict import predict_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +70,7 @@ def under_strain(runs: list[str], work: Path) -> dict:
     base = read(TEST, f":{N_STRAINED}")
     result = {}
     for s in SCALES:
-        frames = [scaled_frame(atoms, s) for atoms in base]
+        frames = [scaled_copy(atoms, s) for atoms in base]
         write_structures(work / "strained.extxyz", frames)
         predict_file([ROOT / r for r in runs], work / "strained.extxyz", work / "strained_pred.extxyz", overwrite=True)
         pred = read(work / "strained_pred.extxyz", ":")

@@ -57,19 +57,14 @@ def cp2k_input(atoms, project: str) -> str:
     return text
 
 
-def scaled_frame(atoms, factor: float):
-    """A copy of ``atoms`` with cell and positions scaled isotropically by ``factor`` (labels dropped)."""
-    scaled = atoms.copy()
-    scaled.set_cell(atoms.cell[:] * factor, scale_atoms=True)
-    return scaled
-
-
 def scaled_input(atoms, factor: float, project: str):
     """(atoms with cell and positions scaled isotropically by ``factor``, its CP2K input as :func:`cp2k_input`'s
     with the cell's sides scaled too). The template's cell is the data's cubic 10.862 Å box."""
     if not np.allclose(atoms.cell[:], np.diag([10.862] * 3)):
         sys.exit(f"scaled_input expects the data's cubic 10.862 Å cell, not {atoms.cell[:].tolist()}")
-    scaled = scaled_frame(atoms, factor)
+    from hqc_qiskit.data.dataset import scaled_copy
+
+    scaled = scaled_copy(atoms, factor)
     text = cp2k_input(scaled, project)
     side = f"{10.862 * factor:.12f}"
     text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(

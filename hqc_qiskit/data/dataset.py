@@ -228,3 +228,41 @@ def merge_files(paths: list[str | Path], repeats: list[int] | None = None, stres
             atoms.info.setdefault("source", str(path))
         merged.extend(frames * times)
     return merged
+
+
+def scaled_copy(atoms: Atoms, factor: float) -> Atoms:
+    """A copy of ``atoms`` (species, positions, cell, pbc) with cell and positions scaled isotropically by the
+    linear ``factor`` (volume x factor^3). Nothing else is kept: labels, wherever a file put them (calculator,
+    info, per-atom arrays), and velocities do not hold at the new density."""
+    scaled = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    scaled.set_cell(atoms.cell[:] * factor, scale_atoms=True)
+    return scaled
+
+
+def scale_frames(path: str | Path, frames: list[int] | None = None, scales: list[float] | None = None,
+                 densities: list[float] | None = None) -> list[Atoms]:
+    """Copies of frames ``frames`` (default all) of ``path`` at other densities (structures only, labels dropped:
+    inputs for DFT single points, e.g. to label a model's equation of state): each frame scaled isotropically by
+    each linear factor of ``scales``, or to each density of ``densities`` (g/cm³). Each copy's info records
+    ``source_file``, ``source_frame``, ``scale`` and ``density_g_cm3``."""
+    if (scales is None) == (densities is None):
+        raise DataError("--scales/--densities", "give exactly one of --scales and --densities")
+    if any(x <= 0 for x in (scales or densities)):
+        raise DataError("--scales/--densities", f"scale factors and densities must be positive, not {scales or densities}")
+    structures = load_structures(path)
+    chosen = range(len(structures)) if frames is None else frames
+    bad = [k for k in chosen if not 0 <= k < len(structures)]
+    if bad:
+        raise DataError(path, f"frame(s) {bad} out of range: the file has {len(structures)} frames (0-{len(structures) - 1})")
+    out = []
+    for k in chosen:
+        atoms = structures[k]
+        if not atoms.pbc.all():
+            raise DataError(path, "not periodic: scaling to a density needs a cell", k, "pbc")
+        rho = density_g_cm3(atoms)
+        factors = scales if scales is not None else [(rho / d) ** (1 / 3) for d in densities]
+        for s in factors:
+            copy = scaled_copy(atoms, s)
+            copy.info.update(source_file=str(path), source_frame=k, scale=float(s), density_g_cm3=density_g_cm3(copy))
+            out.append(copy)
+    return out
