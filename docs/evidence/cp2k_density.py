@@ -4,7 +4,7 @@
     python docs/evidence/cp2k_label_noise.py run --frames 0,1                 # the frames at the data's density
     python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03  # 3-9 min per single point, 2 cores
     python docs/evidence/cp2k_density.py run --file train --frames 0,1       # training frames, for a fine-tune,
-    python docs/evidence/cp2k_density.py labels                              # ... written as a labelled file
+    python docs/evidence/cp2k_density.py labels [--scales 0.94,1.06]         # ... written as a labelled file
     python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ... --committees
                                            # -> cp2k_density.json, docs/img/cp2k_density.png
 
@@ -32,8 +32,8 @@ import numpy as np
 from ase.units import GPa
 
 from cp2k_label_noise import converged_single_point
-from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_frame, scaled_input
-from hqc_qiskit.data.dataset import density_g_cm3
+from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from hqc_qiskit.data.dataset import density_g_cm3, scaled_copy
 from hqc_qiskit.metrics import pressure_gpa
 
 TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
@@ -79,9 +79,9 @@ def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test
                   f"pressure {pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
 
 
-def write_train_labels() -> Path:
-    """The scaled training frames with their converged DFT energy, forces and stress as labels (extxyz,
-    TRAIN_LABELS): what `hqc-qiskit data merge` adds to the training file for a fine-tune."""
+def write_train_labels(scales: list[float] | None = None, out: Path = TRAIN_LABELS) -> Path:
+    """The scaled training frames (those at ``scales``; None: all) with their converged DFT energy, forces and
+    stress as labels (extxyz, ``out``): what `hqc-qiskit data merge` adds to the training file for a fine-tune."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.stress import full_3x3_to_voigt_6_stress
 
@@ -90,20 +90,26 @@ def write_train_labels() -> Path:
     data = load_labelled(TRAIN)
     results = sorted((json.loads(p.read_text()) for p in WORK.glob("train.frame*.scale*.converged.json")),
                      key=lambda d: (d["frame"], d["scale"]))
+    if scales is not None:
+        missing = sorted(set(scales) - {d["scale"] for d in results})
+        if missing:
+            sys.exit(f"no training frames at scales {missing} in {WORK}: run `python {Path(__file__).relative_to(ROOT)} "
+                     f"run --file train --scales {','.join(f'{x:g}' for x in missing)}` first")
+        results = [d for d in results if d["scale"] in scales]
     if not results:
         sys.exit(f"no scaled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
     frames = []
     for d in results:
-        atoms = scaled_frame(data[d["frame"]], d["scale"])
+        atoms = scaled_copy(data[d["frame"]], d["scale"])
         atoms.info = {"train_frame": d["frame"], "scale": d["scale"],
                       "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_density.py"}
         atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
                                            stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
         frames.append(atoms)
-    write_structures(TRAIN_LABELS, frames)
+    write_structures(out, frames)
     print(f"wrote {len(frames)} labelled frames (training frames {sorted({d['frame'] for d in results})}, scales "
-          f"{sorted({d['scale'] for d in results})}) to {TRAIN_LABELS.relative_to(ROOT)}")
-    return TRAIN_LABELS
+          f"{sorted({d['scale'] for d in results})}) to {out}")
+    return out
 
 
 def _rms(x) -> float:
@@ -187,7 +193,7 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
     keys = list(points)
     scales = sorted({s for _, s in keys})
     n = len(data[keys[0][0]])
-    atoms_at = {(k, s): scaled_frame(data[k], s) for k, s in keys}
+    atoms_at = {(k, s): scaled_copy(data[k], s) for k, s in keys}
     density = {s: density_g_cm3(atoms_at[next(key for key in keys if key[1] == s)]) for s in scales}
     dft_p = {key: float(pressure_gpa(points[key]["stress_ev_a3"])) for key in keys}
     dft_de = {key: 1000 * (points[key]["energy_ev"] - points[(key[0], 1.0)]["energy_ev"]) / n for key in keys}
@@ -298,10 +304,12 @@ def main() -> None:
     compare_p.add_argument("--frames", default=None, help="only these frames (default: all with results)")
     compare_p.add_argument("--committees", action="store_true",
                            help="also the seed committees of committee_uncertainty.py: their mean's errors and their spread")
-    sub.add_parser("labels", help=f"write the scaled training frames with their DFT labels ({TRAIN_LABELS.name})")
+    labels_p = sub.add_parser("labels", help="write the scaled training frames with their DFT labels")
+    labels_p.add_argument("--scales", default=None, help="only the frames at these scales, comma-separated (default: all)")
+    labels_p.add_argument("--out", type=Path, default=TRAIN_LABELS, help=f"extxyz file (default: {TRAIN_LABELS.name})")
     args = parser.parse_args()
     if args.command == "labels":
-        write_train_labels()
+        write_train_labels(None if args.scales is None else [float(x) for x in args.scales.split(",")], args.out)
     elif args.command == "run":
         run([int(x) for x in args.frames.split(",")], [float(x) for x in args.scales.split(",")], args.np, args.file)
     else:
