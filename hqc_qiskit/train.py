@@ -403,6 +403,13 @@ class Trainer:
             stderr_line(f"stress labels on {counts['training']} of {len(train)} training and {counts['validation']} "
                         f"of {len(val)} validation frames: the stress term and its RMSE are over those only"
                         + ("" if counts["validation"] else " (no validation stress RMSE)"))
+        if self.dist.is_main and val and not counts["validation"]:
+            # the stress fit then cannot show in the validation loss, which picks best_model.pt; fitting a stress
+            # that the energies and forces at one density do not determine can make that loss rise from the first
+            # epoch, so best_model.pt would be the model before it learned the stress (docs/training.md)
+            stderr_line("warning: no validation frame has a stress label, so best_model.pt is picked on energies and "
+                        "forces alone and may not have learned the stress: add stress-labelled validation frames "
+                        "(hqc-qiskit data merge) or use the last checkpoint (--which last)")
 
     def _truncate_metrics(self, last_epoch: int) -> None:
         """Drop metric rows written after the checkpoint (a run killed mid-epoch repeats that epoch)."""

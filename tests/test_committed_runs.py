@@ -137,23 +137,36 @@ def test_density_report_is_reproduced(monkeypatch, tmp_path):
         for name, row in committed[group].items():
             for field in ("pressure_error_gpa", "energy_change_error_mev_per_atom", "force_rmse_ev_a"):
                 assert again[group][name][field] == pytest.approx(row[field], rel=1e-6, abs=1e-9), (name, field)
+            if group == "models":   # hqc-qiskit evaluate on the whole test file: the model's own float32
+                for field, value in row["test_at_data_density"].items():
+                    assert again[group][name]["test_at_data_density"][field] == pytest.approx(value, rel=1e-3), (name, field)
             if group == "committees":
                 for field, values in row["spread"].items():
                     assert again[group][name]["spread"][field] == pytest.approx(values, rel=1e-6, abs=1e-9), name
-    # the fine-tune's extra training frames are the committed CP2K results of scaled training frames
+    # the fine-tunes' training (validation) files: the shipped file, then `repeat` copies of the committed CP2K
+    # results of its frames 0 and 1 scaled by each of `scales`
     import numpy as np
 
     from hqc_qiskit.data.dataset import load_labelled
 
-    extra = load_labelled(ROOT / "docs" / "evidence" / "cp2k_density_train_frames.extxyz")
-    train = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")
-    assert len(extra) == 6
-    for atoms in extra:
-        k, scale = atoms.info["train_frame"], atoms.info["scale"]
-        dft = json.loads((ROOT / "docs" / "evidence" / "cp2k_stress" / f"train.frame{k}.scale{scale:g}.converged.json").read_text())
-        assert atoms.get_potential_energy() == pytest.approx(dft["energy_ev"], abs=1e-6)
-        np.testing.assert_allclose(atoms.get_stress(voigt=False), dft["stress_ev_a3"], atol=1e-9)
-        np.testing.assert_allclose(atoms.positions, train[k].positions * scale, atol=1e-6)
+    cp2k = ROOT / "docs" / "evidence" / "cp2k_stress"
+    merged_files = {"train_plus_density": ("train", [0.94, 0.97, 1.03], 10),
+                    "train_plus_density_wide": ("train", [0.94, 0.97, 1.03, 1.06], 10),
+                    "val_plus_density": ("val", [0.94, 0.97, 1.03, 1.06], 1)}
+    for name, (which, scales, repeat) in merged_files.items():
+        base = load_labelled(ROOT / "data" / "si_liquid_3000K" / f"si_liquid_3000K.{which}.extxyz.gz")
+        merged = load_labelled(ROOT / "runs" / "density" / f"{name}.extxyz.gz")
+        extra = merged[len(base):]
+        assert len(extra) == repeat * 2 * len(scales), name
+        np.testing.assert_array_equal(merged[len(base) - 1].positions, base[-1].positions)
+        assert sorted({(a.info[f"{which}_frame"], a.info["scale"]) for a in extra}) == [(k, s) for k in (0, 1) for s in sorted(scales)]
+        for atoms in extra:
+            k, scale = atoms.info[f"{which}_frame"], atoms.info["scale"]
+            dft = json.loads((cp2k / f"{which}.frame{k}.scale{scale:g}.converged.json").read_text())
+            assert atoms.get_potential_energy() == pytest.approx(dft["energy_ev"], abs=1e-6)
+            np.testing.assert_allclose(atoms.get_forces(), dft["forces_ev_a"], atol=1e-6)
+            np.testing.assert_allclose(atoms.get_stress(voigt=False), dft["stress_ev_a3"], atol=1e-9)
+            np.testing.assert_allclose(atoms.positions, base[k].positions * scale, atol=1e-6)
 
 
 def test_label_noise_report_is_reproduced():

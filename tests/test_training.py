@@ -485,10 +485,10 @@ def test_unknown_checkpoint_choice_is_an_error():
         load_model(ROOT / "runs" / "quick", which="foo")
 
 
-def test_training_on_stress_labels(tiny_config, tmp_path):
+def test_training_on_stress_labels(tiny_config, tmp_path, capsys):
     """train.stress_weight > 0: stress labels enter the loss (here another random tiny model's stresses, which the
-    student can represent, trained on alone); metrics.csv gets stress columns and the stress error falls;
-    frames without a stress label are refused."""
+    student can represent, trained on alone); metrics.csv gets stress columns and the stress error falls (no
+    warning about validation without a stress); frames without a stress label are refused."""
     from hqc_qiskit.calculator import HQCCalculator
     from hqc_qiskit.data.dataset import read_structures, write_structures
     from hqc_qiskit.model.potential import build_model
@@ -510,6 +510,7 @@ def test_training_on_stress_labels(tiny_config, tmp_path):
     cfg = tiny_config(**data, train__stress_weight=1.0, train__energy_weight=0.0, train__forces_weight=0.0,
                       train__max_epochs=20)
     trainer = Trainer(cfg, progress=False)
+    assert "no validation frame has a stress label" not in capsys.readouterr().err
     trainer.fit()
     rows = _rows(trainer.run_dir)
     stress = [float(r["train_rmse_stress_gpa"]) for r in rows]
@@ -574,7 +575,9 @@ def test_training_on_partly_stress_labelled_data(tiny_config, tmp_path, capsys):
     cfg = tiny_config(data__train=str(tmp_path / "train.extxyz"), train__stress_weight=1.0, train__max_epochs=2,
                       output_dir=str(tmp_path / "run"))
     trainer = Trainer(cfg, progress=False)
-    assert "stress labels on 2 of 8 training and 0 of" in " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "stress labels on 2 of 8 training and 0 of" in err
+    assert "no validation frame has a stress label, so best_model.pt is picked on energies and forces alone" in err
     trainer.fit()
     rows = _rows(trainer.run_dir)
     assert all(np.isfinite(float(r["train_rmse_stress_gpa"])) for r in rows)

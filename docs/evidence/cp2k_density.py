@@ -37,9 +37,11 @@ from hqc_qiskit.data.dataset import density_g_cm3, scaled_copy
 from hqc_qiskit.metrics import pressure_gpa
 
 TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
-FILES = {"test": TEST, "train": TRAIN}
+VAL = TEST.with_name(TEST.name.replace(".test.", ".val."))
+FILES = {"test": TEST, "train": TRAIN, "val": VAL}
 # training frames labelled here at other densities, with their stress: the file a fine-tune reads (see `labels`)
 TRAIN_LABELS = HERE / "cp2k_density_train_frames.extxyz"
+VAL_LABELS = HERE / "cp2k_density_val_frames.extxyz"     # validation frames likewise: what a fine-tune validates on
 
 
 def result_path(frame: int, scale: float, which: str = "test") -> Path:
@@ -79,35 +81,37 @@ def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test
                   f"pressure {pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
 
 
-def write_train_labels(scales: list[float] | None = None, out: Path = TRAIN_LABELS) -> Path:
-    """The scaled training frames (those at ``scales``; None: all) with their converged DFT energy, forces and
-    stress as labels (extxyz, ``out``): what `hqc-qiskit data merge` adds to the training file for a fine-tune."""
+def write_labels(scales: list[float] | None = None, out: Path | None = None, which: str = "train") -> Path:
+    """The scaled training (or validation) frames (those at ``scales``; None: all) with their converged DFT energy,
+    forces and stress as labels (extxyz, ``out``): what `hqc-qiskit data merge` adds to the training (validation)
+    file for a fine-tune."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.stress import full_3x3_to_voigt_6_stress
 
     from hqc_qiskit.data.dataset import load_labelled, write_structures
 
-    data = load_labelled(TRAIN)
-    results = sorted((json.loads(p.read_text()) for p in WORK.glob("train.frame*.scale*.converged.json")),
+    out = out or {"train": TRAIN_LABELS, "val": VAL_LABELS}[which]
+    data = load_labelled(FILES[which])
+    results = sorted((json.loads(p.read_text()) for p in WORK.glob(f"{which}.frame*.scale*.converged.json")),
                      key=lambda d: (d["frame"], d["scale"]))
     if scales is not None:
         missing = sorted(set(scales) - {d["scale"] for d in results})
         if missing:
             sys.exit(f"no training frames at scales {missing} in {WORK}: run `python {Path(__file__).relative_to(ROOT)} "
-                     f"run --file train --scales {','.join(f'{x:g}' for x in missing)}` first")
+                     f"run --file {which} --scales {','.join(f'{x:g}' for x in missing)}` first")
         results = [d for d in results if d["scale"] in scales]
     if not results:
-        sys.exit(f"no scaled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
+        sys.exit(f"no scaled {which} frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file {which}` first")
     frames = []
     for d in results:
         atoms = scaled_copy(data[d["frame"]], d["scale"])
-        atoms.info = {"train_frame": d["frame"], "scale": d["scale"],
+        atoms.info = {f"{which}_frame": d["frame"], "scale": d["scale"],
                       "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_density.py"}
         atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
                                            stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
         frames.append(atoms)
     write_structures(out, frames)
-    print(f"wrote {len(frames)} labelled frames (training frames {sorted({d['frame'] for d in results})}, scales "
+    print(f"wrote {len(frames)} labelled frames ({which} frames {sorted({d['frame'] for d in results})}, scales "
           f"{sorted({d['scale'] for d in results})}) to {out}")
     return out
 
@@ -134,12 +138,24 @@ def dft_points(frames: list[int] | None = None) -> dict:
     return dict(sorted(points.items()))
 
 
-def _evaluate(run_dir: str, atoms_at: dict) -> dict:
-    """{"energy": {key: eV}, "pressure": {key: GPa}, "forces": {key: (n, 3) eV/Å}} of one model on the scaled frames."""
-    from hqc_qiskit.calculator import HQCCalculator
+def _run_and_checkpoint(run: str) -> tuple[Path, str]:
+    """'runs/x' -> (runs/x, 'best'): its best_model.pt; 'runs/x@last' -> (runs/x, 'last'): its final checkpoint."""
+    path, _, which = run.partition("@")
+    return ROOT / path, which or "best"
 
-    calc = HQCCalculator(ROOT / run_dir, dtype="float64")
-    out = {"energy": {}, "pressure": {}, "forces": {}}
+
+def _evaluate(run: str, atoms_at: dict) -> dict:
+    """{"energy": {key: eV}, "pressure": {key: GPa}, "forces": {key: (n, 3) eV/Å}} of one model ('runs/x', or
+    'runs/x@last' for its last checkpoint) on the scaled frames, and "test": its test-file metrics at the data's
+    density (hqc-qiskit evaluate: all 50 frames, the model's own precision)."""
+    from hqc_qiskit.calculator import HQCCalculator
+    from hqc_qiskit.evaluate import evaluate
+
+    path, which = _run_and_checkpoint(run)
+    calc = HQCCalculator(path, dtype="float64", which=which)
+    metrics = evaluate(path, TEST, which=which)
+    out = {"energy": {}, "pressure": {}, "forces": {},
+           "test": {k: metrics[k] for k in ("rmse_e_mev_atom", "rmse_e_offset_free_mev_atom", "rmse_f_ev_a")}}
     for key, frame in atoms_at.items():
         atoms = frame.copy()
         atoms.calc = calc
@@ -214,7 +230,9 @@ def compare(runs: list[str], committees: dict[str, list[str]] | None = None, fra
             predictions[run_dir] = _evaluate(run_dir, atoms_at)
     for run_dir in runs:
         row = report["models"][run_dir] = _errors(predictions[run_dir], points, dft_p, dft_de, scales, n)
-        print(f"{run_dir}: " + _describe(row, scales))
+        row["test_at_data_density"] = predictions[run_dir]["test"]
+        print(f"{run_dir}: " + _describe(row, scales) + "; whole test file at the data's density: E RMSE "
+              f"{row['test_at_data_density']['rmse_e_mev_atom']:.2f} meV/atom, F RMSE {row['test_at_data_density']['rmse_f_ev_a']:.4f} eV/Å")
     for name, members in (committees or {}).items():
         preds = [predictions[r] for r in members]
         mean = {field: {key: np.mean([p[field][key] for p in preds], axis=0) for key in keys}
@@ -263,29 +281,58 @@ def _fmt(values: dict, s: float) -> str:
     return ", ".join(f"{v:+.2f}" for key, v in sorted(values.items()) if key[1] == s)
 
 
+def markdown_table(report: dict) -> str:
+    """The models' and committees' errors per density as docs/results.md's table rows: pressure error (GPa) /
+    error of E - E(1) (meV/atom) / force RMSE (eV/Å), frame means; and each model's test-file RMSE at the data's
+    density (E meV/atom / F eV/Å)."""
+    scales = report["scales"]
+    head = ["model"] + [f"x{s:g}" for s in scales] + ["test at x1: E / F"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = [(f"`{name}`", row) for name, row in report["models"].items()]
+    rows += [(f"{name}, mean", row) for name, row in report["committees"].items()]
+    for name, row in rows:
+        cells = [f"{row['pressure_error_gpa'][i]:+.1f} / {row['energy_change_error_mev_per_atom'][i]:+.0f} / "
+                 f"{row['force_rmse_ev_a'][i]:.3f}" for i in range(len(scales))]
+        test = row.get("test_at_data_density")
+        cells.append(f"{test['rmse_e_mev_atom']:.2f} / {test['rmse_f_ev_a']:.4f}" if test else "")
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_report(report: dict, path: Path) -> None:
-    """Pressure and energy change against density: DFT per frame (points), the models' frame means (lines), the
-    committees' means (dashed)."""
+    """The models' errors against DFT per density (frame means): pressure error and error of the energy change;
+    the fine-tunes (runs/density) in a panel row of their own, beside the source model and the committees."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rho = np.array(report["density_g_cm3"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, field, label in ((axes[0], "pressure_gpa", "virial pressure (GPa)"),
-                             (axes[1], "energy_change_mev_per_atom", "E - E(2.329 g/cm³) (meV/atom)")):
-        for i, values in enumerate(report["dft"][field]):
-            ax.scatter([rho[i]] * len(values), values, color="k", zorder=3, label="DFT (CP2K), per frame" if i == 0 else None)
-        for run_dir, row in report["models"].items():
-            ax.plot(rho, [np.mean(v) for v in row[field]], marker="o", ms=3, label=Path(run_dir).name)
-        for name, row in report.get("committees", {}).items():
-            ax.plot(rho, [np.mean(v) for v in row[field]], ls="--", marker="s", ms=3, label=f"{name}, mean")
-        ax.axvline(2.329, color="0.7", ls=":", lw=1)
-        ax.set_xlabel("density (g/cm³)")
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("training data: 2.329 g/cm³ only (dotted)", fontsize=9)
+    models = {name: row for name, row in report["models"].items() if "_seed1" not in name}  # within 0.15 GPa of seed 0
+    groups = [("models trained at the data's density", {n: r for n, r in models.items() if "runs/density/" not in n},
+               report.get("committees", {})),
+              ("fine-tunes with DFT frames at other densities (runs/density)",
+               {n: r for n, r in models.items() if "runs/density/" in n or n == "runs/small_l2_hqc_cz_long"}, {})]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    for (title, lines, committees), row_axes in zip(groups, axes):
+        colours = plt.cm.tab10(np.linspace(0, 1, 10))
+        for ax, field, label in ((row_axes[0], "pressure_error_gpa", "pressure: model - DFT (GPa)"),
+                                 (row_axes[1], "energy_change_error_mev_per_atom", "E - E(2.329 g/cm³): model - DFT (meV/atom)")):
+            for k, (name, row) in enumerate(lines.items()):
+                ax.plot(rho, row[field], marker="o", ms=3, color=colours[k % 10], ls="-" if k < 10 else "-.",
+                        label=name.replace("runs/density/", "").replace("runs/", ""))
+            for name, row in committees.items():
+                ax.plot(rho, row[field], ls="--", marker="s", ms=3, label=f"{name}, mean")
+            ax.axhline(0, color="k", lw=0.8)
+            ax.axvline(2.329, color="0.7", ls=":", lw=1)
+            ax.set_xlabel("density (g/cm³)")
+            ax.set_ylabel(label)
+        row_axes[0].set_title(title, fontsize=10, loc="left")
+        row_axes[1].legend(fontsize=7, ncol=2)
+    axes[0, 0].set_ylim(-6, 9)   # paper_cmlp's -16 GPa at 2.8 g/cm³ off the scale (in the table)
+    axes[0, 1].set_ylim(-180, 90)
+    fig.suptitle("errors against DFT (CP2K) on test frames 0 and 1 scaled; training data at 2.329 g/cm³ only (dotted)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -298,18 +345,23 @@ def main() -> None:
     run_p.add_argument("--frames", default="0,1", help="test-file frames, comma-separated")
     run_p.add_argument("--scales", default="0.97,1.03", help="linear scale factors of cell and atoms, comma-separated")
     run_p.add_argument("--np", type=int, default=2, help="MPI processes")
-    run_p.add_argument("--file", choices=sorted(FILES), default="test", help="frames of the test or the train file")
+    run_p.add_argument("--file", choices=sorted(FILES), default="test", help="frames of the test, train or val file")
     compare_p = sub.add_parser("compare", help="the models' pressure, energy change and forces against DFT per density")
     compare_p.add_argument("runs", nargs="*", help="run directories, relative to the repository root")
     compare_p.add_argument("--frames", default=None, help="only these frames (default: all with results)")
     compare_p.add_argument("--committees", action="store_true",
                            help="also the seed committees of committee_uncertainty.py: their mean's errors and their spread")
-    labels_p = sub.add_parser("labels", help="write the scaled training frames with their DFT labels")
+    sub.add_parser("table", help="print cp2k_density.json's errors as a markdown table (docs/results.md)")
+    labels_p = sub.add_parser("labels", help="write the scaled training (validation) frames with their DFT labels")
+    labels_p.add_argument("--file", choices=["train", "val"], default="train", help="frames of the train or the val file")
     labels_p.add_argument("--scales", default=None, help="only the frames at these scales, comma-separated (default: all)")
-    labels_p.add_argument("--out", type=Path, default=TRAIN_LABELS, help=f"extxyz file (default: {TRAIN_LABELS.name})")
+    labels_p.add_argument("--out", type=Path, default=None,
+                          help=f"extxyz file (default: {TRAIN_LABELS.name} or {VAL_LABELS.name})")
     args = parser.parse_args()
     if args.command == "labels":
-        write_train_labels(None if args.scales is None else [float(x) for x in args.scales.split(",")], args.out)
+        write_labels(None if args.scales is None else [float(x) for x in args.scales.split(",")], args.out, args.file)
+    elif args.command == "table":
+        print(markdown_table(json.loads((HERE / "cp2k_density.json").read_text())))
     elif args.command == "run":
         run([int(x) for x in args.frames.split(",")], [float(x) for x in args.scales.split(",")], args.np, args.file)
     else:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# docs/results.md "Away from the training density": CP2K on test and training frames at 4 other densities, a
-# fine-tune of runs/small_l2_hqc_cz_long with the training ones (energy, forces, stress) and its control, and the
-# comparison of every model with DFT there. Each step skips what is done (CP2K results, finished runs), so rerun
-# after an interruption. CP2K: bash scripts/install_cp2k.sh (about 3-4 min per single point on 2 cores).
+# docs/results.md "Away from the training density": CP2K on test and training frames at 4 other densities, two
+# fine-tunes of runs/small_l2_hqc_cz_long with the training ones (energy, forces, stress; without and with the x1.06
+# ones) and their control, and the comparison of every model with DFT there. Each step skips what is done (CP2K
+# results, finished runs), so rerun after an interruption. CP2K: bash scripts/install_cp2k.sh (3-10 min per single
+# point on 2 cores).
 # Usage: bash runs/density/run.sh [dft|train|compare|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,28 +12,46 @@ HQC=${HQC:-.venv/bin/hqc-qiskit}
 dft() {
     "$PY" docs/evidence/cp2k_label_noise.py run --frames 0,1          # the test frames at the data's density
     "$PY" docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03,0.94
-    # the expanded x1.06 frame's OT converges slowly (~10 min a point): test frame 0 only, no training frames
-    "$PY" docs/evidence/cp2k_density.py run --frames 0 --scales 1.06
-    "$PY" docs/evidence/cp2k_density.py run --file train --frames 0,1 --scales 0.97,1.03,0.94
+    "$PY" docs/evidence/cp2k_density.py run --frames 0,1 --scales 1.06        # slower: 5-10 min a point
+    "$PY" docs/evidence/cp2k_density.py run --file train --frames 0,1 --scales 0.97,1.03,0.94,1.06
+    "$PY" docs/evidence/cp2k_density.py run --file val --frames 0,1 --scales 0.94,0.97,1.03,1.06
     "$PY" docs/evidence/cp2k_density.py labels
+    "$PY" docs/evidence/cp2k_density.py labels --file val
 }
-train_one() {   # config run_dir
+train_one() {   # config run_dir [hqc-qiskit train options]: logs to <run_dir>.log (a finished run is left alone)
     if [ -f "$2/summary.json" ]; then echo "$2: done"; return; fi
-    "$HQC" train "$1" --no-progress $( [ -f "$2/checkpoint.pt" ] && echo --resume )
+    "$HQC" train "$1" --no-progress "${@:3}" $( [ -f "$2/checkpoint.pt" ] && echo --resume ) > "$2.log" 2>&1
 }
-train() {   # the fine-tune and its control side by side, one thread each
-    # the training file the fine-tune read (committed, so that its config reloads to its data; remade if missing)
-    [ -f runs/density/train_plus_density.extxyz.gz ] || "$HQC" data merge data/si_liquid_3000K/si_liquid_3000K.train.extxyz.gz \
-        docs/evidence/cp2k_density_train_frames.extxyz --repeat 1,10 --out runs/density/train_plus_density.extxyz.gz
-    train_one runs/density/finetune.yaml runs/density/small_l2_hqc_cz_density > runs/density/finetune.log 2>&1 &
-    local finetune=$!
-    train_one runs/density/control.yaml runs/density/small_l2_hqc_cz_density_control > runs/density/control.log 2>&1
-    wait $finetune
+seed1() {   # config name: the same run with seed 1 (another order of the batches) in runs/density/<name>_seed1
+    train_one "$1" "runs/density/$2_seed1" -o seed=1 -o name="$2_seed1" -o output_dir="runs/density/$2_seed1"
+}
+merged() {   # out base which scales repeat: base + the DFT train (val) frames at these scales, repeated
+    [ -f "$1" ] && return   # committed, so that the fine-tunes' configs reload to their data; remade only if missing
+    local labels; labels=$(mktemp --suffix .extxyz)
+    "$PY" docs/evidence/cp2k_density.py labels --file "$3" --scales "$4" --out "$labels"
+    "$HQC" data merge "$2" "$labels" --repeat "1,$5" --out "$1"
+    rm -f "$labels"
+}
+train() {   # the fine-tunes and the control with seeds 0 and 1, two side by side, one thread each (10-15 min a run)
+    local d=runs/density pid data=data/si_liquid_3000K/si_liquid_3000K
+    merged $d/train_plus_density.extxyz.gz $data.train.extxyz.gz train 0.94,0.97,1.03 10
+    merged $d/train_plus_density_wide.extxyz.gz $data.train.extxyz.gz train 0.94,0.97,1.03,1.06 10
+    merged $d/val_plus_density.extxyz.gz $data.val.extxyz.gz val 0.94,0.97,1.03,1.06 1
+    train_one $d/finetune.yaml $d/small_l2_hqc_cz_density & pid=$!
+    train_one $d/control.yaml $d/small_l2_hqc_cz_density_control; wait $pid
+    train_one $d/finetune_wide.yaml $d/small_l2_hqc_cz_density_wide & pid=$!
+    seed1 $d/control.yaml small_l2_hqc_cz_density_control; wait $pid
+    seed1 $d/finetune.yaml small_l2_hqc_cz_density & pid=$!
+    seed1 $d/finetune_wide.yaml small_l2_hqc_cz_density_wide; wait $pid
+    # validated on stress-labelled frames too, so that best_model.pt sees the stress fit (docs/training.md)
+    train_one $d/finetune_wide_valstress.yaml $d/small_l2_hqc_cz_density_wide_valstress & pid=$!
+    seed1 $d/finetune_wide_valstress.yaml small_l2_hqc_cz_density_wide_valstress; wait $pid
 }
 compare() {
     "$PY" docs/evidence/cp2k_density.py compare runs/quick runs/small_cmlp_long runs/small_hqc_cz_long \
         runs/small_l2_cmlp_long runs/small_l2_hqc_cz_long runs/l2_cmlp_long runs/l2_hqc_cz_long runs/paper_cmlp \
-        runs/density/small_l2_hqc_cz_density runs/density/small_l2_hqc_cz_density_control --committees
+        runs/density/small_l2_hqc_cz_density{,_control,_wide,_wide_valstress}{,_seed1} \
+        runs/density/small_l2_hqc_cz_density{,_control,_wide}@last --committees
 }
 case "${1:-all}" in
     dft) dft ;;
