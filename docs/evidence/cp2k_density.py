@@ -4,9 +4,10 @@
     python docs/evidence/cp2k_label_noise.py run --frames 0,1                 # the frames at the data's density
     python docs/evidence/cp2k_density.py run --frames 0,1 --scales 0.97,1.03  # 3-9 min per single point, 2 cores
     python docs/evidence/cp2k_density.py run --file train --frames 0,1       # training frames, for a fine-tune,
-    python docs/evidence/cp2k_density.py labels [--scales 0.94,1.06]         # ... written as a labelled file
+    python docs/evidence/cp2k_density.py labels [--file val] [--scales 0.94,1.06]   # ... as a labelled file
     python docs/evidence/cp2k_density.py compare runs/small_l2_hqc_cz_long ... --committees
                                            # -> cp2k_density.json, docs/img/cp2k_density.png
+    python docs/evidence/cp2k_density.py table  # its errors as docs/results.md's markdown table
 
 (runs/density/run.sh runs the whole study of docs/results.md "Away from the training density".)
 
@@ -97,7 +98,7 @@ def write_labels(scales: list[float] | None = None, out: Path | None = None, whi
     if scales is not None:
         missing = sorted(set(scales) - {d["scale"] for d in results})
         if missing:
-            sys.exit(f"no training frames at scales {missing} in {WORK}: run `python {Path(__file__).relative_to(ROOT)} "
+            sys.exit(f"no {which} frames at scales {missing} in {WORK}: run `python {Path(__file__).relative_to(ROOT)} "
                      f"run --file {which} --scales {','.join(f'{x:g}' for x in missing)}` first")
         results = [d for d in results if d["scale"] in scales]
     if not results:

@@ -247,8 +247,9 @@ def scale_frames(path: str | Path, frames: list[int] | None = None, scales: list
     ``source_file``, ``source_frame``, ``scale`` and ``density_g_cm3``."""
     if (scales is None) == (densities is None):
         raise DataError("--scales/--densities", "give exactly one of --scales and --densities")
-    if any(x <= 0 for x in (scales or densities)):
-        raise DataError("--scales/--densities", f"scale factors and densities must be positive, not {scales or densities}")
+    values = scales if scales is not None else densities
+    if not values or any(x <= 0 for x in values):
+        raise DataError("--scales/--densities", f"scale factors and densities must be positive, not {values}")
     structures = load_structures(path)
     chosen = range(len(structures)) if frames is None else frames
     bad = [k for k in chosen if not 0 <= k < len(structures)]

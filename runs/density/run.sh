@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# docs/results.md "Away from the training density": CP2K on test and training frames at 4 other densities, two
-# fine-tunes of runs/small_l2_hqc_cz_long with the training ones (energy, forces, stress; without and with the x1.06
-# ones) and their control, and the comparison of every model with DFT there. Each step skips what is done (CP2K
-# results, finished runs), so rerun after an interruption. CP2K: bash scripts/install_cp2k.sh (3-10 min per single
-# point on 2 cores).
+# docs/results.md "Away from the training density": CP2K on test, training and validation frames at 4 other
+# densities; fine-tunes of runs/small_l2_hqc_cz_long with the training ones (energy, forces, stress; without and with
+# the x1.06 ones, and validated on the validation ones too) and their control, seeds 0 and 1; and the comparison of
+# every model with DFT there. Each step skips what is done (CP2K results, finished runs), so rerun after an
+# interruption. CP2K: bash scripts/install_cp2k.sh (3-10 min per single point on 2 cores).
 # Usage: bash runs/density/run.sh [dft|train|compare|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
