@@ -129,8 +129,15 @@ def md_cmd(
     for name, label in (("E_pot_eV_per_atom", "E_pot"), ("E_pot_exact_eV_per_atom", "exact E_pot")):
         _print_average(label, summary["averages"].get(name))
     if "mean_density_g_cm3" in summary:
-        console.print(f"density {summary['mean_density_g_cm3']:.4f} ± {summary['std_density_g_cm3']:.4f} g/cm³, "
-                      f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
+        rho, pressure = summary["averages"].get("density_g_cm3"), summary["averages"].get("P_GPa")
+        if rho and pressure:
+            rough = "" if rho["trusted"] else f"; fewer than {MIN_TAUS_FOR_TRUST:.0f} independent samples: a rough error, run longer"
+            console.print(f"mean density {rho['mean']:.4f} ± {rho['stderr']:.4f} g/cm³ (fluctuating by {rho['std']:.4f}), "
+                          f"pressure {pressure['mean']:+.2f} ± {pressure['stderr']:.2f} GPa over the last 80% of the log; "
+                          f"autocorrelation time of the density {rho['tau_steps']:.3g} steps{rough}")
+        else:   # too short or unstable a run for error bars
+            console.print(f"density {summary['mean_density_g_cm3']:.4f} g/cm³ (fluctuating by {summary['std_density_g_cm3']:.4f}), "
+                          f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
     if "force_noise_rms_eV_A" in summary:
         p = summary["predicted"]
         walk = p["energy_walk_mev_per_atom_sqrt_ps"] * summary["time_ps"] ** 0.5

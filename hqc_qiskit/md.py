@@ -347,7 +347,10 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                "wall_seconds": elapsed + t_last_step - t0, "options": asdict(opt)}
     # the exact potential energy of the visited states where the forces were measured (the measured one is noisier)
     e_pot = "E_pot_exact_eV" if shot else "E_pot_eV"
-    summary["averages"] = averages({"T_K": temps, f"{e_pot}_per_atom": [r[e_pot] / n for r in tail]}, opt.log_every)
+    series = {"T_K": temps, f"{e_pot}_per_atom": [r[e_pot] / n for r in tail]}
+    if npt:   # an NPT run's result is its density: its mean needs the same autocorrelation-aware error bar
+        series.update(density_g_cm3=[r["density_g_cm3"] for r in tail], P_GPa=[r["P_GPa"] for r in tail])
+    summary["averages"] = averages(series, opt.log_every)
     if npt:
         for key, column in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
             summary[key] = float(np.mean([r[column] for r in tail]))

@@ -100,6 +100,13 @@ def test_npt_keeps_its_conserved_energy_and_follows_the_pressure(start, quick_ca
         assert summary["stable"] and np.ptp(e_pot) > 100 * np.ptp(e_cons)
         assert rows[0]["density_g_cm3"] == pytest.approx(2.329, abs=1e-3)   # the shipped data's density
         volumes[pressure] = rows[-1]["volume_A3"]
+        # the mean density and pressure come with autocorrelation-aware error bars (not the fluctuation)
+        tail = np.array([r["density_g_cm3"] for r in rows[len(rows) // 5:]])
+        rho = summary["averages"]["density_g_cm3"]
+        assert rho["mean"] == pytest.approx(tail.mean(), rel=1e-12) == pytest.approx(summary["mean_density_g_cm3"], rel=1e-12)
+        assert rho["std"] == pytest.approx(summary["std_density_g_cm3"], rel=1e-12)
+        assert tail.std() / np.sqrt(len(tail)) <= rho["stderr"] < rho["std"]
+        assert summary["averages"]["P_GPa"]["mean"] == pytest.approx(summary["mean_P_GPa"], rel=1e-12)
     assert start.get_volume() - 100 > volumes[10.0] > volumes[20.0] + 100   # Å^3
     # at 0 GPa the quick model (trained at one density) expands without bound: stopped, not run on
     summary = run_md(start, quick_calc, MDOptions(steps=200, ensemble="npt", pdamp=100.0, log_every=5), tmp_path / "p0")

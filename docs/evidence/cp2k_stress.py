@@ -57,20 +57,29 @@ def cp2k_input(atoms, project: str) -> str:
     return text
 
 
+def cubic_input(atoms, project: str) -> str:
+    """:func:`cp2k_input` for a structure in any cubic cell (an NPT frame, a scaled frame): the template's cell
+    sides (the data's 10.862 Å box) replaced by the structure's."""
+    side_a = atoms.cell.lengths()[0]
+    if not np.allclose(atoms.cell[:], np.diag([side_a] * 3)):
+        sys.exit(f"cubic_input expects a cubic cell, not {atoms.cell[:].tolist()}")
+    text = cp2k_input(atoms, project)
+    side = f"{side_a:.12f}"
+    text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
+        side if float(v) != 0 else v for v in m.group(2).split()), text)
+    assert text.count(side) == 3
+    return text
+
+
 def scaled_input(atoms, factor: float, project: str):
-    """(atoms with cell and positions scaled isotropically by ``factor``, its CP2K input as :func:`cp2k_input`'s
-    with the cell's sides scaled too). The template's cell is the data's cubic 10.862 Å box."""
+    """(atoms with cell and positions scaled isotropically by ``factor``, its CP2K input: :func:`cubic_input`).
+    ``atoms`` must be in the data's cubic 10.862 Å box."""
     if not np.allclose(atoms.cell[:], np.diag([10.862] * 3)):
         sys.exit(f"scaled_input expects the data's cubic 10.862 Å cell, not {atoms.cell[:].tolist()}")
     from hqc_qiskit.data.dataset import scaled_copy
 
     scaled = scaled_copy(atoms, factor)
-    text = cp2k_input(scaled, project)
-    side = f"{10.862 * factor:.12f}"
-    text = re.sub(r"(\s+[ABC] )(.*)", lambda m: m.group(1) + " ".join(
-        side if float(v) != 0 else v for v in m.group(2).split()), text)
-    assert text.count(side) == 3
-    return scaled, text
+    return scaled, cubic_input(scaled, project)
 
 
 def parse_output(text: str, n_atoms: int) -> dict:

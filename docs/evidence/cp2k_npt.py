@@ -1,0 +1,138 @@
+"""DFT on the dense liquid an NPT run made: does the density fine-tune's pressure hold there?
+
+    bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model and the fine-tune
+    python docs/evidence/cp2k_npt.py run              # CP2K on frames of both trajectories (3-10 min each, 2 cores)
+    python docs/evidence/cp2k_npt.py compare          # -> docs/evidence/cp2k_npt.json
+
+cp2k_density.py checks the models on test frames scaled to other densities, which are compressed without
+relaxing. An NPT run at high pressure makes relaxed dense liquid instead. `run` takes frames of both NPT
+trajectories (runs/density/npt/<name>_p10/md_traj.extxyz) and finds the converged OT minimum of the data's own
+functional there (cp2k_label_noise.py's recipe), keeping energy, forces and the analytical stress in
+docs/evidence/cp2k_stress/npt.<name>.frame<k>.converged.json. `compare` evaluates both models on every such frame:
+the virial pressure (the configurational part, what DFT's stress is; the kinetic part is the same for both) against
+DFT's, and the force RMSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from cp2k_label_noise import converged_single_point
+from cp2k_stress import HERE, ROOT, WORK, cubic_input
+from hqc_qiskit.data.dataset import density_g_cm3
+from hqc_qiskit.metrics import pressure_gpa
+
+NPT = ROOT / "runs" / "density" / "npt"
+# the NPT runs of runs/density/npt/run.sh and the models that are compared on their frames
+TRAJECTORIES = {"source": "runs/small_l2_hqc_cz_long", "finetuned": "runs/density/small_l2_hqc_cz_density_wide_valstress"}
+MODELS = dict(TRAJECTORIES)
+
+
+def result_path(name: str, frame: int) -> Path:
+    return WORK / f"npt.{name}.frame{frame}.converged.json"
+
+
+def trajectory(name: str) -> list:
+    path = NPT / f"{name}_p10" / "md_traj.extxyz"
+    if not path.exists():
+        raise SystemExit(f"{path.relative_to(ROOT)} is missing: run `bash runs/density/npt/run.sh` first")
+    return read(path, ":")
+
+
+def run(frames: list[int], np_: int = 2) -> None:
+    """Converged single points of trajectory frames ``frames`` (negative: from the end) of each NPT run (resumable:
+    done frames are skipped)."""
+    WORK.mkdir(exist_ok=True)
+    for k in frames:
+        for name in TRAJECTORIES:
+            traj = trajectory(name)
+            index = k % len(traj)
+            path = result_path(name, index)
+            if path.exists():
+                print(f"{name} frame {index}: {path.name} exists, skipped")
+                continue
+            atoms = traj[index]
+            project = f"Si_npt_{name}{index}"
+            parsed, smeared = converged_single_point(cubic_input(atoms, project), project, np_)
+            parsed.update(trajectory=str((NPT / f"{name}_p10" / "md_traj.extxyz").relative_to(ROOT)), frame=index,
+                          step=int(atoms.info.get("step", -1)), volume_a3=atoms.get_volume(),
+                          density_g_cm3=density_g_cm3(atoms), eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"],
+                          smeared_scf_steps=smeared["scf_steps"])
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(parsed))
+            tmp.replace(path)
+            print(f"{name} frame {index} ({parsed['density_g_cm3']:.3f} g/cm³): pressure "
+                  f"{pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
+
+
+def npt_density(name: str) -> dict:
+    """The NPT run's mean density and pressure over the last 80% of its log with autocorrelation-aware error bars
+    (what `hqc-qiskit md` now writes under `averages`)."""
+    from hqc_qiskit.autocorr import series_stats
+    from hqc_qiskit.runlog import read_rows
+
+    run = NPT / f"{name}_p10"
+    rows = read_rows(run / "md_log.csv")
+    stride = json.loads((run / "md_summary.json").read_text())["options"]["log_every"]
+    tail = rows[len(rows) // 5:]
+    return {column: series_stats([r[column] for r in tail], stride).as_dict() for column in ("density_g_cm3", "P_GPa")}
+
+
+def compare() -> dict:
+    """Both NPT runs' densities, and both models' virial pressure and forces against DFT on every computed NPT
+    frame; writes cp2k_npt.json."""
+    from hqc_qiskit.calculator import HQCCalculator
+
+    calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in MODELS.items()}
+    report = {"models": MODELS, "npt": {name: npt_density(name) for name in TRAJECTORIES}, "frames": []}
+    for name, stats in report["npt"].items():
+        rho, pressure = stats["density_g_cm3"], stats["P_GPa"]
+        print(f"NPT at 10 GPa with {MODELS[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
+              f"{rho['std']:.3f}; {rho['n_effective']:.0f} independent samples), pressure {pressure['mean']:+.2f} ± "
+              f"{pressure['stderr']:.2f} GPa")
+    for name in TRAJECTORIES:
+        traj = None
+        for path in sorted(WORK.glob(f"npt.{name}.frame*.converged.json"), key=lambda p: json.loads(p.read_text())["frame"]):
+            traj = traj or trajectory(name)
+            dft = json.loads(path.read_text())
+            atoms = traj[dft["frame"]]
+            row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"],
+                   "density_g_cm3": dft["density_g_cm3"], "dft_pressure_gpa": float(pressure_gpa(dft["stress_ev_a3"])),
+                   "pressure_error_gpa": {}, "force_rmse_ev_a": {}}
+            for model, calc in calcs.items():
+                copy = atoms.copy()
+                copy.calc = calc
+                row["pressure_error_gpa"][model] = float(pressure_gpa(copy.get_stress(voigt=False))) - row["dft_pressure_gpa"]
+                row["force_rmse_ev_a"][model] = float(np.sqrt(np.mean((copy.get_forces() - np.array(dft["forces_ev_a"])) ** 2)))
+            report["frames"].append(row)
+            print(f"{name} trajectory, frame {row['frame']} ({row['density_g_cm3']:.3f} g/cm³): DFT virial pressure "
+                  f"{row['dft_pressure_gpa']:+.2f} GPa; model - DFT: " + ", ".join(
+                      f"{m} {row['pressure_error_gpa'][m]:+.2f} GPa (F RMSE {row['force_rmse_ev_a'][m]:.3f} eV/Å)"
+                      for m in MODELS))
+    if not report["frames"]:
+        raise SystemExit(f"no NPT frames computed in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
+    (HERE / "cp2k_npt.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="converged CP2K single points of frames of both NPT trajectories")
+    run_p.add_argument("--frames", default="-1,-6", help="trajectory frames, comma-separated (negative: from the end)")
+    run_p.add_argument("--np", type=int, default=2, help="MPI processes")
+    sub.add_parser("compare", help="both models' pressure and forces against DFT on those frames")
+    args = parser.parse_args()
+    if args.command == "run":
+        run([int(x) for x in args.frames.split(",")], args.np)
+    else:
+        compare()
+
+
+if __name__ == "__main__":
+    main()
