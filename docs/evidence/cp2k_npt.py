@@ -1,7 +1,7 @@
 """DFT on the dense liquid an NPT run made: does the density fine-tune's pressure hold there?
 
     bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model and the fine-tune
-    python docs/evidence/cp2k_npt.py run              # CP2K on frames of both trajectories (3-10 min each, 2 cores)
+    python docs/evidence/cp2k_npt.py run [--frames -1,-6]   # CP2K on frames of both trajectories (5-10+ min each)
     python docs/evidence/cp2k_npt.py compare          # -> docs/evidence/cp2k_npt.json
 
 cp2k_density.py checks the models on test frames scaled to other densities, which are compressed without
@@ -24,7 +24,7 @@ from ase.io import read
 
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, WORK, cubic_input
-from hqc_qiskit.data.dataset import density_g_cm3
+from hqc_qiskit.data.dataset import closest_pair, density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
 
 NPT = ROOT / "runs" / "density" / "npt"
@@ -101,8 +101,10 @@ def compare() -> dict:
             traj = traj or trajectory(name)
             dft = json.loads(path.read_text())
             atoms = traj[dft["frame"]]
-            row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"],
-                   "density_g_cm3": dft["density_g_cm3"], "dft_pressure_gpa": float(pressure_gpa(dft["stress_ev_a3"])),
+            row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"], "density_g_cm3": dft["density_g_cm3"],
+                   "closest_pair_a": closest_pair(atoms, 4.0)[2],    # the training data's closest pair: 1.87 Å
+                   "dft_force_rms_ev_a": float(np.sqrt(np.mean(np.square(dft["forces_ev_a"])))),
+                   "dft_pressure_gpa": float(pressure_gpa(dft["stress_ev_a3"])),
                    "pressure_error_gpa": {}, "force_rmse_ev_a": {}}
             for model, calc in calcs.items():
                 copy = atoms.copy()
@@ -110,7 +112,8 @@ def compare() -> dict:
                 row["pressure_error_gpa"][model] = float(pressure_gpa(copy.get_stress(voigt=False))) - row["dft_pressure_gpa"]
                 row["force_rmse_ev_a"][model] = float(np.sqrt(np.mean((copy.get_forces() - np.array(dft["forces_ev_a"])) ** 2)))
             report["frames"].append(row)
-            print(f"{name} trajectory, frame {row['frame']} ({row['density_g_cm3']:.3f} g/cm³): DFT virial pressure "
+            print(f"{name} trajectory, frame {row['frame']} ({row['density_g_cm3']:.3f} g/cm³, closest pair "
+                  f"{row['closest_pair_a']:.2f} Å, DFT force RMS {row['dft_force_rms_ev_a']:.2f} eV/Å): DFT virial pressure "
                   f"{row['dft_pressure_gpa']:+.2f} GPa; model - DFT: " + ", ".join(
                       f"{m} {row['pressure_error_gpa'][m]:+.2f} GPa (F RMSE {row['force_rmse_ev_a'][m]:.3f} eV/Å)"
                       for m in MODELS))
@@ -124,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="converged CP2K single points of frames of both NPT trajectories")
-    run_p.add_argument("--frames", default="-1,-6", help="trajectory frames, comma-separated (negative: from the end)")
+    run_p.add_argument("--frames", default="-1", help="trajectory frames, comma-separated (negative: from the end)")
     run_p.add_argument("--np", type=int, default=2, help="MPI processes")
     sub.add_parser("compare", help="both models' pressure and forces against DFT on those frames")
     args = parser.parse_args()
