@@ -351,10 +351,9 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     if npt:   # an NPT run's result is its density: its mean needs the same autocorrelation-aware error bar
         series.update(density_g_cm3=[r["density_g_cm3"] for r in tail], P_GPa=[r["P_GPa"] for r in tail])
     summary["averages"] = averages(series, opt.log_every)
-    if npt:
-        for key, column in (("mean_density_g_cm3", "density_g_cm3"), ("mean_P_GPa", "P_GPa")):
-            summary[key] = float(np.mean([r[column] for r in tail]))
-        summary["std_density_g_cm3"] = float(np.std([r["density_g_cm3"] for r in tail]))
+    if npt:   # also without error bars: a run too short or unstable for them still reports its means
+        summary.update(mean_density_g_cm3=float(np.mean(series["density_g_cm3"])), mean_P_GPa=float(np.mean(series["P_GPa"])),
+                       std_density_g_cm3=float(np.std(series["density_g_cm3"])))
     if committee:
         dev = np.array([r["max_force_dev_eV_A"] for r in rows])
         summary.update(max_force_dev_max_eV_A=float(dev.max()), max_force_dev_median_eV_A=float(np.median(dev)))

@@ -34,6 +34,7 @@ from ase.units import GPa
 
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import density_g_cm3, scaled_copy
 from hqc_qiskit.metrics import pressure_gpa
 
@@ -75,9 +76,7 @@ def run(frames: list[int], scales: list[float], np_: int = 2, which: str = "test
             parsed.update(frame=k, scale=s, file=str(FILES[which].relative_to(ROOT)), eps_scf=1e-6,
                           volume_a3=atoms.get_volume(), density_g_cm3=density_g_cm3(atoms),
                           smeared_energy_ev=smeared["energy_ev"], smeared_scf_steps=smeared["scf_steps"])
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(parsed))
-            tmp.replace(path)
+            atomic_write_json(parsed, path)
             print(f"{which} frame {k} x{s:g} ({parsed['density_g_cm3']:.3f} g/cm³): E {parsed['energy_ev']:.4f} eV, "
                   f"pressure {pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
 

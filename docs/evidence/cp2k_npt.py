@@ -24,21 +24,25 @@ from ase.io import read
 
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, WORK, cubic_input
+from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import closest_pair, density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
 
 NPT = ROOT / "runs" / "density" / "npt"
-# the NPT runs of runs/density/npt/run.sh and the models that are compared on their frames
+# the NPT runs of runs/density/npt/run.sh (name: the model that drove it); both models are compared on every frame
 TRAJECTORIES = {"source": "runs/small_l2_hqc_cz_long", "finetuned": "runs/density/small_l2_hqc_cz_density_wide_valstress"}
-MODELS = dict(TRAJECTORIES)
 
 
 def result_path(name: str, frame: int) -> Path:
     return WORK / f"npt.{name}.frame{frame}.converged.json"
 
 
+def trajectory_path(name: str) -> Path:
+    return NPT / f"{name}_p10" / "md_traj.extxyz"
+
+
 def trajectory(name: str) -> list:
-    path = NPT / f"{name}_p10" / "md_traj.extxyz"
+    path = trajectory_path(name)
     if not path.exists():
         raise SystemExit(f"{path.relative_to(ROOT)} is missing: run `bash runs/density/npt/run.sh` first")
     return read(path, ":")
@@ -48,9 +52,9 @@ def run(frames: list[int], np_: int = 2) -> None:
     """Converged single points of trajectory frames ``frames`` (negative: from the end) of each NPT run (resumable:
     done frames are skipped)."""
     WORK.mkdir(exist_ok=True)
-    for k in frames:
-        for name in TRAJECTORIES:
-            traj = trajectory(name)
+    trajectories = {name: trajectory(name) for name in TRAJECTORIES}
+    for k in frames:   # the frames in turn, each of both runs (the first frames asked for come first)
+        for name, traj in trajectories.items():
             index = k % len(traj)
             path = result_path(name, index)
             if path.exists():
@@ -59,13 +63,11 @@ def run(frames: list[int], np_: int = 2) -> None:
             atoms = traj[index]
             project = f"Si_npt_{name}{index}"
             parsed, smeared = converged_single_point(cubic_input(atoms, project), project, np_)
-            parsed.update(trajectory=str((NPT / f"{name}_p10" / "md_traj.extxyz").relative_to(ROOT)), frame=index,
+            parsed.update(trajectory=str(trajectory_path(name).relative_to(ROOT)), frame=index,
                           step=int(atoms.info.get("step", -1)), volume_a3=atoms.get_volume(),
                           density_g_cm3=density_g_cm3(atoms), eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"],
                           smeared_scf_steps=smeared["scf_steps"])
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(parsed))
-            tmp.replace(path)
+            atomic_write_json(parsed, path)
             print(f"{name} frame {index} ({parsed['density_g_cm3']:.3f} g/cm³): pressure "
                   f"{pressure_gpa(parsed['stress_ev_a3']):.2f} GPa", flush=True)
 
@@ -88,18 +90,18 @@ def compare() -> dict:
     frame; writes cp2k_npt.json."""
     from hqc_qiskit.calculator import HQCCalculator
 
-    calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in MODELS.items()}
-    report = {"models": MODELS, "npt": {name: npt_density(name) for name in TRAJECTORIES}, "frames": []}
+    calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in TRAJECTORIES.items()}
+    report = {"models": TRAJECTORIES, "npt": {name: npt_density(name) for name in TRAJECTORIES}, "frames": []}
     for name, stats in report["npt"].items():
         rho, pressure = stats["density_g_cm3"], stats["P_GPa"]
-        print(f"NPT at 10 GPa with {MODELS[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
+        print(f"NPT at 10 GPa with {TRAJECTORIES[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
               f"{rho['std']:.3f}; {rho['n_effective']:.0f} independent samples), pressure {pressure['mean']:+.2f} ± "
               f"{pressure['stderr']:.2f} GPa")
     for name in TRAJECTORIES:
-        traj = None
-        for path in sorted(WORK.glob(f"npt.{name}.frame*.converged.json"), key=lambda p: json.loads(p.read_text())["frame"]):
-            traj = traj or trajectory(name)
-            dft = json.loads(path.read_text())
+        results = sorted((json.loads(p.read_text()) for p in WORK.glob(f"npt.{name}.frame*.converged.json")),
+                         key=lambda d: d["frame"])
+        traj = trajectory(name) if results else []
+        for dft in results:
             atoms = traj[dft["frame"]]
             row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"], "density_g_cm3": dft["density_g_cm3"],
                    "closest_pair_a": closest_pair(atoms, 4.0)[2],    # the training data's closest pair: 1.87 Å
@@ -116,7 +118,7 @@ def compare() -> dict:
                   f"{row['closest_pair_a']:.2f} Å, DFT force RMS {row['dft_force_rms_ev_a']:.2f} eV/Å): DFT virial pressure "
                   f"{row['dft_pressure_gpa']:+.2f} GPa; model - DFT: " + ", ".join(
                       f"{m} {row['pressure_error_gpa'][m]:+.2f} GPa (F RMSE {row['force_rmse_ev_a'][m]:.3f} eV/Å)"
-                      for m in MODELS))
+                      for m in TRAJECTORIES))
     if not report["frames"]:
         raise SystemExit(f"no NPT frames computed in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
     (HERE / "cp2k_npt.json").write_text(json.dumps(report, indent=1))
