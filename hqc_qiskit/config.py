@@ -117,6 +117,25 @@ class ModelConfig(_Strict):
         "per path, the session-3 default) or 'e3nn' (e3nn's own modules, the reference)",
     )
 
+    pair_repulsion: Optional[Literal["zbl"]] = Field(
+        None, description="'zbl': add the ZBL screened nuclear repulsion, switched off smoothly at the sum of the "
+        "covalent radii (2.22 Å for Si), to the learned energy, so that close pairs the data never showed are "
+        "repelled (model/pair_repulsion.py); null: none, the paper's model")
+
+    @model_validator(mode="after")
+    def _pair_repulsion_within_cutoff(self):
+        if self.pair_repulsion == "zbl":
+            from ase.data import atomic_numbers, covalent_radii
+
+            unknown = [s for s in self.species if s not in atomic_numbers]
+            if unknown:
+                raise ValueError(f"pair_repulsion 'zbl' needs element symbols as species; unknown: {unknown}")
+            reach = 2 * max(covalent_radii[atomic_numbers[s]] for s in self.species)
+            if reach > self.cutoff:
+                raise ValueError(f"pair_repulsion 'zbl' reaches {reach:.2f} Å (twice the largest covalent radius), "
+                                 f"beyond the cutoff {self.cutoff} Å; raise model.cutoff")
+        return self
+
     @field_validator("hidden_irreps")
     @classmethod
     def _irreps(cls, v):

@@ -28,6 +28,17 @@ def _recorded(run: Path) -> dict | None:
         return None
 
 
+def _evidence_module(name: str, monkeypatch):
+    """docs/evidence/<name>.py imported as a module (its sibling modules, e.g. cp2k_stress, importable)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "evidence"))
+    spec = importlib.util.spec_from_file_location(f"{name}_evidence", ROOT / "docs" / "evidence" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _committed_runs() -> list[Path]:
     runs = sorted({p.parent for p in ROOT.glob("runs/**/best_model.pt")})
     return [r for r in runs if _recorded(r) and (r / "config.yaml").exists()]
@@ -116,12 +127,7 @@ def test_stress_against_dft_is_reproduced():
 def test_density_report_is_reproduced(monkeypatch, tmp_path):
     """docs/results.md "Away from the training density": docs/evidence/cp2k_density.json is what its script
     computes now from the committed CP2K results and checkpoints (its compare run again, written elsewhere)."""
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(ROOT / "docs" / "evidence"))   # its sibling cp2k_* modules
-    spec = importlib.util.spec_from_file_location("cp2k_density_evidence", ROOT / "docs" / "evidence" / "cp2k_density.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _evidence_module("cp2k_density", monkeypatch)
     monkeypatch.setattr(module, "HERE", tmp_path)
     committed = json.loads((ROOT / "docs" / "evidence" / "cp2k_density.json").read_text())
     committees = {name: row["members"] for name, row in committed["committees"].items()}
@@ -344,16 +350,40 @@ def test_noise_aware_runs_with_trained_circuits_re_evaluate(device):
                for a, b in zip(tuned.readouts, source.readouts)) > 1e-3
 
 
+def test_npt_and_close_pair_reports_are_reproduced(monkeypatch, tmp_path):
+    """docs/results.md "Short-range repulsion" (and "What it changes in an NPT run"): docs/evidence/cp2k_npt.json
+    and cp2k_close_pair.json are what their scripts compute now from the committed trajectories, CP2K results and
+    checkpoints (compare run again, written elsewhere)."""
+    for name in ("cp2k_npt", "cp2k_close_pair"):
+        module = _evidence_module(name, monkeypatch)
+        monkeypatch.setattr(module, "HERE", tmp_path)
+        committed = json.loads((ROOT / "docs" / "evidence" / f"{name}.json").read_text())
+        again = module.compare() if name == "cp2k_npt" else module.compare(plot_to=None)
+        assert (tmp_path / f"{name}.json").exists()
+        _assert_close_nested(json.loads(json.dumps(again)), committed, name)
+
+
+def _assert_close_nested(again, committed, where: str) -> None:
+    """Same keys and strings; numbers equal within rel 1e-6 (model evaluations, float64)."""
+    if isinstance(committed, dict):
+        assert sorted(again) == sorted(committed), where
+        for key, value in committed.items():
+            _assert_close_nested(again[key], value, f"{where}.{key}")
+    elif isinstance(committed, list):
+        assert len(again) == len(committed), where
+        for k, (a, c) in enumerate(zip(again, committed)):
+            _assert_close_nested(a, c, f"{where}[{k}]")
+    elif isinstance(committed, (int, float)) and not isinstance(committed, bool):
+        assert again == pytest.approx(committed, rel=1e-6, abs=1e-9), where
+    else:
+        assert again == committed, where
+
+
 @pytest.mark.parametrize("name", ["noise_aware", "noise_aware_circuits", "noise_calibration"])
 def test_evidence_follows_from_its_runs(name, monkeypatch):
     """docs/evidence/<name>.json (the numbers of its docs/results.md section) is what docs/evidence/<name>.py
     gathers from the committed runs now."""
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(ROOT / "docs" / "evidence"))   # the scripts' shared _evidence module
-    spec = importlib.util.spec_from_file_location(f"{name}_evidence", ROOT / "docs" / "evidence" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _evidence_module(name, monkeypatch)
     assert module.gather() == json.loads((ROOT / "docs" / "evidence" / f"{name}.json").read_text())
 
 
@@ -361,20 +391,19 @@ def test_mc_remeasure_evidence_follows_from_its_chain(monkeypatch):
     """docs/results.md, the --remeasure paragraph of "Sampling cost": docs/evidence/mc_remeasure.json is what its
     script gathers from the committed chain now (the exact energies of its frames evaluated again), and the fresh
     estimates there are unbiased against the exact energies where the kept ones are low."""
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(ROOT / "docs" / "evidence"))
-    spec = importlib.util.spec_from_file_location("mc_remeasure_evidence", ROOT / "docs" / "evidence" / "mc_remeasure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _evidence_module("mc_remeasure", monkeypatch)
     again, committed = module.gather(), json.loads((ROOT / "docs" / "evidence" / "mc_remeasure.json").read_text())
-    for key in ("exact", "fresh", "kept"):
+    # the exact energies are the model's own float32 evaluations, which differ in the last bit between CPUs (one
+    # float32 step at 106 eV/atom is 7.6e-6 eV/atom: an AMD EPYC and an Intel Xeon differ by that); the logged ones
+    # are read back exactly
+    assert again["per_frame_eV_per_atom"]["exact"] == pytest.approx(committed["per_frame_eV_per_atom"]["exact"], abs=5e-5)
+    for key in ("fresh", "kept"):
         assert again["per_frame_eV_per_atom"][key] == pytest.approx(committed["per_frame_eV_per_atom"][key], rel=1e-9)
-    for key in ("fresh_minus_exact_mev_per_atom", "kept_minus_exact_mev_per_atom"):
-        assert again[key] == pytest.approx(committed[key], rel=1e-6, abs=1e-9)
+    for key in ("fresh_minus_exact_mev_per_atom", "kept_minus_exact_mev_per_atom"):   # meV/atom
+        assert again[key] == pytest.approx(committed[key], abs=0.05)
     assert again["frame_steps"] == committed["frame_steps"] and again["summary_averages"] == committed["summary_averages"]
-    for key in ("z_mean", "z_std"):
-        assert again["reusing_chain_z"][key] == pytest.approx(committed["reusing_chain_z"][key], rel=1e-6)
+    for key in ("z_mean", "z_std"):   # (kept - exact + beta s^2) / s: a float32 step of exact is 5e-4 eV a structure
+        assert again["reusing_chain_z"][key] == pytest.approx(committed["reusing_chain_z"][key], abs=2e-3)
     fresh, kept = committed["fresh_minus_exact_mev_per_atom"], committed["kept_minus_exact_mev_per_atom"]
     assert abs(fresh["mean"]) < 2 * fresh["stderr"] and kept["mean"] < -3 * kept["stderr"]
 

@@ -1,21 +1,20 @@
 """DFT on the dense liquid an NPT run made: does the density fine-tune's pressure hold there?
 
-    bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model and the fine-tune
-    python docs/evidence/cp2k_npt.py run [--frames -1,-6]   # CP2K on frames of both trajectories (5-10+ min each)
+    bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model, the fine-tune, with ZBL
+    python docs/evidence/cp2k_npt.py run [--frames -1,-6]   # CP2K on frames of every trajectory (5-10+ min each)
     python docs/evidence/cp2k_npt.py compare          # -> docs/evidence/cp2k_npt.json
 
 cp2k_density.py checks the models on test frames scaled to other densities, which are compressed without
-relaxing. An NPT run at high pressure makes relaxed dense liquid instead. `run` takes frames of both NPT
-trajectories (runs/density/npt/<name>_p10/md_traj.extxyz) and finds the converged OT minimum of the data's own
+relaxing. An NPT run at high pressure makes relaxed dense liquid instead. `run` takes frames of every NPT
+trajectory (runs/density/npt/<name>_p10/md_traj.extxyz) and finds the converged OT minimum of the data's own
 functional there (cp2k_label_noise.py's recipe), keeping energy, forces and the analytical stress in
-docs/evidence/cp2k_stress/npt.<name>.frame<k>.converged.json. `compare` evaluates both models on every such frame:
-the virial pressure (the configurational part, what DFT's stress is; the kinetic part is the same for both) against
+docs/evidence/cp2k_stress/npt.<name>.frame<k>.converged.json. `compare` evaluates every model on every such frame:
+the virial pressure (the configurational part, what DFT's stress is; the kinetic part is the same for all) against
 DFT's, and the force RMSE.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -23,14 +22,15 @@ import numpy as np
 from ase.io import read
 
 from cp2k_label_noise import converged_single_point
-from cp2k_stress import HERE, ROOT, WORK, cubic_input
+from cp2k_stress import HERE, ROOT, WORK, cubic_input, run_compare_main
 from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import closest_pair, density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
 
 NPT = ROOT / "runs" / "density" / "npt"
-# the NPT runs of runs/density/npt/run.sh (name: the model that drove it); both models are compared on every frame
-TRAJECTORIES = {"source": "runs/small_l2_hqc_cz_long", "finetuned": "runs/density/small_l2_hqc_cz_density_wide_valstress"}
+# the NPT runs of runs/density/npt/run.sh (name: the model that drove it); every model is compared on every frame
+TRAJECTORIES = {"source": "runs/small_l2_hqc_cz_long", "finetuned": "runs/density/small_l2_hqc_cz_density_wide_valstress",
+                "zbl": "runs/density/small_l2_hqc_cz_density_zbl"}
 
 
 def result_path(name: str, frame: int) -> Path:
@@ -53,7 +53,7 @@ def run(frames: list[int], np_: int = 2) -> None:
     done frames are skipped)."""
     WORK.mkdir(exist_ok=True)
     trajectories = {name: trajectory(name) for name in TRAJECTORIES}
-    for k in frames:   # the frames in turn, each of both runs (the first frames asked for come first)
+    for k in frames:   # the frames in turn, each of every run (the first frames asked for come first)
         for name, traj in trajectories.items():
             index = k % len(traj)
             path = result_path(name, index)
@@ -85,18 +85,33 @@ def npt_density(name: str) -> dict:
     return {column: series_stats([r[column] for r in tail], stride).as_dict() for column in ("density_g_cm3", "P_GPa")}
 
 
+TRAINING_CLOSEST_PAIR = 1.87   # Å: the closest pair in the shipped training file (hqc-qiskit data info)
+
+
+def closest_pairs(name: str) -> dict:
+    """Closest pair (Å) of every frame of an NPT trajectory (one every 200 steps): the smallest, and how many
+    frames hold a pair closer than any in the training data (where the model's repulsion is extrapolated)."""
+    distances = [closest_pair(atoms, 4.0)[2] for atoms in trajectory(name)]
+    return {"frames": len(distances), "min_a": min(distances), "median_a": float(np.median(distances)),
+            "frames_below_training": sum(d < TRAINING_CLOSEST_PAIR for d in distances)}
+
+
 def compare() -> dict:
-    """Both NPT runs' densities, and both models' virial pressure and forces against DFT on every computed NPT
-    frame; writes cp2k_npt.json."""
+    """Every NPT run's density and closest pairs, and every model's virial pressure and forces against DFT on every
+    computed NPT frame; writes cp2k_npt.json."""
     from hqc_qiskit.calculator import HQCCalculator
 
     calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in TRAJECTORIES.items()}
-    report = {"models": TRAJECTORIES, "npt": {name: npt_density(name) for name in TRAJECTORIES}, "frames": []}
+    report = {"models": TRAJECTORIES, "npt": {name: npt_density(name) for name in TRAJECTORIES},
+              "closest_pairs": {name: closest_pairs(name) for name in TRAJECTORIES}, "frames": []}
     for name, stats in report["npt"].items():
         rho, pressure = stats["density_g_cm3"], stats["P_GPa"]
         print(f"NPT at 10 GPa with {TRAJECTORIES[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
               f"{rho['std']:.3f}; {rho['n_effective']:.0f} independent samples), pressure {pressure['mean']:+.2f} ± "
               f"{pressure['stderr']:.2f} GPa")
+        pairs = report["closest_pairs"][name]
+        print(f"  closest pair over its {pairs['frames']} trajectory frames: {pairs['min_a']:.2f} Å; "
+              f"{pairs['frames_below_training']} frames closer than the training data's {TRAINING_CLOSEST_PAIR} Å")
     for name in TRAJECTORIES:
         results = sorted((json.loads(p.read_text()) for p in WORK.glob(f"npt.{name}.frame*.converged.json")),
                          key=lambda d: d["frame"])
@@ -104,7 +119,7 @@ def compare() -> dict:
         for dft in results:
             atoms = traj[dft["frame"]]
             row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"], "density_g_cm3": dft["density_g_cm3"],
-                   "closest_pair_a": closest_pair(atoms, 4.0)[2],    # the training data's closest pair: 1.87 Å
+                   "closest_pair_a": closest_pair(atoms, 4.0)[2],
                    "dft_force_rms_ev_a": float(np.sqrt(np.mean(np.square(dft["forces_ev_a"])))),
                    "dft_pressure_gpa": float(pressure_gpa(dft["stress_ev_a3"])),
                    "pressure_error_gpa": {}, "force_rmse_ev_a": {}}
@@ -121,22 +136,14 @@ def compare() -> dict:
                       for m in TRAJECTORIES))
     if not report["frames"]:
         raise SystemExit(f"no NPT frames computed in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
-    (HERE / "cp2k_npt.json").write_text(json.dumps(report, indent=1))
+    atomic_write_json(report, HERE / "cp2k_npt.json")
     return report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="converged CP2K single points of frames of both NPT trajectories")
-    run_p.add_argument("--frames", default="-1", help="trajectory frames, comma-separated (negative: from the end)")
-    run_p.add_argument("--np", type=int, default=2, help="MPI processes")
-    sub.add_parser("compare", help="both models' pressure and forces against DFT on those frames")
-    args = parser.parse_args()
-    if args.command == "run":
-        run([int(x) for x in args.frames.split(",")], args.np)
-    else:
-        compare()
+    run_compare_main(__doc__, run, compare, "--frames", "-1", "trajectory frames (negative: from the end)",
+                     run_help="converged CP2K single points of frames of every NPT trajectory",
+                     compare_help="every model's pressure and forces against DFT on those frames")
 
 
 if __name__ == "__main__":

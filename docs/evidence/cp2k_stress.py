@@ -232,6 +232,23 @@ def write_labelled_frames(data: list, dft: list[dict], reference: str) -> Path:
     return path
 
 
+def run_compare_main(doc: str, run, compare, option: str, default: str, what: str, parse=int,
+                     run_help: str = "converged CP2K single points", compare_help: str = "the models against DFT") -> None:
+    """The command line of an evidence script with `run OPTION=a,b,c [--np N]` (CP2K single points: run(values,
+    np)) and `compare` (compare()): cp2k_npt.py, cp2k_close_pair.py."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help=run_help)
+    run_p.add_argument(option, default=default, help=f"{what}, comma-separated")
+    run_p.add_argument("--np", type=int, default=2, help="MPI processes")
+    sub.add_parser("compare", help=compare_help)
+    args = parser.parse_args()
+    if args.command == "run":
+        run([parse(x) for x in getattr(args, option.lstrip("-")).split(",")], args.np)
+    else:
+        compare()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,6 +1,7 @@
 """The potential: species embedding -> interaction layers -> per-layer readouts -> E, F = -dE/dr.
 
-E = sum_i sum_t E_i^(t) + sum_i E0[species_i]   (eV);   forces by autograd (eV/Å).
+E = sum_i sum_t E_i^(t) + sum_i E0[species_i] [+ E_pair]   (eV);   forces by autograd (eV/Å).
+E_pair: the optional fixed ZBL repulsion (``model.pair_repulsion``, :mod:`.pair_repulsion`).
 The model keeps its :class:`~hqc_qiskit.config.ModelConfig` so a checkpoint alone rebuilds it.
 """
 
@@ -14,6 +15,7 @@ from ..config import ModelConfig
 from ..data import keys as K
 from ..errors import EngineError
 from .interaction import InteractionBlock, scalar_channels
+from .pair_repulsion import ZBLRepulsion
 from .radial import BesselBasis
 from .readouts import make_readout
 
@@ -46,6 +48,7 @@ class HQCPotential(nn.Module):
             self.layers.append(block)
             irreps_in = block.irreps_out
             self.readouts.append(make_readout(config.readout.kind, len(scalar_channels(irreps_in)), **readout_options))
+        self.pair_repulsion = ZBLRepulsion(config.species) if config.pair_repulsion == "zbl" else None
         self.register_buffer("hidden_scalar_idx", scalar_channels(irreps_hidden), persistent=False)
         e0 = config.reference_energies
         values = [e0[s] for s in config.species] if isinstance(e0, dict) else [0.0] * n_species
@@ -58,8 +61,9 @@ class HQCPotential(nn.Module):
     def forward(self, batch: dict, compute_forces: bool = True, create_graph: bool = False,
                 compute_stress: bool = False) -> dict:
         """batch: graph dict (see data/keys.py). Returns energy (B,), forces (N, 3), node_energy (N,),
-        layer_energy (N, n_layers), and with ``compute_stress`` stress (B, 3, 3) in eV/Å^3 = (1/V) dE/dε
-        (ASE's sign: positive under tension; NaN for structures without a cell)."""
+        layer_energy (N, n_layers), with a ``pair_repulsion`` pair_energy (N,) (already in node_energy), and with
+        ``compute_stress`` stress (B, 3, 3) in eV/Å^3 = (1/V) dE/dε (ASE's sign: positive under tension; NaN for
+        structures without a cell)."""
         if create_graph and not self.supports_double_backward:
             raise EngineError(
                 "a readout engine of this model ('qnn': Qiskit EstimatorQNN + TorchConnector) cannot give "
@@ -91,10 +95,15 @@ class HQCPotential(nn.Module):
             layer_energies.append(readout(h[:, self.hidden_scalar_idx]))             # (N,)
         layer_energy = torch.stack(layer_energies, dim=-1)                           # (N, n_layers)
         node_energy = layer_energy.sum(-1) + self.reference_energies[species]        # (N,) eV
+        if self.pair_repulsion is not None:   # no weights: the shot-based estimators take it as a classical term
+            pair_energy = self.pair_repulsion(edge_len, species, senders, receivers)  # (N,) eV
+            node_energy = node_energy + pair_energy
         n_structures = batch[K.N_STRUCTURES]
         energy = torch.zeros(n_structures, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch[K.BATCH], node_energy)                    # (B,) eV
         out = {"energy": energy, "node_energy": node_energy, "layer_energy": layer_energy}
+        if self.pair_repulsion is not None:
+            out["pair_energy"] = pair_energy
         if compute_stress:
             grad, de_dstrain = torch.autograd.grad(energy.sum(), [positions, strain], create_graph=create_graph)
             volume = torch.linalg.det(batch[K.CELL]).abs()                           # (B,) Å^3; 0 without a cell

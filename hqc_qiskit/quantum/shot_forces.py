@@ -16,6 +16,9 @@ the 2n shifted copies of each circuit, and the circuit inputs x(r, eps) are diff
 
     F = -J_r^T g  (eV/Å),    sigma = J_eps^T g / V  (eV/Å^3),    J = dx/d(r, eps)  (forward-mode autograd).
 
+A model with a fixed pair repulsion (``model.pair_repulsion``) adds that term's exact gradient to both: it is
+classical and measured by no circuit.
+
 Every circuit is measured with its own shots, so Var(F_a) = sum_kq J_kqa^2 Var(g_kq) with
 Var(g_kq) = (v_kq+ / S_kq+ + v_kq- / S_kq-) / 4 and v = c^T C c per shot: the standard errors are exact
 given J (a few seconds of autograd on a 64-atom structure; ``uncertainty=False`` skips it). Without J the
@@ -122,19 +125,37 @@ def _circuit_inputs_fn(model, graph: dict, stress: bool):
     n_pos = graph[K.POSITIONS].numel()
 
     def inputs(z):
-        g = dict(graph)
-        positions = z[:n_pos].reshape(-1, 3)
-        if stress:
-            strain = z[n_pos:].reshape(1, 3, 3)
-            g[K.POSITIONS], g[K.CELL] = apply_strain(positions, graph[K.CELL], strain, graph[K.BATCH])
-        else:
-            g[K.POSITIONS] = positions
         sink.clear()
         with _circuits_recorded(model, sink):
-            model(g, compute_forces=False)
+            model(_graph_at(graph, z, n_pos, stress), compute_forces=False)
         return torch.cat(sink)
 
     return inputs, _flat_coordinates(graph, stress)
+
+
+def _graph_at(graph: dict, z: torch.Tensor, n_pos: int, stress: bool) -> dict:
+    """``graph`` with the flat coordinates z = positions (3N,) Å [+ strain (9,)] applied."""
+    g = dict(graph)
+    positions = z[:n_pos].reshape(-1, 3)
+    if stress:
+        g[K.POSITIONS], g[K.CELL] = apply_strain(positions, graph[K.CELL], z[n_pos:].reshape(1, 3, 3), graph[K.BATCH])
+    else:
+        g[K.POSITIONS] = positions
+    return g
+
+
+def pair_gradient(model, atoms, stress: bool) -> np.ndarray:
+    """d E_pair / d(r[, eps]) (3N [+ 9],) eV/Å [eV] of the model's fixed pair repulsion (zeros without one): a
+    classical term of the energy, exact, that the circuits' parameter-shift gradients do not contain."""
+    graph = structure_graph(model, atoms)
+    z = _flat_coordinates(graph, stress)
+    if getattr(model, "pair_repulsion", None) is None:
+        return np.zeros(z.numel())
+    z = z.requires_grad_(True)
+    with _parameters_frozen(model):
+        out = model(_graph_at(graph, z, graph[K.POSITIONS].numel(), stress), compute_forces=False)
+        (grad,) = torch.autograd.grad(out["pair_energy"].sum(), z)
+    return grad.detach().double().cpu().numpy()
 
 
 def _flat_coordinates(graph: dict, stress: bool) -> torch.Tensor:
@@ -215,12 +236,14 @@ def _exact_reference(model, atoms, stress: bool) -> dict:
 @dataclass
 class ForceProblem:
     """What a shot-based force measurement of one structure runs: the energy problem (K circuits), their K * 2n
-    shifted copies, and the input Jacobian (K * n, 3N [+ 9]) when standard errors are wanted."""
+    shifted copies, the input Jacobian (K * n, 3N [+ 9]) when standard errors are wanted, and the exact gradient
+    (3N [+ 9],) of the classical pair repulsion (zeros without one)."""
 
     energy: ReadoutProblem
     shifted: CircuitBatch
     jacobian: np.ndarray | None
     stress: bool
+    pair_gradient: np.ndarray
 
     @property
     def base_circuits(self) -> int:
@@ -244,7 +267,7 @@ def force_problem(model, atoms, stress: bool = False, uncertainty: bool = True) 
         raise ConfigError("stress needs a periodic structure (pbc=True with a cell)")
     problem = readout_problem(model, atoms)
     jac = input_jacobian(model, atoms, stress) if uncertainty else None
-    return ForceProblem(problem, shifted_batch(problem.batch), jac, stress)
+    return ForceProblem(problem, shifted_batch(problem.batch), jac, stress, pair_gradient(model, atoms, stress))
 
 
 def force_shots(fp: ForceProblem, shots: int | None, allocation: str = "uniform") -> np.ndarray:
@@ -304,6 +327,7 @@ def estimate_forces(model, atoms, backend: Backend, shots: int | None = 50000, a
         total, *probed = _input_vjps(model, atoms, [grad, *probes], stress)
         total_var = None
         noise_var = float(np.mean(probed[0][:n_pos] ** 2)) if probed else 0.0
+    total = total + fp.pair_gradient                                                        # exact, no shots
     ref = _exact_reference(model, atoms, stress)
     volume = atoms.get_volume() if stress else None
     finite = np.isfinite(samples.shots).all()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # docs/results.md "Away from the training density": CP2K on test, training and validation frames at 4 other
 # densities; fine-tunes of runs/small_l2_hqc_cz_long with the training ones (energy, forces, stress; without and with
-# the x1.06 ones, and validated on the validation ones too) and their control, seeds 0 and 1; and the comparison of
-# every model with DFT there. Each step skips what is done (CP2K results, finished runs), so rerun after an
-# interruption. CP2K: bash scripts/install_cp2k.sh (3-10 min per single point on 2 cores).
+# the x1.06 ones, and validated on the validation ones too; the last also with the ZBL pair repulsion, "Short-range
+# repulsion") and their control, seeds 0 and 1; and the comparison of every model with DFT there. Each step skips
+# what is done (CP2K results, finished runs), so rerun after an interruption. CP2K: bash scripts/install_cp2k.sh
+# (3-10 min per single point on 2 cores).
 # Usage: bash runs/density/run.sh [dft|train|compare|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,11 +47,14 @@ train() {   # the fine-tunes and the control with seeds 0 and 1, two side by sid
     # validated on stress-labelled frames too, so that best_model.pt sees the stress fit (docs/training.md)
     train_one $d/finetune_wide_valstress.yaml $d/small_l2_hqc_cz_density_wide_valstress & pid=$!
     seed1 $d/finetune_wide_valstress.yaml small_l2_hqc_cz_density_wide_valstress; wait $pid
+    # the same with the ZBL pair repulsion (model.pair_repulsion: zbl; docs/results.md "Short-range repulsion")
+    train_one $d/finetune_zbl.yaml $d/small_l2_hqc_cz_density_zbl & pid=$!
+    seed1 $d/finetune_zbl.yaml small_l2_hqc_cz_density_zbl; wait $pid
 }
 compare() {
     "$PY" docs/evidence/cp2k_density.py compare runs/quick runs/small_cmlp_long runs/small_hqc_cz_long \
         runs/small_l2_cmlp_long runs/small_l2_hqc_cz_long runs/l2_cmlp_long runs/l2_hqc_cz_long runs/paper_cmlp \
-        runs/density/small_l2_hqc_cz_density{,_control,_wide,_wide_valstress}{,_seed1} \
+        runs/density/small_l2_hqc_cz_density{,_control,_wide,_wide_valstress,_zbl}{,_seed1} \
         runs/density/small_l2_hqc_cz_density{,_control,_wide}@last --committees
 }
 case "${1:-all}" in
