@@ -361,6 +361,11 @@ def test_npt_and_close_pair_reports_are_reproduced(monkeypatch, tmp_path):
         again = module.compare() if name == "cp2k_npt" else module.compare(plot_to=None)
         assert (tmp_path / f"{name}.json").exists()
         _assert_close_nested(json.loads(json.dumps(again)), committed, name)
+    # the training data's closest pair that both quote (hqc-qiskit data info on the shipped training file)
+    from hqc_qiskit.data.dataset import closest_pair, load_labelled
+
+    train = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")
+    assert round(min(closest_pair(a, 2.5)[2] for a in train), 2) == module.TRAINING_CLOSEST_PAIR == 1.87
 
 
 def _assert_close_nested(again, committed, where: str) -> None:

@@ -1,15 +1,16 @@
 """Closer than the data: one pair of atoms of the liquid pulled together, DFT against the models.
 
     bash scripts/install_cp2k.sh
-    python docs/evidence/cp2k_close_pair.py run [--distances 1.45,1.6,1.75,1.9]   # 5-10 min a point on 2 cores
+    python docs/evidence/cp2k_close_pair.py run [--frames 0,1]   # 5-10 min a point on 2 cores
     python docs/evidence/cp2k_close_pair.py compare     # -> docs/evidence/cp2k_close_pair.json, docs/img/close_pair.png
 
 The training data holds no pair closer than 1.87 Å, yet at 10 GPa and 3000 K the models let pairs reach 1.59 Å
-(cp2k_npt.py). This scan measures the repulsion there directly: test frame 0 (the data's density), whose closest
-pair (atoms 13 and 17, 2.076 Å) is moved together symmetrically along its bond, everything else fixed, to each
-distance; CP2K finds the converged minimum of the data's functional (cp2k_label_noise.py's recipe) and keeps energy
-and forces in docs/evidence/cp2k_stress/closepair.d<d>.converged.json. The unmoved frame is the existing
-frame0.converged.json. `compare` gives, per model and distance, the energy relative to the unmoved frame and the
+(cp2k_npt.py). This scan measures the repulsion there directly: in test frames 0 and 1 (the data's density) the
+closest pair (atoms 13 and 17 at 2.076 Å; 15 and 33 at 2.130 Å) is moved together symmetrically along its bond,
+everything else fixed, to each distance of FRAMES; CP2K finds the converged minimum of the data's functional
+(cp2k_label_noise.py's recipe) and keeps energy and forces in
+docs/evidence/cp2k_stress/closepair.frame<k>.d<d>.converged.json. The unmoved frames are the existing
+frame<k>.converged.json. `compare` gives, per model and distance, the energy relative to the unmoved frame and the
 force along the bond pushing the pair apart, (F_j - F_i) . u / 2 with u the unit vector from i to j (positive:
 repulsive), against DFT's, and each frame's force RMSE.
 """
@@ -22,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from cp2k_label_noise import converged_single_point
+from cp2k_npt import TRAINING_CLOSEST_PAIR
 from cp2k_stress import HERE, ROOT, TEST, WORK, cp2k_input, run_compare_main
 from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import closest_pair, load_labelled
 
-FRAME = 0
+# test frames whose closest pair is pulled, with the distances (Å) computed for each (`run` skips what is done)
+FRAMES = {0: (1.45, 1.6, 1.75, 1.9), 1: (1.45, 1.6, 1.75)}
 MODELS = {"source": "runs/small_l2_hqc_cz_long",
           "fine-tune": "runs/density/small_l2_hqc_cz_density_wide_valstress",
           "fine-tune seed 1": "runs/density/small_l2_hqc_cz_density_wide_valstress_seed1",
@@ -34,9 +37,9 @@ MODELS = {"source": "runs/small_l2_hqc_cz_long",
           "zbl seed 1": "runs/density/small_l2_hqc_cz_density_zbl_seed1"}
 
 
-def base_frame():
-    """(test frame FRAME, i, j, d0 Å) with (i, j) its closest pair."""
-    atoms = load_labelled(TEST)[FRAME]
+def base_frame(frame: int):
+    """(test frame ``frame``, i, j, d0 Å) with (i, j) its closest pair."""
+    atoms = load_labelled(TEST)[frame]
     i, j, d0 = closest_pair(atoms, 4.0)
     return atoms, i, j, d0
 
@@ -54,25 +57,30 @@ def pulled(atoms, i: int, j: int, d: float):
     return out
 
 
-def result_path(d: float) -> Path:
-    return WORK / f"closepair.d{d:.2f}.converged.json"
+def result_path(frame: int, d: float) -> Path:
+    return WORK / f"closepair.frame{frame}.d{d:.2f}.converged.json"
 
 
-def run(distances: list[float], np_: int = 2) -> None:
-    """Converged single points of the pulled frames (resumable: done distances are skipped)."""
-    atoms, i, j, d0 = base_frame()
+def run(frames: list[int], np_: int = 2) -> None:
+    """Converged single points of the pulled copies of each test frame in ``frames`` at its FRAMES distances
+    (resumable: done ones are skipped)."""
     WORK.mkdir(exist_ok=True)
-    for d in distances:
-        path = result_path(d)
-        if path.exists():
-            print(f"{d:.2f} Å: {path.name} exists, skipped")
-            continue
-        project = f"Si_closepair{int(round(d * 100))}"
-        parsed, smeared = converged_single_point(cp2k_input(pulled(atoms, i, j, d), project), project, np_)
-        parsed.update(file=str(TEST.relative_to(ROOT)), frame=FRAME, atoms=[i, j], distance_a=d, unmoved_distance_a=d0,
-                      eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"], smeared_scf_steps=smeared["scf_steps"])
-        atomic_write_json(parsed, path)
-        print(f"{d:.2f} Å: E {parsed['energy_ev']:.4f} eV", flush=True)
+    for frame in frames:
+        if frame not in FRAMES:
+            raise SystemExit(f"test frame {frame} has no distances in FRAMES ({sorted(FRAMES)})")
+        atoms, i, j, d0 = base_frame(frame)
+        for d in FRAMES[frame]:
+            path = result_path(frame, d)
+            if path.exists():
+                print(f"frame {frame}, {d:.2f} Å: {path.name} exists, skipped")
+                continue
+            project = f"Si_closepair{frame}_{int(round(d * 100))}"
+            parsed, smeared = converged_single_point(cp2k_input(pulled(atoms, i, j, d), project), project, np_)
+            parsed.update(file=str(TEST.relative_to(ROOT)), frame=frame, atoms=[i, j], distance_a=d,
+                          unmoved_distance_a=d0, eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"],
+                          smeared_scf_steps=smeared["scf_steps"])
+            atomic_write_json(parsed, path)
+            print(f"frame {frame}, {d:.2f} Å: E {parsed['energy_ev']:.4f} eV", flush=True)
 
 
 def bond_force(forces: np.ndarray, atoms, i: int, j: int) -> float:
@@ -82,43 +90,51 @@ def bond_force(forces: np.ndarray, atoms, i: int, j: int) -> float:
     return float((forces[j] - forces[i]) @ u / 2)
 
 
-def compare(plot_to: Path | None = ROOT / "docs" / "img" / "close_pair.png") -> dict:
-    """Every model against DFT on the unmoved and the pulled frames; writes cp2k_close_pair.json (and the plot)."""
-    from hqc_qiskit.calculator import HQCCalculator
-
-    atoms, i, j, d0 = base_frame()
-    pulled_results = [json.loads(p.read_text()) for p in WORK.glob("closepair.d*.converged.json")]
+def scan(frame: int, calcs: dict) -> dict | None:
+    """Every model against DFT on test frame ``frame`` unmoved (its converged single point, cp2k_label_noise.py)
+    and pulled to each computed distance; None if no pulled copy is computed yet."""
+    pulled_results = [json.loads(p.read_text()) for p in WORK.glob(f"closepair.frame{frame}.d*.converged.json")]
     if not pulled_results:
-        raise SystemExit(f"no pulled frames computed in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
-    points = sorted([(d0, json.loads((WORK / f"frame{FRAME}.converged.json").read_text()))]
+        return None
+    atoms, i, j, d0 = base_frame(frame)
+    points = sorted([(d0, json.loads((WORK / f"frame{frame}.converged.json").read_text()))]
                     + [(r["distance_a"], r) for r in pulled_results], key=lambda p: p[0])
-    calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in MODELS.items()}
     rows = []
     for d, dft in points:
-        frame = pulled(atoms, i, j, d)
+        copy = pulled(atoms, i, j, d)
         dft_forces = np.array(dft["forces_ev_a"])
-        row = {"distance_a": d, "dft_energy_ev": dft["energy_ev"], "dft_bond_force_ev_a": bond_force(dft_forces, frame, i, j),
+        row = {"distance_a": d, "dft_energy_ev": dft["energy_ev"], "dft_bond_force_ev_a": bond_force(dft_forces, copy, i, j),
                "energy_ev": {}, "bond_force_ev_a": {}, "force_rmse_ev_a": {}}
         for name, calc in calcs.items():
-            frame.calc = calc
-            forces = frame.get_forces()
-            row["energy_ev"][name] = float(frame.get_potential_energy())
-            row["bond_force_ev_a"][name] = bond_force(forces, frame, i, j)
+            copy.calc = calc
+            forces = copy.get_forces()
+            row["energy_ev"][name] = float(copy.get_potential_energy())
+            row["bond_force_ev_a"][name] = bond_force(forces, copy, i, j)
             row["force_rmse_ev_a"][name] = float(np.sqrt(np.mean((forces - dft_forces) ** 2)))
         rows.append(row)
     unmoved = next(r for r in rows if r["distance_a"] == d0)
     for row in rows:   # energies relative to the unmoved frame: what pulling the pair together costs
         row["dft_delta_e_ev"] = row["dft_energy_ev"] - unmoved["dft_energy_ev"]
-        row["delta_e_ev"] = {m: row["energy_ev"][m] - unmoved["energy_ev"][m] for m in MODELS}
-    report = {"file": str(TEST.relative_to(ROOT)), "frame": FRAME, "atoms": [i, j], "unmoved_distance_a": d0,
-              "training_closest_pair_a": 1.87, "models": MODELS, "rows": rows}
-    print(f"test frame {FRAME}, atoms {i} and {j} (unmoved {d0:.3f} Å): energy change (eV) and bond force (eV/Å, + "
-          "pushes apart), DFT then " + ", ".join(MODELS))
+        row["delta_e_ev"] = {m: row["energy_ev"][m] - unmoved["energy_ev"][m] for m in calcs}
+    print(f"test frame {frame}, atoms {i} and {j} (unmoved {d0:.3f} Å): energy change (eV) and bond force (eV/Å, + "
+          "pushes apart), DFT then " + ", ".join(calcs))
     for row in rows:
         print(f"{row['distance_a']:.3f} Å: dE DFT {row['dft_delta_e_ev']:+.2f} | " + " ".join(
-            f"{row['delta_e_ev'][m]:+.2f}" for m in MODELS) + f";  F DFT {row['dft_bond_force_ev_a']:+.2f} | "
-            + " ".join(f"{row['bond_force_ev_a'][m]:+.2f}" for m in MODELS) + ";  F RMSE " + " ".join(
-                f"{row['force_rmse_ev_a'][m]:.2f}" for m in MODELS))
+            f"{row['delta_e_ev'][m]:+.2f}" for m in calcs) + f";  F DFT {row['dft_bond_force_ev_a']:+.2f} | "
+            + " ".join(f"{row['bond_force_ev_a'][m]:+.2f}" for m in calcs) + ";  F RMSE " + " ".join(
+                f"{row['force_rmse_ev_a'][m]:.2f}" for m in calcs))
+    return {"frame": frame, "atoms": [i, j], "unmoved_distance_a": d0, "rows": rows}
+
+
+def compare(plot_to: Path | None = ROOT / "docs" / "img" / "close_pair.png") -> dict:
+    """Every model against DFT on the unmoved and the pulled frames; writes cp2k_close_pair.json (and the plot)."""
+    from hqc_qiskit.calculator import HQCCalculator
+
+    calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in MODELS.items()}
+    scans = [s for s in (scan(frame, calcs) for frame in FRAMES) if s is not None]
+    if not scans:
+        raise SystemExit(f"no pulled frames computed in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run` first")
+    report = {"file": str(TEST.relative_to(ROOT)), "training_closest_pair_a": TRAINING_CLOSEST_PAIR, "models": MODELS, "scans": scans}
     atomic_write_json(report, HERE / "cp2k_close_pair.json")
     if plot_to is not None:
         plot(report, plot_to)
@@ -126,33 +142,36 @@ def compare(plot_to: Path | None = ROOT / "docs" / "img" / "close_pair.png") -> 
 
 
 def plot(report: dict, path: Path) -> None:
-    """Energy change and bond force against the pair distance: DFT points, one line per model."""
+    """Energy change and bond force against the pair distance, one row per scanned frame: DFT points, one line per
+    model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["rows"]
-    d = [r["distance_a"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, dft_key, key, label in ((axes[0], "dft_delta_e_ev", "delta_e_ev", "energy change (eV)"),
-                                    (axes[1], "dft_bond_force_ev_a", "bond_force_ev_a", "force pushing the pair apart (eV/Å)")):
-        ax.plot(d, [r[dft_key] for r in rows], "ko", ms=7, label="DFT (CP2K)", zorder=3)
-        for name in report["models"]:
-            ax.plot(d, [r[key][name] for r in rows], "-" if "seed" not in name else "--", marker=".", label=name)
-        ax.axvline(report["training_closest_pair_a"], color="grey", lw=0.8, ls=":")
-        ax.set_xlabel(f"distance of atoms {report['atoms'][0]} and {report['atoms'][1]} (Å)")
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=8)
-    axes[1].text(report["training_closest_pair_a"], axes[1].get_ylim()[1], " closest pair in\n the training data",
-                 va="top", fontsize=8, color="grey")
-    fig.suptitle(f"One pair of test frame {report['frame']} pulled together, the rest fixed")
+    scans = report["scans"]
+    fig, axes = plt.subplots(len(scans), 2, figsize=(10, 3.8 * len(scans)), constrained_layout=True, squeeze=False)
+    for scan_, (ax_e, ax_f) in zip(scans, axes):
+        rows, (i, j) = scan_["rows"], scan_["atoms"]
+        d = [r["distance_a"] for r in rows]
+        for ax, dft_key, key, label in ((ax_e, "dft_delta_e_ev", "delta_e_ev", "energy change (eV)"),
+                                        (ax_f, "dft_bond_force_ev_a", "bond_force_ev_a", "force pushing the pair apart (eV/Å)")):
+            ax.plot(d, [r[dft_key] for r in rows], "ko", ms=7, label="DFT (CP2K)", zorder=3)
+            for name in report["models"]:
+                ax.plot(d, [r[key][name] for r in rows], "-" if "seed" not in name else "--", marker=".", label=name)
+            ax.axvline(report["training_closest_pair_a"], color="grey", lw=0.8, ls=":")
+            ax.set_xlabel(f"distance of atoms {i} and {j} of test frame {scan_['frame']} (Å)")
+            ax.set_ylabel(label)
+        ax_f.text(report["training_closest_pair_a"], ax_f.get_ylim()[1], " closest pair in\n the training data",
+                  va="top", fontsize=8, color="grey")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("One pair of a test frame pulled together, the rest fixed")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def main() -> None:
-    run_compare_main(__doc__, run, compare, "--distances", "1.45,1.6,1.75,1.9", "pair distances in Å", parse=float,
+    run_compare_main(__doc__, run, compare, "--frames", ",".join(map(str, FRAMES)), "test frames (their distances: FRAMES)",
                      run_help="converged CP2K single points of the pulled frames")
 
 
