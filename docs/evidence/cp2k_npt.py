@@ -88,10 +88,10 @@ def npt_density(name: str) -> dict:
 TRAINING_CLOSEST_PAIR = 1.87   # Å: the closest pair in the shipped training file (hqc-qiskit data info)
 
 
-def closest_pairs(name: str) -> dict:
+def closest_pairs(frames: list) -> dict:
     """Closest pair (Å) of every frame of an NPT trajectory (one every 200 steps): the smallest, and how many
     frames hold a pair closer than any in the training data (where the model's repulsion is extrapolated)."""
-    distances = [closest_pair(atoms, 4.0)[2] for atoms in trajectory(name)]
+    distances = [closest_pair(atoms, 4.0)[2] for atoms in frames]
     return {"frames": len(distances), "min_a": min(distances), "median_a": float(np.median(distances)),
             "frames_below_training": sum(d < TRAINING_CLOSEST_PAIR for d in distances)}
 
@@ -102,8 +102,9 @@ def compare() -> dict:
     from hqc_qiskit.calculator import HQCCalculator
 
     calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in TRAJECTORIES.items()}
+    trajectories = {name: trajectory(name) for name in TRAJECTORIES}   # each read once
     report = {"models": TRAJECTORIES, "npt": {name: npt_density(name) for name in TRAJECTORIES},
-              "closest_pairs": {name: closest_pairs(name) for name in TRAJECTORIES}, "frames": []}
+              "closest_pairs": {name: closest_pairs(traj) for name, traj in trajectories.items()}, "frames": []}
     for name, stats in report["npt"].items():
         rho, pressure = stats["density_g_cm3"], stats["P_GPa"]
         print(f"NPT at 10 GPa with {TRAJECTORIES[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
@@ -112,10 +113,9 @@ def compare() -> dict:
         pairs = report["closest_pairs"][name]
         print(f"  closest pair over its {pairs['frames']} trajectory frames: {pairs['min_a']:.2f} Å; "
               f"{pairs['frames_below_training']} frames closer than the training data's {TRAINING_CLOSEST_PAIR} Å")
-    for name in TRAJECTORIES:
+    for name, traj in trajectories.items():
         results = sorted((json.loads(p.read_text()) for p in WORK.glob(f"npt.{name}.frame*.converged.json")),
                          key=lambda d: d["frame"])
-        traj = trajectory(name) if results else []
         for dft in results:
             atoms = traj[dft["frame"]]
             row = {"trajectory": name, "frame": dft["frame"], "step": dft["step"], "density_g_cm3": dft["density_g_cm3"],

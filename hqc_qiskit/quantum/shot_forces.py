@@ -147,11 +147,10 @@ def _graph_at(graph: dict, z: torch.Tensor, n_pos: int, stress: bool) -> dict:
 def pair_gradient(model, atoms, stress: bool) -> np.ndarray:
     """d E_pair / d(r[, eps]) (3N [+ 9],) eV/Å [eV] of the model's fixed pair repulsion (zeros without one): a
     classical term of the energy, exact, that the circuits' parameter-shift gradients do not contain."""
+    if model.pair_repulsion is None:   # no graph to build: the gradient is zero
+        return np.zeros(3 * len(atoms) + (9 if stress else 0))
     graph = structure_graph(model, atoms)
-    z = _flat_coordinates(graph, stress)
-    if getattr(model, "pair_repulsion", None) is None:
-        return np.zeros(z.numel())
-    z = z.requires_grad_(True)
+    z = _flat_coordinates(graph, stress).requires_grad_(True)
     with _parameters_frozen(model):
         out = model(_graph_at(graph, z, graph[K.POSITIONS].numel(), stress), compute_forces=False)
         (grad,) = torch.autograd.grad(out["pair_energy"].sum(), z)
