@@ -53,9 +53,13 @@ def atomic_write_json(obj, path: str | Path) -> None:
     atomic_write_bytes(json.dumps(obj, indent=2).encode(), path)
 
 
-def model_payload(model: HQCPotential) -> dict:
-    """What rebuilds a model: its config (hyperparameters) and weights."""
-    return {"model_config": model.config.model_dump(mode="json"), "model_state": model.state_dict()}
+def model_payload(model: HQCPotential, coverage: dict | None = None) -> dict:
+    """What rebuilds a model: its config (hyperparameters) and weights; with ``coverage`` also what it was trained
+    on (:mod:`.coverage`, stored as ``training_coverage``)."""
+    payload = {"model_config": model.config.model_dump(mode="json"), "model_state": model.state_dict()}
+    if coverage is not None:
+        payload["training_coverage"] = coverage
+    return payload
 
 
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -148,10 +148,13 @@ def info_cmd(
     stress_key: str = typer.Option("stress", help="name of the (optional) stress label"),
     unlabelled: bool = typer.Option(False, "--unlabelled", help="structures only (e.g. an MD trajectory): geometry "
                                     "checks and summary without energy and force labels"),
+    model: Optional[Path] = typer.Option(None, help="a trained model (run dir or checkpoint): also count the frames "
+                                         "with a pair closer, or a density outside, what it was trained on"),
 ):
     """Validate a labelled file and print a summary (frames, elements, energy and force ranges, stress labels, closest atoms, density)."""
     import numpy as np
 
+    from .coverage import REACH, coverage_of
     from .data.dataset import closest_pair, density_g_cm3, load_labelled, load_structures
     from .errors import MissingLabelError
 
@@ -164,8 +167,7 @@ def info_cmd(
         _fail(HQCError(f"{exc}; for structures without labels use --unlabelled"))
     except HQCError as exc:
         _fail(exc)
-    reach = 4.0   # Å: closest pairs are looked for within this distance
-    pairs = [(pair[2], k, pair[0], pair[1]) for k, a in enumerate(frames) if (pair := closest_pair(a, reach))]
+    pairs = [(pair[2], k, pair[0], pair[1]) for k, a in enumerate(frames) if (pair := closest_pair(a, REACH))]
     table = Table(title=str(file))
     table.add_column("quantity")
     table.add_column("value")
@@ -181,7 +183,7 @@ def info_cmd(
         d, k, i, j = min(pairs)
         table.add_row("closest atoms (Å)", f"{d:.3f} (frame {k}, atoms {i} and {j})")
     else:
-        table.add_row("closest atoms (Å)", f"none within {reach}")
+        table.add_row("closest atoms (Å)", f"none within {REACH}")
     stressed = [] if unlabelled else [a.calc.results["stress"] for a in frames if "stress" in a.calc.results]
     if stressed:
         from .metrics import pressure_gpa
@@ -192,7 +194,29 @@ def info_cmd(
     if periodic:
         rho = np.array([density_g_cm3(a) for a in periodic])
         table.add_row("density (g/cm³)", f"{rho.min():.4f}" if np.ptp(rho) < 1e-9 else f"{rho.min():.4f}-{rho.max():.4f}")
+    if model is not None:
+        try:
+            coverage = coverage_of(model)
+        except HQCError as exc:
+            _fail(exc)
+        _coverage_rows(table, frames, coverage)
     console.print(table)
+
+
+def _coverage_rows(table: Table, frames: list, coverage: dict | None) -> None:
+    """Rows of `data info --model`: the model's training coverage and the frames outside it."""
+    from .coverage import describe, frames_outside
+
+    table.add_row("model's training data", describe(coverage))
+    if coverage is None:
+        return
+    out = frames_outside(frames, coverage)
+    c = out["closest_below"]
+    table.add_row("frames with a closer pair",
+                  f"{out['frames_below_training']} of {out['frames']} (closest: frame {c['frame']}, {c['pair']} "
+                  f"{c['distance_A']:.3f} Å < {c['training_A']:.3f})" if c else f"none of {out['frames']}")
+    if out["frames_outside_densities"] is not None:
+        table.add_row("frames outside its densities", f"{out['frames_outside_densities']} of {out['periodic_frames']}")
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> Table:

@@ -88,6 +88,7 @@ def md_cmd(
     """Molecular dynamics with the trained potential: log, trajectory, energy drift, resume. Forces from the exact
     engine, or measured with shots on a simulator (--backend aer --shots 1000: shot-noise MD)."""
     from .calculator import HQCCalculator, HQCShotCalculator
+    from .coverage import coverage_of
     from .md import CHECKPOINT, LOG, MDOptions, run_md
     from .plots import plot_md_log
     from .runlog import read_rows
@@ -115,8 +116,9 @@ def md_cmd(
                                      shots=shots, allocation=allocation, seed=[seed, 1], force_uncertainty=False)
         members = [HQCCalculator(p, dtype=dtype) for p in committee]
         atoms = _frame(structure, index)
+        coverage = coverage_of(run_dir)
         with progress_bar("MD steps", steps, progress) as bar:
-            summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar, committee=members)
+            summary = run_md(atoms, calc, opt, out, resume=resume, progress=bar, committee=members, coverage=coverage)
     except (HQCError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -150,10 +152,43 @@ def md_cmd(
     if "mean_T_thermostat_K" in summary:
         console.print(f"noise compensation: the thermostat ran at {summary['mean_T_thermostat_K']:.0f} K on average "
                       f"so that thermostat + shot noise make {temperature:g} K")
+    _print_closest_pair(summary)
     if "max_force_dev_max_eV_A" in summary:
         console.print(f"committee of {len(committee) + 1}: largest force deviation median "
                       f"{summary['max_force_dev_median_eV_A']:.3f}, max {summary['max_force_dev_max_eV_A']:.3f} eV/Å")
     console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
+
+
+def _print_closest_pair(summary: dict) -> None:
+    """The MD run's closest pair against the model's training data (yellow when the run went closer)."""
+    if "min_pair_A" not in summary:
+        return
+    line = f"closest pair {summary['min_pair_A']:.2f} Å (step {summary['min_pair_step']})"
+    if "rows_below_training" not in summary:
+        console.print(line + "; the model's training data is unknown here (no training coverage)")
+        return
+    floors = ", ".join(f"{pair} {d:.2f} Å" for pair, d in summary["training_coverage"]["closest_pair_A"].items())
+    if summary["rows_below_training"]:
+        console.print(f"[yellow]{line}: closer than any pair of the training data ({floors}) in "
+                      f"{summary['rows_below_training']} of {summary['rows']} log rows, first at step "
+                      f"{summary['first_step_below_training']}; the model's short-range repulsion is extrapolated "
+                      "there (model.pair_repulsion: zbl, or training frames with such pairs, makes it physical)[/]")
+    else:
+        console.print(f"{line}, never closer than the training data's ({floors})")
+
+
+def _print_samples_outside(summary: dict) -> None:
+    """The MC chain's saved samples against the model's training data (yellow when some held a closer pair)."""
+    out = summary.get("samples_outside_training")
+    if out is None:
+        return
+    c = out["closest_below"]
+    if c is None:
+        console.print(f"no saved sample closer than the training data's closest pair (of {out['frames']})")
+        return
+    console.print(f"[yellow]{out['frames_below_training']} of {out['frames']} saved samples hold a pair closer than any "
+                  f"of the training data (closest: {c['pair']} {c['distance_A']:.2f} Å < {c['training_A']:.2f}); the "
+                  "model's short-range repulsion is extrapolated there[/]")
 
 
 def _print_average(label: str, stats: dict | None) -> None:
@@ -198,6 +233,7 @@ def mc_cmd(
 ):
     """Metropolis Monte Carlo at T with energies from any backend (shot noise handled by the penalty method)."""
     from .checkpoint import load_model
+    from .coverage import coverage_of
     from .mc_driver import CHECKPOINT, LOG, MCOptions, mc_cost, run_mc
     from .plots import plot_mc_log
     from .quantum.backends import RuntimeOptions, make_backend
@@ -229,7 +265,7 @@ def mc_cmd(
         if runtime_backend:
             b.device   # connect now: a missing IBM account fails before any work or output
         with progress_bar("MC steps", steps, progress) as bar:
-            summary = run_mc(model, atoms, b, opt, out, resume=resume, progress=bar)
+            summary = run_mc(model, atoms, b, opt, out, resume=resume, progress=bar, coverage=coverage_of(run_dir))
     except (HQCError, ValueError) as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -246,6 +282,7 @@ def mc_cmd(
         _print_average("energy as measured" + ("" if "energy_eV_per_atom" in avg else
                                                " (selected low by the acceptance; for <E> evaluate the trajectory's "
                                                "frames with the exact engine)"), avg["energy_measured_eV_per_atom"])
+    _print_samples_outside(summary)
     acc = summary["acceptance_ratio"]
     if summary["steps"] >= 100 and not adapt_steps and not 0.15 <= acc <= 0.8:
         # a step far from ~50% acceptance decorrelates slowly (docs/results.md, "Sampling cost: MD or MC on a QPU")

@@ -20,6 +20,7 @@ from ase import Atoms
 
 from .autocorr import averages
 from .checkpoint import atomic_write_json
+from .coverage import frames_outside
 from .errors import HQCError
 from .mc import ACCEPTANCES, ChainState, Measurement, displace, reused_energy_unbiased, run_chain
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
@@ -135,8 +136,10 @@ def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: b
 
 
 def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, resume: bool = False,
-           progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run (or resume) a Metropolis chain; writes mc_log.csv, mc_traj.extxyz, mc_checkpoint.json, mc_summary.json."""
+           progress: Callable[[int, int], None] | None = None, coverage: dict | None = None) -> dict:
+    """Run (or resume) a Metropolis chain; writes mc_log.csv, mc_traj.extxyz, mc_checkpoint.json, mc_summary.json.
+    ``coverage``: the model's training coverage (:func:`.coverage.coverage_of`); the summary then says how many
+    saved samples left it (``samples_outside_training``)."""
     opt.validate()
     if opt.n_moved > len(atoms):
         raise HQCError(f"n_moved {opt.n_moved} exceeds the {len(atoms)} atoms of the structure")
@@ -163,6 +166,8 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
                "backend": getattr(backend, "name", "exact"), "n_atoms": len(atoms),
                "wall_seconds": run.wall_seconds(), "options": asdict(opt)}
     summary["averages"] = chain_averages(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
+    if coverage is not None:   # over the saved samples (every sample_every steps), the resumed runs' included
+        summary.update(training_coverage=coverage, samples_outside_training=frames_outside(run.traj.read(), coverage))
     atomic_write_json(summary, out / SUMMARY)
     return summary
 

@@ -16,6 +16,12 @@ total energy and the heating that this noise predicts (:func:`shot_noise_heating
 noise causes, so the shot noise becomes part of the thermostat's random force instead of heating the run
 (the MD counterpart of the penalty method for MC; logged as T_thermostat_K).
 
+Every log row has min_pair_A, the closest distance between two atoms (periodic images included, within
+4 Å); given the model's training coverage (:mod:`.coverage`: the closest distance of each species pair in its
+training structures) also pair_margin_A, the smallest distance minus the training's closest for that pair:
+negative where the structure holds a pair closer than any the model was trained on (its short-range repulsion
+is extrapolated there), counted in the summary.
+
 A committee (other models of the same system, e.g. other seeds) can watch the run: at every log row its
 members' forces and energies on the current structure give max_force_dev_eV_A (largest per-atom committee
 force deviation, the driving model included) and energy_std_meV_atom; with ``max_force_dev`` the run stops
@@ -36,6 +42,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from .autocorr import averages
 from .checkpoint import atomic_write_json
+from .coverage import REACH, closest_pairs, pair_margin
 from .data.dataset import density_g_cm3
 from .errors import HQCError
 from .metrics import force_deviation, pressure_gpa
@@ -48,6 +55,7 @@ NPT_FIELDS = ["volume_A3", "density_g_cm3", "P_GPa"]
 COMMITTEE_FIELDS = ["max_force_dev_eV_A", "energy_std_meV_atom"]
 SHOT_FIELDS = ["E_pot_exact_eV", "force_noise_rms_eV_A", "force_noise_est_eV_A"]
 COMPENSATION_FIELDS = ["T_thermostat_K"]
+PAIR_FIELDS = ["min_pair_A", "pair_margin_A"]   # the second only with a training coverage
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "md_checkpoint.json", "md_log.csv", "md_traj.extxyz", "md_summary.json"
 
 
@@ -192,7 +200,8 @@ def shot_noise_heating(noise_var: float, opt: MDOptions, masses: np.ndarray, tem
     return out
 
 
-def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, opt: MDOptions, volume0: float) -> str | None:
+def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, min_pair: float, opt: MDOptions,
+              volume0: float) -> str | None:
     if not np.all(np.isfinite(atoms.get_positions())):
         return "non-finite positions"
     if opt.max_force_dev is not None and force_dev > opt.max_force_dev:
@@ -203,19 +212,44 @@ def _unstable(atoms: Atoms, temperature: float, force_dev: float | None, opt: MD
                 f"at this pressure and temperature: trained at one density?)")
     if temperature > opt.max_temperature_factor * opt.temperature:
         return f"temperature {temperature:.0f} K exceeds {opt.max_temperature_factor:g} x target"
-    if opt.min_distance <= 0:   # the check is off (O(N^2) with minimum images at every log row)
-        return None
-    d = atoms.get_all_distances(mic=True)
-    np.fill_diagonal(d, np.inf)
-    if d.min() < opt.min_distance:
-        return f"two atoms {d.min():.2f} Å apart (< {opt.min_distance} Å)"
+    if min_pair < opt.min_distance:   # (min_distance 0: the check is off)
+        return f"two atoms {min_pair:.2f} Å apart (< {opt.min_distance} Å)"
     return None
 
 
+def _pair_fields(log_path: Path, resuming: bool, coverage: dict | None) -> list[str]:
+    """The closest-pair columns of this run's log: a resumed log keeps the ones it has (logs written before
+    they existed have none)."""
+    fields = PAIR_FIELDS if coverage is not None else PAIR_FIELDS[:1]
+    if resuming and log_path.exists():
+        header = log_path.read_text().split("\n", 1)[0].split(",")
+        fields = [f for f in PAIR_FIELDS if f in header]
+    return fields
+
+
+def _pair_summary(rows: list[dict], coverage: dict | None) -> dict:
+    """The run's closest pair, and with a coverage how many log rows held a pair closer than the training data."""
+    if not rows or "min_pair_A" not in rows[0]:
+        return {}
+    d = np.array([r["min_pair_A"] for r in rows])
+    if not np.isfinite(d).any():   # no pair within REACH in any row
+        return {}
+    k = int(np.nanargmin(d))
+    out = {"min_pair_A": float(d[k]), "min_pair_step": int(rows[k]["step"])}
+    if coverage is not None and "pair_margin_A" in rows[0]:
+        below = [r for r in rows if r["pair_margin_A"] < 0]
+        out.update(training_coverage=coverage, rows_below_training=len(below), rows=len(rows),
+                   first_step_below_training=int(below[0]["step"]) if below else None)
+    return out
+
+
 def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume: bool = False,
-           progress: Callable[[int, int], None] | None = None, committee: list | None = None) -> dict:
+           progress: Callable[[int, int], None] | None = None, committee: list | None = None,
+           coverage: dict | None = None) -> dict:
     """Run (or resume) MD of ``atoms`` with ``calculator``; writes log, trajectory, checkpoint, summary into out_dir.
     ``committee``: ASE calculators of the models named in ``opt.committee``, same order (they only watch).
+    ``coverage``: the model's training coverage (:func:`.coverage.coverage_of`); the log then says where the
+    structure holds a pair closer than the training data did.
 
     Returns the summary: steps done, whether it stayed stable, mean T, drift of the conserved energy."""
     opt.validate()
@@ -264,14 +298,17 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     volume0 = dyn._volume0 if npt else None   # the starting cell's (restored with the barostat after a resume)
     fields = (LOG_FIELDS + (NPT_FIELDS if npt else []) + (COMMITTEE_FIELDS if committee else [])
               + (SHOT_FIELDS if shot else []) + (COMPENSATION_FIELDS if opt.compensate_noise else []))
+    pair_fields = _pair_fields(out / LOG, bool(start), coverage)
+    fields += pair_fields
     masses = atoms.get_masses()
     log = StepLog(out / LOG, fields, resume_step=start if start else None)
     traj = StepTrajectory(out / TRAJECTORY, resume_step=start if start else None)
     n = len(atoms)
     reason = None
 
-    def record(step: int) -> tuple[float, float | None]:
-        """Log a row; returns the temperature and the committee's largest force deviation (None without one)."""
+    def record(step: int) -> tuple[float, float | None, float]:
+        """Log a row; returns the temperature, the committee's largest force deviation (None without one) and the
+        closest pair (Å; inf if none within REACH)."""
         if shot:
             atoms.get_forces()   # energy and forces in one measurement (an energy alone would be a second one)
         e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
@@ -293,9 +330,15 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                          force_noise_est_eV_A=math.sqrt(calculator.results["force_noise_var"]))
         if opt.compensate_noise:
             extra["T_thermostat_K"] = dyn.temp / units.kB
+        pairs = closest_pairs(atoms, max(REACH, opt.min_distance))
+        min_pair = min(pairs.values(), default=math.inf)
+        if "min_pair_A" in pair_fields:
+            extra["min_pair_A"] = min_pair if pairs else math.nan
+        if "pair_margin_A" in pair_fields:
+            extra["pair_margin_A"] = pair_margin(pairs, coverage) if coverage is not None else math.nan
         log.add(step, time_fs=step * opt.timestep, T_K=temperature, E_pot_eV=e_pot, E_kin_eV=e_kin,
                 E_tot_eV=e_pot + e_kin, E_conserved_eV=_conserved(dyn, e_pot, e_kin), **extra)
-        return temperature, force_dev
+        return temperature, force_dev, min_pair
 
     def save(step: int) -> None:
         log.flush()
@@ -367,5 +410,6 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
                        predicted=shot_noise_heating(est_var, opt, masses, summary["mean_T_K"]))
     if opt.compensate_noise:
         summary["mean_T_thermostat_K"] = float(np.mean([r["T_thermostat_K"] for r in rows[len(rows) // 5:]]))
+    summary.update(_pair_summary(rows, coverage))
     atomic_write_json(summary, out / SUMMARY)
     return summary

@@ -156,8 +156,9 @@ def report(run_dir: str | Path, source: str | Path, test_data: str | Path, verif
     readout = tuned.config.readout
     scales = [s for s in dict.fromkeys(drift_scales) if s != readout.noise_scale]
     source_payload = read_model_payload(source)
+    coverage = read_model_payload(run_dir)[1].get("training_coverage")   # the tuned model's (includes the source's)
     for name, model in derived_models(source, tuned, scales, source_payload).items():
-        atomic_save(model_payload(model), run_dir / name)
+        atomic_save(model_payload(model, coverage), run_dir / name)
     # a source with noisy readouts (re-tuning a noise-aware model for drifted noise) is reported on its own
     source_readout = source_payload[1]["model_config"].get("readout", {})
     noisy_source = source_readout.get("engine") == "noisy"

@@ -26,8 +26,9 @@ from ase.units import GPa
 
 from .checkpoint import BEST, CHECKPOINT, atomic_save, atomic_write_json, initialise_from, model_payload, read_checkpoint
 from .config import RunConfig, save_config
+from .coverage import coverage_of, coverage_of_frames, merge
 from .data import keys as K
-from .data.dataset import load_labelled, split_indices
+from .data.dataset import load_labelled, load_structures, split_indices
 from .data.graph import atoms_to_graph, collate, to_device
 from .ema import ema_model
 from .environment import hardware, package_versions
@@ -106,6 +107,17 @@ def load_splits(config: RunConfig) -> tuple[list, list, list]:
     if not train:
         raise ConfigError("the training set is empty")
     return train, val, test
+
+
+def training_structures(config: RunConfig) -> list:
+    """The structures of the training split of ``config``, as :func:`load_splits` gives them (labels not read)."""
+    d = config.data
+    if d.file is not None:
+        frames = load_structures(d.file)
+        frames = [frames[i] for i in split_indices(len(frames), list(d.split), d.split_seed)[0]]
+    else:
+        frames = load_structures(d.train)
+    return frames[: d.max_train] if d.max_train else frames
 
 
 def fit_reference_energies(frames, species: list[str]) -> torch.Tensor:
@@ -279,6 +291,9 @@ class Trainer:
         train, val, test = splits if splits is not None else load_splits(config)
         cutoff, species = config.model.cutoff, config.model.species
         self.graphs = Splits(*[[atoms_to_graph(a, cutoff, species, with_labels=True) for a in part] for part in (train, val, test)])
+        # what the model learns from (a fine-tune also from its source's data): stored with every checkpoint
+        self.coverage = merge(coverage_of_frames(train),
+                              coverage_of(config.train.init_from) if config.train.init_from is not None else None)
         forces = [g[K.FORCES].reshape(-1) for g in self.graphs.train if K.FORCES in g]
         self.train_force_rms = float(torch.cat(forces).pow(2).mean().sqrt()) if forces else math.nan  # eV/Å
         self.warnings: list[str] = []
@@ -338,7 +353,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def _state(self) -> dict:
         state = {
-            **model_payload(self.model),
+            **model_payload(self.model, self.coverage),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "warmup": self.warmup.state_dict() if self.warmup is not None else None,
@@ -545,7 +560,7 @@ class Trainer:
                     if monitor < self.best_val:
                         self.best_val, self.epochs_since_best = monitor, 0
                         if self.dist.is_main:
-                            atomic_save({**model_payload(self.eval_model()), "epoch": self.epoch, "val_loss": monitor}, self.run_dir / BEST)
+                            atomic_save({**model_payload(self.eval_model(), self.coverage), "epoch": self.epoch, "val_loss": monitor}, self.run_dir / BEST)
                     else:
                         self.epochs_since_best += t.eval_every
                 self.wall_offset = time.time() - start_wall
@@ -575,7 +590,8 @@ class Trainer:
         summary = {"stop_reason": stop_reason, "epochs": self.epoch, "best_val_loss": self.best_val,
                    "train_seconds": self.wall_offset, "device": str(self.device),
                    "n_parameters": sum(p.numel() for p in self.model.parameters()),
-                   "hardware": hardware(str(self.device)), "versions": package_versions()}
+                   "hardware": hardware(str(self.device)), "versions": package_versions(),
+                   "training_coverage": self.coverage}
         if self.warnings:
             summary["warnings"] = self.warnings
         if self.dist.is_main:

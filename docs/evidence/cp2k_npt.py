@@ -24,6 +24,7 @@ from ase.io import read
 from cp2k_label_noise import converged_single_point
 from cp2k_stress import HERE, ROOT, WORK, cubic_input, run_compare_main
 from hqc_qiskit.checkpoint import atomic_write_json
+from hqc_qiskit.coverage import coverage_of, frames_outside
 from hqc_qiskit.data.dataset import closest_pair, density_g_cm3
 from hqc_qiskit.metrics import pressure_gpa
 
@@ -88,12 +89,17 @@ def npt_density(name: str) -> dict:
 TRAINING_CLOSEST_PAIR = 1.87   # Å: the closest pair in the shipped training file (hqc-qiskit data info)
 
 
-def closest_pairs(frames: list) -> dict:
+def closest_pairs(frames: list, run_dir: str) -> dict:
     """Closest pair (Å) of every frame of an NPT trajectory (one every 200 steps): the smallest, and how many
-    frames hold a pair closer than any in the training data (where the model's repulsion is extrapolated)."""
+    frames hold a pair closer than any in the training data of the model that drove it (``run_dir``; where its
+    repulsion is extrapolated), or lie outside its training densities."""
     distances = [closest_pair(atoms, 4.0)[2] for atoms in frames]
+    coverage = coverage_of(ROOT / run_dir)
+    outside = frames_outside(frames, coverage)
     return {"frames": len(distances), "min_a": min(distances), "median_a": float(np.median(distances)),
-            "frames_below_training": sum(d < TRAINING_CLOSEST_PAIR for d in distances)}
+            "training_closest_a": coverage["closest_pair_A"]["Si-Si"], "training_density_g_cm3": coverage["density_g_cm3"],
+            "frames_below_training": outside["frames_below_training"],
+            "frames_outside_training_densities": outside["frames_outside_densities"]}
 
 
 def compare() -> dict:
@@ -104,7 +110,8 @@ def compare() -> dict:
     calcs = {name: HQCCalculator(ROOT / run_dir, dtype="float64") for name, run_dir in TRAJECTORIES.items()}
     trajectories = {name: trajectory(name) for name in TRAJECTORIES}   # each read once
     report = {"models": TRAJECTORIES, "npt": {name: npt_density(name) for name in TRAJECTORIES},
-              "closest_pairs": {name: closest_pairs(traj) for name, traj in trajectories.items()}, "frames": []}
+              "closest_pairs": {name: closest_pairs(traj, TRAJECTORIES[name]) for name, traj in trajectories.items()},
+              "frames": []}
     for name, stats in report["npt"].items():
         rho, pressure = stats["density_g_cm3"], stats["P_GPa"]
         print(f"NPT at 10 GPa with {TRAJECTORIES[name]}: density {rho['mean']:.3f} ± {rho['stderr']:.3f} g/cm³ (fluctuating by "
@@ -112,7 +119,8 @@ def compare() -> dict:
               f"{pressure['stderr']:.2f} GPa")
         pairs = report["closest_pairs"][name]
         print(f"  closest pair over its {pairs['frames']} trajectory frames: {pairs['min_a']:.2f} Å; "
-              f"{pairs['frames_below_training']} frames closer than the training data's {TRAINING_CLOSEST_PAIR} Å")
+              f"{pairs['frames_below_training']} frames closer than its training data's {pairs['training_closest_a']:.3f} Å, "
+              f"{pairs['frames_outside_training_densities']} outside its training densities")
     for name, traj in trajectories.items():
         results = sorted((json.loads(p.read_text()) for p in WORK.glob(f"npt.{name}.frame*.converged.json")),
                          key=lambda d: d["frame"])
