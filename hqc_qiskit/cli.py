@@ -140,6 +140,31 @@ def scale_cmd(
                   f"to {out}", highlight=False)
 
 
+@data_app.command("pull-pair")
+def pull_pair_cmd(
+    file: Path = typer.Argument(..., help="structures (any ASE-readable file)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output extxyz file (.gz to compress)"),
+    distances: str = typer.Option(..., help="distances (Å) to move each frame's closest pair to, e.g. 1.5,1.7"),
+    frames: Optional[str] = typer.Option(None, help="frames of FILE, e.g. 0,1 (default: all)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+):
+    """Copies of structures with their closest pair pulled together (labels dropped): inputs for DFT single points
+    that teach a model the repulsion closer than its training data goes, for `data merge` and a fine-tune (docs/data.md)."""
+    from .checkpoint import refuse_to_overwrite
+    from .data.dataset import pull_pair_frames, write_structures
+
+    try:
+        if not overwrite:
+            refuse_to_overwrite(out)
+        chosen = None if frames is None else number_list(frames, "--frames", integer=True)
+        copies = pull_pair_frames(file, chosen, number_list(distances, "--distances"))
+        write_structures(out, copies)
+    except HQCError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(copies)} structures (closest pairs at {', '.join(f'{d:g}' for d in sorted({a.info['distance_A'] for a in copies}))} Å, "
+                  f"no labels) to {out}", highlight=False)
+
+
 @data_app.command("info")
 def info_cmd(
     file: Path = typer.Argument(..., help="labelled structures (any ASE-readable file)"),

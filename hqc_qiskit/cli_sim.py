@@ -152,15 +152,16 @@ def md_cmd(
     if "mean_T_thermostat_K" in summary:
         console.print(f"noise compensation: the thermostat ran at {summary['mean_T_thermostat_K']:.0f} K on average "
                       f"so that thermostat + shot noise make {temperature:g} K")
-    _print_closest_pair(summary)
+    _print_closest_pair(summary, calc.model.config.pair_repulsion)
     if "max_force_dev_max_eV_A" in summary:
         console.print(f"committee of {len(committee) + 1}: largest force deviation median "
                       f"{summary['max_force_dev_median_eV_A']:.3f}, max {summary['max_force_dev_max_eV_A']:.3f} eV/Å")
     console.print(f"outputs in {out}: md_log.csv, md_traj.extxyz, md_log.png, md_summary.json, md_checkpoint.json")
 
 
-def _print_closest_pair(summary: dict) -> None:
-    """The MD run's closest pair against the model's training data (yellow when the run went closer)."""
+def _print_closest_pair(summary: dict, pair_repulsion: str | None) -> None:
+    """The MD run's closest pair against the model's training data (yellow when the run went closer); the advice
+    depends on whether the model has a pair repulsion (``model.pair_repulsion``)."""
     if "min_pair_A" not in summary:
         return
     line = f"closest pair {summary['min_pair_A']:.2f} Å (step {summary['min_pair_step']})"
@@ -171,8 +172,11 @@ def _print_closest_pair(summary: dict) -> None:
     if summary["rows_below_training"]:
         console.print(f"[yellow]{line}: closer than any pair of the training data ({floors}) in "
                       f"{summary['rows_below_training']} of {summary['rows']} log rows, first at step "
-                      f"{summary['first_step_below_training']}; the model's short-range repulsion is extrapolated "
-                      "there (model.pair_repulsion: zbl, or training frames with such pairs, makes it physical)[/]")
+                      f"{summary['first_step_below_training']}; "
+                      + (f"the model's {pair_repulsion} term repels there, but its learned part is extrapolated "
+                         "(DFT frames with such pairs, `hqc-qiskit data pull-pair`, would teach it)[/]" if pair_repulsion else
+                         "the model's short-range repulsion is extrapolated there (model.pair_repulsion: zbl, or DFT "
+                         "frames with such pairs from `hqc-qiskit data pull-pair`, makes it physical)[/]"))
     else:
         console.print(f"{line}, never closer than the training data's ({floors})")
 

@@ -171,3 +171,35 @@ def test_mc_summary_counts_saved_samples_closer_than_the_training_data(start, tm
     out = run_mc(model, start, None, opt, tmp_path / "loose", coverage=loose)["samples_outside_training"]
     assert out["frames_below_training"] == 0 and out["closest_below"] is None and out["frames_outside_densities"] == 0
     assert "samples_outside_training" not in run_mc(model, start, None, opt, tmp_path / "none")
+
+
+def test_pull_pair_moves_only_the_closest_pair_and_drops_labels(tmp_path):
+    """data pull-pair: each chosen frame's closest pair at each distance, centre of the pair and every other atom
+    unmoved, no label left; bad distances, frames and a pull into a third atom are one-line errors."""
+    from hqc_qiskit.data.dataset import closest_pair, load_structures
+
+    source = DATA / "si_liquid_3000K.test.extxyz.gz"
+    frames = read_structures(source)
+    out = tmp_path / "pulled.extxyz"
+    result = CliRunner().invoke(app, ["data", "pull-pair", str(source), "--frames", "0,1", "--distances", "1.5,1.7",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    copies = load_structures(out)
+    assert [(a.info["source_frame"], a.info["distance_A"]) for a in copies] == [(0, 1.5), (0, 1.7), (1, 1.5), (1, 1.7)]
+    for atoms in copies:
+        base = frames[atoms.info["source_frame"]]
+        i, j, d0 = closest_pair(base, 4.0)
+        assert list(atoms.info["pair_atoms"]) == [i, j] and atoms.info["unmoved_distance_A"] == pytest.approx(d0)
+        assert closest_pair(atoms, 4.0) == (i, j, pytest.approx(atoms.info["distance_A"]))
+        others = np.setdiff1d(np.arange(len(base)), [i, j])
+        np.testing.assert_array_equal(atoms.positions[others], base.positions[others])
+        # the pair's midpoint (minimum image) is kept
+        bond_before, bond_after = base.get_distance(i, j, mic=True, vector=True), atoms.get_distance(i, j, mic=True, vector=True)
+        np.testing.assert_allclose(atoms.positions[i] + bond_after / 2, base.positions[i] + bond_before / 2, atol=1e-9)
+        assert atoms.calc is None and "energy" not in atoms.info
+    # liquid Si has neighbours near 2.4 Å: a pair moved apart to 3 Å is no longer the closest pair
+    for args, message in ((["--distances", "0.2"], "--distances"), (["--distances", "1.5", "--frames", "99"], "outofrange"),
+                          (["--distances", "abc"], "--distances"), (["--distances", "3.0", "--frames", "0"], "bringsanotherpairto")):
+        result = CliRunner().invoke(app, ["data", "pull-pair", str(source), *args, "--out", str(tmp_path / "x.extxyz")])
+        assert result.exit_code != 0 and message in squashed(result.output) and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "x.extxyz").exists()

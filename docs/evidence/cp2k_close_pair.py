@@ -2,6 +2,8 @@
 
     bash scripts/install_cp2k.sh
     python docs/evidence/cp2k_close_pair.py run [--frames 0,1]   # 5-10 min a point on 2 cores
+    python docs/evidence/cp2k_close_pair.py run --file train     # training frames pulled (TRAIN_FRAMES), to learn from
+    python docs/evidence/cp2k_close_pair.py labels               # ... as a labelled file for `hqc-qiskit data merge`
     python docs/evidence/cp2k_close_pair.py compare     # -> docs/evidence/cp2k_close_pair.json, docs/img/close_pair.png
 
 The training data holds no pair closer than 1.87 Å, yet at 10 GPa and 3000 K the models let pairs reach 1.59 Å
@@ -13,23 +15,34 @@ docs/evidence/cp2k_stress/closepair.frame<k>.d<d>.converged.json. The unmoved fr
 frame<k>.converged.json. `compare` gives, per model and distance, the energy relative to the unmoved frame and the
 force along the bond pushing the pair apart, (F_j - F_i) . u / 2 with u the unit vector from i to j (positive:
 repulsive), against DFT's, and each frame's force RMSE.
+
+`run --file train` does the same for training frames (TRAIN_FRAMES: their closest pair pulled to 1.5 and 1.7 Å,
+what `hqc-qiskit data pull-pair` writes), kept in closepair.train.frame<k>.d<d>.converged.json; `labels` writes them
+with their DFT energy, forces and stress as labels (cp2k_close_pair_train_frames.extxyz), which
+runs/density/run.sh closepair merges into the training file of a fine-tune. The test-frame scans stay held out.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from cp2k_label_noise import converged_single_point
 from cp2k_npt import TRAINING_CLOSEST_PAIR
-from cp2k_stress import HERE, ROOT, TEST, WORK, cp2k_input, run_compare_main
+from cp2k_stress import HERE, ROOT, TEST, WORK, cp2k_input
 from hqc_qiskit.checkpoint import atomic_write_json
-from hqc_qiskit.data.dataset import closest_pair, load_labelled
+from hqc_qiskit.data.dataset import closest_pair, load_labelled, pulled_copy
 
 # test frames whose closest pair is pulled, with the distances (Å) computed for each (`run` skips what is done)
 FRAMES = {0: (1.45, 1.6, 1.75, 1.9), 1: (1.45, 1.6, 1.75)}
+# training frames pulled likewise, labelled to learn from (`run --file train`, `labels`)
+TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
+TRAIN_FRAMES = {0: (1.5, 1.7), 1: (1.5, 1.7), 2: (1.5, 1.7)}
+TRAIN_LABELS = HERE / "cp2k_close_pair_train_frames.extxyz"
 MODELS = {"source": "runs/small_l2_hqc_cz_long",
           "fine-tune": "runs/density/small_l2_hqc_cz_density_wide_valstress",
           "fine-tune seed 1": "runs/density/small_l2_hqc_cz_density_wide_valstress_seed1",
@@ -37,50 +50,76 @@ MODELS = {"source": "runs/small_l2_hqc_cz_long",
           "zbl seed 1": "runs/density/small_l2_hqc_cz_density_zbl_seed1"}
 
 
-def base_frame(frame: int):
-    """(test frame ``frame``, i, j, d0 Å) with (i, j) its closest pair."""
-    atoms = load_labelled(TEST)[frame]
+def base_frame(frame: int, path: Path = TEST):
+    """(frame ``frame`` of the test file (or ``path``), i, j, d0 Å) with (i, j) its closest pair."""
+    atoms = load_labelled(path)[frame]
     i, j, d0 = closest_pair(atoms, 4.0)
     return atoms, i, j, d0
 
 
 def pulled(atoms, i: int, j: int, d: float):
-    """``atoms`` with atoms i and j moved symmetrically along their (minimum-image) bond to distance ``d`` Å."""
-    bond = atoms.get_distance(i, j, mic=True, vector=True)
-    d0 = float(np.linalg.norm(bond))
-    u = bond / d0
-    out = atoms.copy()
-    out.calc = None
-    out.positions[i] += (d0 - d) / 2 * u
-    out.positions[j] -= (d0 - d) / 2 * u
+    """``atoms`` with atoms i and j moved symmetrically along their (minimum-image) bond to distance ``d`` Å
+    (what `hqc-qiskit data pull-pair` writes)."""
+    out = pulled_copy(atoms, i, j, d)
     assert abs(out.get_distance(i, j, mic=True) - d) < 1e-9
     return out
 
 
-def result_path(frame: int, d: float) -> Path:
-    return WORK / f"closepair.frame{frame}.d{d:.2f}.converged.json"
+def result_path(frame: int, d: float, which: str = "test") -> Path:
+    prefix = "" if which == "test" else f"{which}."
+    return WORK / f"closepair.{prefix}frame{frame}.d{d:.2f}.converged.json"
 
 
-def run(frames: list[int], np_: int = 2) -> None:
-    """Converged single points of the pulled copies of each test frame in ``frames`` at its FRAMES distances
-    (resumable: done ones are skipped)."""
+def run(frames: list[int], np_: int = 2, which: str = "test") -> None:
+    """Converged single points of the pulled copies of each test (or train) frame in ``frames`` at its FRAMES
+    (TRAIN_FRAMES) distances (resumable: done ones are skipped)."""
     WORK.mkdir(exist_ok=True)
+    distances, path_of = (FRAMES, TEST) if which == "test" else (TRAIN_FRAMES, TRAIN)
     for frame in frames:
-        if frame not in FRAMES:
-            raise SystemExit(f"test frame {frame} has no distances in FRAMES ({sorted(FRAMES)})")
-        atoms, i, j, d0 = base_frame(frame)
-        for d in FRAMES[frame]:
-            path = result_path(frame, d)
+        if frame not in distances:
+            raise SystemExit(f"{which} frame {frame} has no distances in {'FRAMES' if which == 'test' else 'TRAIN_FRAMES'} "
+                             f"({sorted(distances)})")
+        atoms, i, j, d0 = base_frame(frame, path_of)
+        for d in distances[frame]:
+            path = result_path(frame, d, which)
             if path.exists():
-                print(f"frame {frame}, {d:.2f} Å: {path.name} exists, skipped")
+                print(f"{which} frame {frame}, {d:.2f} Å: {path.name} exists, skipped")
                 continue
-            project = f"Si_closepair{frame}_{int(round(d * 100))}"
+            project = f"Si_closepair{'' if which == 'test' else which}{frame}_{int(round(d * 100))}"
             parsed, smeared = converged_single_point(cp2k_input(pulled(atoms, i, j, d), project), project, np_)
-            parsed.update(file=str(TEST.relative_to(ROOT)), frame=frame, atoms=[i, j], distance_a=d,
+            parsed.update(file=str(path_of.relative_to(ROOT)), frame=frame, atoms=[i, j], distance_a=d,
                           unmoved_distance_a=d0, eps_scf=1e-6, smeared_energy_ev=smeared["energy_ev"],
                           smeared_scf_steps=smeared["scf_steps"])
             atomic_write_json(parsed, path)
-            print(f"frame {frame}, {d:.2f} Å: E {parsed['energy_ev']:.4f} eV", flush=True)
+            print(f"{which} frame {frame}, {d:.2f} Å: E {parsed['energy_ev']:.4f} eV", flush=True)
+
+
+def write_labels(out: Path = TRAIN_LABELS) -> Path:
+    """The pulled training frames with their converged DFT energy, forces and stress as labels (extxyz, ``out``):
+    what `hqc-qiskit data merge` adds to the training file of a fine-tune."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from hqc_qiskit.data.dataset import write_structures
+
+    results = sorted((json.loads(p.read_text()) for p in WORK.glob("closepair.train.frame*.d*.converged.json")),
+                     key=lambda r: (r["frame"], r["distance_a"]))
+    if not results:
+        sys.exit(f"no pulled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
+    frames = []
+    for r in results:
+        atoms, i, j, _ = base_frame(r["frame"], TRAIN)
+        assert [i, j] == r["atoms"], r
+        copy = pulled(atoms, i, j, r["distance_a"])
+        copy.info = {"train_frame": r["frame"], "pair_atoms": [i, j], "distance_A": r["distance_a"],
+                     "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_close_pair.py"}
+        copy.calc = SinglePointCalculator(copy, energy=r["energy_ev"], forces=np.array(r["forces_ev_a"]),
+                                          stress=full_3x3_to_voigt_6_stress(np.array(r["stress_ev_a3"])))
+        frames.append(copy)
+    write_structures(out, frames)
+    print(f"wrote {len(frames)} labelled frames (train frames {sorted({r['frame'] for r in results})}, distances "
+          f"{sorted({r['distance_a'] for r in results})} Å) to {out}")
+    return out
 
 
 def bond_force(forces: np.ndarray, atoms, i: int, j: int) -> float:
@@ -171,8 +210,25 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main() -> None:
-    run_compare_main(__doc__, run, compare, "--frames", ",".join(map(str, FRAMES)), "test frames (their distances: FRAMES)",
-                     run_help="converged CP2K single points of the pulled frames")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="converged CP2K single points of the pulled frames")
+    run_p.add_argument("--file", choices=("test", "train"), default="test",
+                       help="test frames (FRAMES, to compare on) or training frames (TRAIN_FRAMES, to learn from)")
+    run_p.add_argument("--frames", default=None, help="frames, comma-separated (default: all of FRAMES or TRAIN_FRAMES)")
+    run_p.add_argument("--np", type=int, default=2, help="MPI processes")
+    labels_p = sub.add_parser("labels", help="the pulled training frames with their DFT labels, for `hqc-qiskit data merge`")
+    labels_p.add_argument("--out", type=Path, default=TRAIN_LABELS)
+    sub.add_parser("compare", help="every model's energy and bond force against DFT on the pulled test frames")
+    args = parser.parse_args()
+    if args.command == "run":
+        default = FRAMES if args.file == "test" else TRAIN_FRAMES
+        frames = list(default) if args.frames is None else [int(x) for x in args.frames.split(",")]
+        run(frames, args.np, args.file)
+    elif args.command == "labels":
+        write_labels(args.out)
+    else:
+        compare()
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def write_labelled_frames(data: list, dft: list[dict], reference: str) -> Path:
 def run_compare_main(doc: str, run, compare, option: str, default: str, what: str, parse=int,
                      run_help: str = "converged CP2K single points", compare_help: str = "the models against DFT") -> None:
     """The command line of an evidence script with `run OPTION=a,b,c [--np N]` (CP2K single points: run(values,
-    np)) and `compare` (compare()): cp2k_npt.py, cp2k_close_pair.py."""
+    np)) and `compare` (compare()): cp2k_npt.py."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help=run_help)

@@ -239,6 +239,48 @@ def scaled_copy(atoms: Atoms, factor: float) -> Atoms:
     return scaled
 
 
+def pulled_copy(atoms: Atoms, i: int, j: int, distance: float) -> Atoms:
+    """A copy of ``atoms`` (species, positions, cell, pbc; labels dropped) with atoms i and j moved symmetrically
+    along their minimum-image bond to ``distance`` Å, everything else fixed."""
+    bond = atoms.get_distance(i, j, mic=True, vector=True)
+    d0 = float(np.linalg.norm(bond))
+    u = bond / d0
+    pulled = Atoms(atoms.numbers, positions=atoms.positions.copy(), cell=atoms.cell, pbc=atoms.pbc)
+    pulled.positions[i] += (d0 - distance) / 2 * u
+    pulled.positions[j] -= (d0 - distance) / 2 * u
+    return pulled
+
+
+def pull_pair_frames(path: str | Path, frames: list[int] | None, distances: list[float]) -> list[Atoms]:
+    """Copies of frames ``frames`` (default all) of ``path`` with each frame's closest pair moved along its bond to
+    each of ``distances`` (Å; structures only, labels dropped): inputs for DFT single points that teach a model the
+    short-range repulsion closer than its data goes. Each copy's info records ``source_file``, ``source_frame``,
+    ``pair_atoms``, ``unmoved_distance_A`` and ``distance_A``."""
+    if not distances or any(not MIN_DISTANCE <= d < 4.0 for d in distances):
+        raise DataError("--distances", f"pair distances must lie in [{MIN_DISTANCE}, 4) Å, not {distances}")
+    structures = load_structures(path)
+    chosen = range(len(structures)) if frames is None else frames
+    bad = [k for k in chosen if not 0 <= k < len(structures)]
+    if bad:
+        raise DataError(path, f"frame(s) {bad} out of range: the file has {len(structures)} frames (0-{len(structures) - 1})")
+    out = []
+    for k in chosen:
+        pair = closest_pair(structures[k], 4.0)
+        if pair is None:
+            raise DataError(path, "no two atoms within 4 Å: no pair to pull", k, "positions")
+        i, j, d0 = pair
+        for d in distances:
+            copy = pulled_copy(structures[k], i, j, d)
+            _, _, closest = closest_pair(copy, 4.0)
+            if closest < d - 1e-9:   # moving the pair brought one of them closer to a third atom
+                raise DataError(path, f"pulling atoms {i} and {j} to {d} Å brings another pair to {closest:.3f} Å", k,
+                                "positions")
+            copy.info.update(source_file=str(path), source_frame=k, pair_atoms=[i, j], unmoved_distance_A=d0,
+                             distance_A=float(d))
+            out.append(copy)
+    return out
+
+
 def scale_frames(path: str | Path, frames: list[int] | None = None, scales: list[float] | None = None,
                  densities: list[float] | None = None) -> list[Atoms]:
     """Copies of frames ``frames`` (default all) of ``path`` at other densities (structures only, labels dropped:

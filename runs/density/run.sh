@@ -5,7 +5,9 @@
 # repulsion") and their control, seeds 0 and 1; and the comparison of every model with DFT there. Each step skips
 # what is done (CP2K results, finished runs), so rerun after an interruption. CP2K: bash scripts/install_cp2k.sh
 # (3-10 min per single point on 2 cores).
-# Usage: bash runs/density/run.sh [dft|train|compare|all]
+# closepair: CP2K on training frames with their closest pair pulled to 1.5 and 1.7 Å and fine-tunes (with and without
+# ZBL) that learn from them ("Short-range repulsion").
+# Usage: bash runs/density/run.sh [dft|train|closepair|compare|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -51,6 +53,21 @@ train() {   # the fine-tunes and the control with seeds 0 and 1, two side by sid
     train_one $d/finetune_zbl.yaml $d/small_l2_hqc_cz_density_zbl & pid=$!
     seed1 $d/finetune_zbl.yaml small_l2_hqc_cz_density_zbl; wait $pid
 }
+closepair() {   # DFT on training frames with a pulled pair, the fine-tunes that learn from them, the scans again
+    local d=runs/density pid labels
+    "$PY" docs/evidence/cp2k_close_pair.py run --file train      # 6 single points, 5-10 min each on 2 cores
+    if [ ! -f $d/train_plus_density_closepair.extxyz.gz ]; then
+        labels=$(mktemp --suffix .extxyz)
+        "$PY" docs/evidence/cp2k_close_pair.py labels --out "$labels"
+        "$HQC" data merge $d/train_plus_density_wide.extxyz.gz "$labels" --repeat 1,10 --out $d/train_plus_density_closepair.extxyz.gz
+        rm -f "$labels"
+    fi
+    train_one $d/finetune_closepair_zbl.yaml $d/small_l2_hqc_cz_density_closepair_zbl & pid=$!
+    seed1 $d/finetune_closepair_zbl.yaml small_l2_hqc_cz_density_closepair_zbl; wait $pid
+    train_one $d/finetune_closepair.yaml $d/small_l2_hqc_cz_density_closepair & pid=$!
+    seed1 $d/finetune_closepair.yaml small_l2_hqc_cz_density_closepair; wait $pid
+    "$PY" docs/evidence/cp2k_close_pair.py compare
+}
 compare() {
     "$PY" docs/evidence/cp2k_density.py compare runs/quick runs/small_cmlp_long runs/small_hqc_cz_long \
         runs/small_l2_cmlp_long runs/small_l2_hqc_cz_long runs/l2_cmlp_long runs/l2_hqc_cz_long runs/paper_cmlp \
@@ -60,7 +77,8 @@ compare() {
 case "${1:-all}" in
     dft) dft ;;
     train) train ;;
+    closepair) closepair ;;
     compare) compare ;;
-    all) dft; train; compare ;;
-    *) echo "usage: $0 [dft|train|compare|all]"; exit 2 ;;
+    all) dft; train; closepair; compare ;;
+    *) echo "usage: $0 [dft|train|closepair|compare|all]"; exit 2 ;;
 esac

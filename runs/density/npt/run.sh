@@ -5,6 +5,10 @@
 # run gives (docs/results.md "Away from the training density"); then the same fine-tune with the ZBL pair repulsion
 # ("Short-range repulsion"). 6000 steps (3 ps) each, two side by side on one thread each (7-30 min a run on the
 # 2-core machine); a killed run continues with --resume (this script adds it).
+# zbl_p10 was run again in session 36 with the closest pair in every log row (min_pair_A, pair_margin_A): the same
+# trajectory bit for bit. finetuned_p10_rerun is the fine-tune's run again (`one ... finetuned` with out
+# runs/density/npt/finetuned_p10_rerun): it parts from finetuned_p10 at step 2060 by a last-digit energy difference
+# (the code changed in between; MD is chaotic), so it is another sample of the same run (docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 HQC=${HQC:-.venv/bin/hqc-qiskit}
