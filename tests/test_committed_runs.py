@@ -471,3 +471,31 @@ def test_drift_study_snapshot_is_what_its_script_writes(tmp_path):
     write_snapshot(module._Drifted(), module.NAME, tmp_path, description=description, placement=False)
     for suffix in (".yaml", CALIBRATION_SUFFIX):
         assert (tmp_path / f"{module.NAME}{suffix}").read_bytes() == (ROOT / "noise_models" / f"{module.NAME}{suffix}").read_bytes()
+
+
+def test_fine_tune_training_files_hold_the_evidence_scripts_dft_labels(monkeypatch, tmp_path):
+    """The committed training files of the density and close-pair fine-tunes are the shipped training file plus
+    the DFT frames that cp2k_density.py and cp2k_close_pair.py `labels` write now from the committed CP2K results,
+    each repeated 10 times: positions, energies, forces and stresses equal to the bit."""
+    import numpy as np
+
+    from hqc_qiskit.data.dataset import load_labelled
+
+    density, close = _evidence_module("cp2k_density", monkeypatch), _evidence_module("cp2k_close_pair", monkeypatch)
+    base = load_labelled(ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz")
+    extra = {"wide": density.write_labels([0.94, 0.97, 1.03, 1.06], tmp_path / "d.extxyz")}
+    extra["closepair"] = close.write_labels(tmp_path / "c.extxyz", [1.5, 1.7])
+    cases = {"train_plus_density_wide": ["wide"], "train_plus_density_closepair": ["wide", "closepair"]}
+    if (ROOT / "runs" / "density" / "train_plus_density_closepair_dense.extxyz.gz").exists():
+        extra["dense"] = close.write_labels(tmp_path / "c5.extxyz", [1.4, 1.5, 1.6, 1.7, 1.8])
+        cases["train_plus_density_closepair_dense"] = ["wide", "dense"]
+    for name, parts in cases.items():
+        merged = load_labelled(ROOT / "runs" / "density" / f"{name}.extxyz.gz")
+        expected = base + [a for part in parts for a in load_labelled(extra[part]) * 10]
+        assert len(merged) == len(expected), name
+        for k, (a, b) in enumerate(zip(merged, expected)):
+            assert np.array_equal(a.positions, b.positions) and np.array_equal(a.cell[:], b.cell[:]), (name, k)
+            assert a.get_potential_energy() == b.get_potential_energy(), (name, k)
+            assert np.array_equal(a.get_forces(), b.get_forces()), (name, k)
+            if "stress" in b.calc.results:
+                assert np.array_equal(a.get_stress(), b.get_stress()), (name, k)

@@ -16,7 +16,7 @@ frame<k>.converged.json. `compare` gives, per model and distance, the energy rel
 force along the bond pushing the pair apart, (F_j - F_i) . u / 2 with u the unit vector from i to j (positive:
 repulsive), against DFT's, and each frame's force RMSE.
 
-`run --file train` does the same for training frames (TRAIN_FRAMES: their closest pair pulled to 1.5 and 1.7 Å,
+`run --file train` does the same for training frames (TRAIN_FRAMES: their closest pair pulled to 1.4-1.8 Å,
 what `hqc-qiskit data pull-pair` writes), kept in closepair.train.frame<k>.d<d>.converged.json; `labels` writes them
 with their DFT energy, forces and stress as labels (cp2k_close_pair_train_frames.extxyz), which
 runs/density/run.sh closepair merges into the training file of a fine-tune. The test-frame scans stay held out.
@@ -33,7 +33,7 @@ import numpy as np
 
 from cp2k_label_noise import converged_single_point
 from cp2k_npt import TRAINING_CLOSEST_PAIR
-from cp2k_stress import HERE, ROOT, TEST, WORK, cp2k_input
+from cp2k_stress import HERE, ROOT, TEST, WORK, cp2k_input, labelled
 from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import closest_pair, load_labelled, pulled_copy
 
@@ -41,13 +41,20 @@ from hqc_qiskit.data.dataset import closest_pair, load_labelled, pulled_copy
 FRAMES = {0: (1.45, 1.6, 1.75, 1.9), 1: (1.45, 1.6, 1.75)}
 # training frames pulled likewise, labelled to learn from (`run --file train`, `labels`)
 TRAIN = TEST.with_name(TEST.name.replace(".test.", ".train."))
-TRAIN_FRAMES = {0: (1.5, 1.7), 1: (1.5, 1.7), 2: (1.5, 1.7)}
+TRAIN_FRAMES = {k: (1.4, 1.5, 1.6, 1.7, 1.8) for k in (0, 1, 2)}   # 1.5 and 1.7 first (finetune_closepair*.yaml)
 TRAIN_LABELS = HERE / "cp2k_close_pair_train_frames.extxyz"
 MODELS = {"source": "runs/small_l2_hqc_cz_long",
           "fine-tune": "runs/density/small_l2_hqc_cz_density_wide_valstress",
           "fine-tune seed 1": "runs/density/small_l2_hqc_cz_density_wide_valstress_seed1",
           "zbl": "runs/density/small_l2_hqc_cz_density_zbl",
-          "zbl seed 1": "runs/density/small_l2_hqc_cz_density_zbl_seed1"}
+          "zbl seed 1": "runs/density/small_l2_hqc_cz_density_zbl_seed1",
+          # fine-tuned with DFT frames whose pair was pulled (TRAIN_FRAMES), without and with ZBL
+          "pulled data": "runs/density/small_l2_hqc_cz_density_closepair",
+          "pulled data seed 1": "runs/density/small_l2_hqc_cz_density_closepair_seed1",
+          "pulled data + zbl": "runs/density/small_l2_hqc_cz_density_closepair_zbl",
+          "pulled data + zbl seed 1": "runs/density/small_l2_hqc_cz_density_closepair_zbl_seed1",
+          "pulled x5 + zbl": "runs/density/small_l2_hqc_cz_density_closepair_dense_zbl",
+          "pulled x5 + zbl seed 1": "runs/density/small_l2_hqc_cz_density_closepair_dense_zbl_seed1"}
 
 
 def base_frame(frame: int, path: Path = TEST):
@@ -94,28 +101,27 @@ def run(frames: list[int], np_: int = 2, which: str = "test") -> None:
             print(f"{which} frame {frame}, {d:.2f} Å: E {parsed['energy_ev']:.4f} eV", flush=True)
 
 
-def write_labels(out: Path = TRAIN_LABELS) -> Path:
-    """The pulled training frames with their converged DFT energy, forces and stress as labels (extxyz, ``out``):
-    what `hqc-qiskit data merge` adds to the training file of a fine-tune."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.stress import full_3x3_to_voigt_6_stress
-
+def write_labels(out: Path = TRAIN_LABELS, distances: list[float] | None = None) -> Path:
+    """The pulled training frames (those at ``distances``, Å; None: all) with their converged DFT energy, forces and
+    stress as labels (extxyz, ``out``): what `hqc-qiskit data merge` adds to the training file of a fine-tune."""
     from hqc_qiskit.data.dataset import write_structures
 
     results = sorted((json.loads(p.read_text()) for p in WORK.glob("closepair.train.frame*.d*.converged.json")),
                      key=lambda r: (r["frame"], r["distance_a"]))
+    if distances is not None:
+        missing = sorted({(k, d) for k in TRAIN_FRAMES for d in distances} - {(r["frame"], r["distance_a"]) for r in results})
+        if missing:
+            sys.exit(f"pulled training frames {missing} (frame, Å) not computed in {WORK}: run "
+                     f"`python {Path(__file__).relative_to(ROOT)} run --file train` first")
+        results = [r for r in results if r["distance_a"] in distances]
     if not results:
         sys.exit(f"no pulled training frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file train` first")
     frames = []
     for r in results:
         atoms, i, j, _ = base_frame(r["frame"], TRAIN)
         assert [i, j] == r["atoms"], r
-        copy = pulled(atoms, i, j, r["distance_a"])
-        copy.info = {"train_frame": r["frame"], "pair_atoms": [i, j], "distance_A": r["distance_a"],
-                     "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_close_pair.py"}
-        copy.calc = SinglePointCalculator(copy, energy=r["energy_ev"], forces=np.array(r["forces_ev_a"]),
-                                          stress=full_3x3_to_voigt_6_stress(np.array(r["stress_ev_a3"])))
-        frames.append(copy)
+        frames.append(labelled(pulled(atoms, i, j, r["distance_a"]), r, "cp2k_close_pair.py", train_frame=r["frame"],
+                               pair_atoms=[i, j], distance_A=r["distance_a"]))
     write_structures(out, frames)
     print(f"wrote {len(frames)} labelled frames (train frames {sorted({r['frame'] for r in results})}, distances "
           f"{sorted({r['distance_a'] for r in results})} Å) to {out}")
@@ -219,6 +225,7 @@ def main() -> None:
     run_p.add_argument("--np", type=int, default=2, help="MPI processes")
     labels_p = sub.add_parser("labels", help="the pulled training frames with their DFT labels, for `hqc-qiskit data merge`")
     labels_p.add_argument("--out", type=Path, default=TRAIN_LABELS)
+    labels_p.add_argument("--distances", default=None, help="only the frames pulled to these distances (Å), comma-separated")
     sub.add_parser("compare", help="every model's energy and bond force against DFT on the pulled test frames")
     args = parser.parse_args()
     if args.command == "run":
@@ -226,7 +233,7 @@ def main() -> None:
         frames = list(default) if args.frames is None else [int(x) for x in args.frames.split(",")]
         run(frames, args.np, args.file)
     elif args.command == "labels":
-        write_labels(args.out)
+        write_labels(args.out, None if args.distances is None else [float(x) for x in args.distances.split(",")])
     else:
         compare()
 

@@ -33,7 +33,7 @@ import numpy as np
 from ase.units import GPa
 
 from cp2k_label_noise import converged_single_point
-from cp2k_stress import HERE, ROOT, TEST, WORK, scaled_input
+from cp2k_stress import HERE, ROOT, TEST, WORK, labelled, scaled_input
 from hqc_qiskit.checkpoint import atomic_write_json
 from hqc_qiskit.data.dataset import density_g_cm3, scaled_copy
 from hqc_qiskit.metrics import pressure_gpa
@@ -85,9 +85,6 @@ def write_labels(scales: list[float] | None = None, out: Path | None = None, whi
     """The scaled training (or validation) frames (those at ``scales``; None: all) with their converged DFT energy,
     forces and stress as labels (extxyz, ``out``): what `hqc-qiskit data merge` adds to the training (validation)
     file for a fine-tune."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.stress import full_3x3_to_voigt_6_stress
-
     from hqc_qiskit.data.dataset import load_labelled, write_structures
 
     out = out or {"train": TRAIN_LABELS, "val": VAL_LABELS}[which]
@@ -104,12 +101,8 @@ def write_labels(scales: list[float] | None = None, out: Path | None = None, whi
         sys.exit(f"no scaled {which} frames in {WORK}: run `python {Path(__file__).relative_to(ROOT)} run --file {which}` first")
     frames = []
     for d in results:
-        atoms = scaled_copy(data[d["frame"]], d["scale"])
-        atoms.info = {f"{which}_frame": d["frame"], "scale": d["scale"],
-                      "source": "CP2K 2023.1, converged OT minimum, docs/evidence/cp2k_density.py"}
-        atoms.calc = SinglePointCalculator(atoms, energy=d["energy_ev"], forces=np.array(d["forces_ev_a"]),
-                                           stress=full_3x3_to_voigt_6_stress(np.array(d["stress_ev_a3"])))
-        frames.append(atoms)
+        frames.append(labelled(scaled_copy(data[d["frame"]], d["scale"]), d, "cp2k_density.py",
+                               **{f"{which}_frame": d["frame"], "scale": d["scale"]}))
     write_structures(out, frames)
     print(f"wrote {len(frames)} labelled frames ({which} frames {sorted({d['frame'] for d in results})}, scales "
           f"{sorted({d['scale'] for d in results})}) to {out}")

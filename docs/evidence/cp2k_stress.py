@@ -232,6 +232,19 @@ def write_labelled_frames(data: list, dft: list[dict], reference: str) -> Path:
     return path
 
 
+def labelled(atoms, result: dict, script: str, **info):
+    """``atoms`` with a converged CP2K result's energy, forces and stress as labels (SinglePointCalculator), its
+    info replaced by ``info`` and the source (``script``, the evidence script that computed it): a frame for
+    `hqc-qiskit data merge`."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    atoms.info = {**info, "source": f"CP2K 2023.1, converged OT minimum, docs/evidence/{script}"}
+    atoms.calc = SinglePointCalculator(atoms, energy=result["energy_ev"], forces=np.array(result["forces_ev_a"]),
+                                       stress=full_3x3_to_voigt_6_stress(np.array(result["stress_ev_a3"])))
+    return atoms
+
+
 def run_compare_main(doc: str, run, compare, option: str, default: str, what: str, parse=int,
                      run_help: str = "converged CP2K single points", compare_help: str = "the models against DFT") -> None:
     """The command line of an evidence script with `run OPTION=a,b,c [--np N]` (CP2K single points: run(values,

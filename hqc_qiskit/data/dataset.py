@@ -251,6 +251,16 @@ def pulled_copy(atoms: Atoms, i: int, j: int, distance: float) -> Atoms:
     return pulled
 
 
+def _chosen_frames(path: str | Path, frames: list[int] | None) -> tuple[list[Atoms], list[int]]:
+    """(the structures of ``path``, the frame indices ``frames`` or all); DataError naming any out of range."""
+    structures = load_structures(path)
+    chosen = list(range(len(structures))) if frames is None else frames
+    bad = [k for k in chosen if not 0 <= k < len(structures)]
+    if bad:
+        raise DataError(path, f"frame(s) {bad} out of range: the file has {len(structures)} frames (0-{len(structures) - 1})")
+    return structures, chosen
+
+
 def pull_pair_frames(path: str | Path, frames: list[int] | None, distances: list[float]) -> list[Atoms]:
     """Copies of frames ``frames`` (default all) of ``path`` with each frame's closest pair moved along its bond to
     each of ``distances`` (Å; structures only, labels dropped): inputs for DFT single points that teach a model the
@@ -258,11 +268,7 @@ def pull_pair_frames(path: str | Path, frames: list[int] | None, distances: list
     ``pair_atoms``, ``unmoved_distance_A`` and ``distance_A``."""
     if not distances or any(not MIN_DISTANCE <= d < 4.0 for d in distances):
         raise DataError("--distances", f"pair distances must lie in [{MIN_DISTANCE}, 4) Å, not {distances}")
-    structures = load_structures(path)
-    chosen = range(len(structures)) if frames is None else frames
-    bad = [k for k in chosen if not 0 <= k < len(structures)]
-    if bad:
-        raise DataError(path, f"frame(s) {bad} out of range: the file has {len(structures)} frames (0-{len(structures) - 1})")
+    structures, chosen = _chosen_frames(path, frames)
     out = []
     for k in chosen:
         pair = closest_pair(structures[k], 4.0)
@@ -292,11 +298,7 @@ def scale_frames(path: str | Path, frames: list[int] | None = None, scales: list
     values = scales if scales is not None else densities
     if not values or any(x <= 0 for x in values):
         raise DataError("--scales/--densities", f"scale factors and densities must be positive, not {values}")
-    structures = load_structures(path)
-    chosen = range(len(structures)) if frames is None else frames
-    bad = [k for k in chosen if not 0 <= k < len(structures)]
-    if bad:
-        raise DataError(path, f"frame(s) {bad} out of range: the file has {len(structures)} frames (0-{len(structures) - 1})")
+    structures, chosen = _chosen_frames(path, frames)
     out = []
     for k in chosen:
         atoms = structures[k]

@@ -5,7 +5,7 @@
 # repulsion") and their control, seeds 0 and 1; and the comparison of every model with DFT there. Each step skips
 # what is done (CP2K results, finished runs), so rerun after an interruption. CP2K: bash scripts/install_cp2k.sh
 # (3-10 min per single point on 2 cores).
-# closepair: CP2K on training frames with their closest pair pulled to 1.5 and 1.7 Å and fine-tunes (with and without
+# closepair: CP2K on training frames with their closest pair pulled to 1.4-1.8 Å and fine-tunes (with and without
 # ZBL) that learn from them ("Short-range repulsion").
 # Usage: bash runs/density/run.sh [dft|train|closepair|compare|all]
 set -euo pipefail
@@ -55,17 +55,21 @@ train() {   # the fine-tunes and the control with seeds 0 and 1, two side by sid
 }
 closepair() {   # DFT on training frames with a pulled pair, the fine-tunes that learn from them, the scans again
     local d=runs/density pid labels
-    "$PY" docs/evidence/cp2k_close_pair.py run --file train      # 6 single points, 5-10 min each on 2 cores
-    if [ ! -f $d/train_plus_density_closepair.extxyz.gz ]; then
+    "$PY" docs/evidence/cp2k_close_pair.py run --file train      # 15 single points, 3-10 min each on 2 cores
+    for pair_set in "closepair 1.5,1.7" "closepair_dense 1.4,1.5,1.6,1.7,1.8"; do
+        set -- $pair_set
+        [ -f $d/train_plus_density_$1.extxyz.gz ] && continue
         labels=$(mktemp --suffix .extxyz)
-        "$PY" docs/evidence/cp2k_close_pair.py labels --out "$labels"
-        "$HQC" data merge $d/train_plus_density_wide.extxyz.gz "$labels" --repeat 1,10 --out $d/train_plus_density_closepair.extxyz.gz
+        "$PY" docs/evidence/cp2k_close_pair.py labels --distances "$2" --out "$labels"
+        "$HQC" data merge $d/train_plus_density_wide.extxyz.gz "$labels" --repeat 1,10 --out $d/train_plus_density_$1.extxyz.gz
         rm -f "$labels"
-    fi
+    done
     train_one $d/finetune_closepair_zbl.yaml $d/small_l2_hqc_cz_density_closepair_zbl & pid=$!
     seed1 $d/finetune_closepair_zbl.yaml small_l2_hqc_cz_density_closepair_zbl; wait $pid
     train_one $d/finetune_closepair.yaml $d/small_l2_hqc_cz_density_closepair & pid=$!
     seed1 $d/finetune_closepair.yaml small_l2_hqc_cz_density_closepair; wait $pid
+    train_one $d/finetune_closepair_dense_zbl.yaml $d/small_l2_hqc_cz_density_closepair_dense_zbl & pid=$!
+    seed1 $d/finetune_closepair_dense_zbl.yaml small_l2_hqc_cz_density_closepair_dense_zbl; wait $pid
     "$PY" docs/evidence/cp2k_close_pair.py compare
 }
 compare() {
