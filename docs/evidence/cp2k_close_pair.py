@@ -195,6 +195,7 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     scans = report["scans"]
+    families = list(dict.fromkeys(name.removesuffix(" seed 1") for name in report["models"]))
     fig, axes = plt.subplots(len(scans), 2, figsize=(10, 3.8 * len(scans)), constrained_layout=True, squeeze=False)
     for scan_, (ax_e, ax_f) in zip(scans, axes):
         rows, (i, j) = scan_["rows"], scan_["atoms"]
@@ -202,8 +203,10 @@ def plot(report: dict, path: Path) -> None:
         for ax, dft_key, key, label in ((ax_e, "dft_delta_e_ev", "delta_e_ev", "energy change (eV)"),
                                         (ax_f, "dft_bond_force_ev_a", "bond_force_ev_a", "force pushing the pair apart (eV/Å)")):
             ax.plot(d, [r[dft_key] for r in rows], "ko", ms=7, label="DFT (CP2K)", zorder=3)
-            for name in report["models"]:
-                ax.plot(d, [r[key][name] for r in rows], "-" if "seed" not in name else "--", marker=".", label=name)
+            for name in report["models"]:   # a model's seed 1 takes its colour, dashed (11 lines, 10 default colours)
+                family = families.index(name.removesuffix(" seed 1"))
+                ax.plot(d, [r[key][name] for r in rows], "-" if "seed" not in name else "--", marker=".", label=name,
+                        color=f"C{family}")
             ax.axvline(report["training_closest_pair_a"], color="grey", lw=0.8, ls=":")
             ax.set_xlabel(f"distance of atoms {i} and {j} of test frame {scan_['frame']} (Å)")
             ax.set_ylabel(label)
