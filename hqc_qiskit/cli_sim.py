@@ -186,6 +186,11 @@ def _print_samples_outside(summary: dict) -> None:
     out = summary.get("samples_outside_training")
     if out is None:
         return
+    if out.get("frames_outside_densities"):   # an isobaric chain's volume moves (or a start) away from the data
+        lo, hi = summary["training_coverage"]["density_g_cm3"]
+        console.print(f"[yellow]{out['frames_outside_densities']} of {out['periodic_frames']} saved samples lie outside "
+                      f"the training densities ({lo:.3f}-{hi:.3f} g/cm³): the model's equation of state is extrapolated "
+                      "there[/]")
     c = out["closest_below"]
     if c is None:
         console.print(f"no saved sample closer than the training data's closest pair (of {out['frames']})")
@@ -218,6 +223,10 @@ def mc_cmd(
     target_acceptance: float = typer.Option(0.5, help="acceptance ratio the adaptation aims for"),
     acceptance: str = typer.Option("penalty", help="penalty (Ceperley-Dewing, unbiased with noisy energies) or plain (the paper)"),
     remeasure: bool = typer.Option(False, "--remeasure", help="measure the current state again every step instead of reusing its energy"),
+    ensemble: str = typer.Option("nvt", help="nvt (fixed cell, the paper) or npt (isotropic volume moves too: the density at --pressure)"),
+    pressure: float = typer.Option(0.0, help="GPa, npt"),
+    volume_probability: float = typer.Option(0.1, help="npt: fraction of the steps that are volume moves"),
+    max_dlnv: float = typer.Option(0.01, help="npt: largest change of ln V per volume move (adapted with --adapt-steps)"),
     allocation: Allocation = "uniform",
     profile: Profile = None,
     noise_scale: NoiseScale = 1.0,
@@ -245,9 +254,11 @@ def mc_cmd(
 
     run_dir = _shipped(run_dir, DEFAULT_HQC_RUN)
     runtime_backend = backend.startswith(("fake_", "ibm_"))
-    out = out or default_output(run_dir, f"mc_{backend_tag(backend, shots)}_{acceptance}")
+    isobaric = f"_npt{pressure:g}GPa" if ensemble == "npt" else ""
+    out = out or default_output(run_dir, f"mc_{backend_tag(backend, shots)}_{acceptance}{isobaric}")
     opt = MCOptions(steps, temperature, n_moved, delta, adapt_steps, target_acceptance, acceptance, remeasure, shots,
-                    allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10))
+                    allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10), ensemble,
+                    pressure, volume_probability, max_dlnv)
     try:
         opt.validate()
         runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
@@ -278,6 +289,14 @@ def mc_cmd(
     console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
                   f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
     avg = summary["averages"]
+    if ensemble == "npt":
+        console.print(f"volume moves: {summary['volume_moves']}, acceptance {summary['volume_acceptance_ratio']:.3f}, "
+                      f"final max_dlnv {summary['final_max_dlnv']:.4f}")
+        rho = avg.get("density_g_cm3")
+        if rho is not None:
+            rough = "" if rho["trusted"] else f" (fewer than {MIN_TAUS_FOR_TRUST:.0f}: a rough error; run longer)"
+            console.print(f"mean density {rho['mean']:.4f} ± {rho['stderr']:.4f} g/cm³ at {pressure:g} GPa; autocorrelation "
+                          f"time {rho['tau_steps']:.3g} steps, {rho['n_effective']:.0f} independent samples{rough}")
     if "energy_eV_per_atom" in avg:
         how = "" if backend == "exact" else (" (fresh estimates of each step's starting state: unbiased)" if remeasure
                                              else " (reused estimates + s²/kT: unbiased)")

@@ -37,16 +37,18 @@ ACCEPTANCES = ("plain", "penalty")
 
 
 def acceptance_probability(d_energy: float, beta: float, rule: str, s_new: float = 0.0, s_old: float = 0.0,
-                           reused: bool = False) -> float:
+                           reused: bool = False, d_log_weight: float = 0.0) -> float:
     """Metropolis acceptance for an estimated dE (eV) with standard errors s_new, s_old (eV) of the two energies.
 
-    plain: min(1, exp(-beta dE)). penalty: min(1, exp(-beta dE - beta^2 v / 2)) with v = s_new^2 + s_old^2
-    when both energies are fresh, v = s_new^2 - s_old^2 when the current one is reused."""
+    plain: min(1, exp(-beta dE + dw)). penalty: min(1, exp(-beta dE + dw - beta^2 v / 2)) with v = s_new^2 + s_old^2
+    when both energies are fresh, v = s_new^2 - s_old^2 when the current one is reused. ``d_log_weight`` (dw) is the
+    change of the known, noise-free part of the log target density (in NPT: -beta P dV + (N + 1) dln V); it shifts
+    the mean of the noisy exponent and leaves the penalty's argument unchanged."""
     if rule == "plain":
-        exponent = -beta * d_energy
+        exponent = -beta * d_energy + d_log_weight
     elif rule == "penalty":
         v = s_new**2 - s_old**2 if reused else s_new**2 + s_old**2
-        exponent = -beta * d_energy - 0.5 * beta**2 * v
+        exponent = -beta * d_energy + d_log_weight - 0.5 * beta**2 * v
     else:
         raise HQCError(f"unknown acceptance {rule!r}; choose one of {ACCEPTANCES}")
     return 1.0 if exponent >= 0 else math.exp(exponent)
@@ -54,7 +56,8 @@ def acceptance_probability(d_energy: float, beta: float, rule: str, s_new: float
 
 @dataclass
 class ChainState:
-    """Everything a chain needs to continue exactly: positions (N, 3) Å, energy and its s.e. (eV), RNG."""
+    """Everything a chain needs to continue exactly: the configuration (positions (N, 3) Å; with a variable cell
+    (N + 3, 3), the cell's rows last, see :func:`split_configuration`), energy and its s.e. (eV), RNG."""
 
     step: int
     positions: np.ndarray
@@ -102,6 +105,36 @@ def displace(positions: np.ndarray, rng: np.random.Generator, n_moved: int, delt
     return new
 
 
+# Isobaric (NPT) chains sample positions and cell together. Their configuration is one (N + 3, 3) array, the
+# positions (Å) with the cell's three rows (Å) below, so that accepting or rejecting a move keeps or restores both.
+def join_configuration(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """positions (N, 3) and cell (3, 3), Å -> the (N + 3, 3) configuration of an isobaric chain."""
+    return np.vstack([np.asarray(positions, float), np.asarray(cell, float)])
+
+
+def split_configuration(config: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (N + 3, 3) configuration of an isobaric chain -> positions (N, 3), cell (3, 3), Å."""
+    return config[:-3], config[-3:]
+
+
+def scale_volume(config: np.ndarray, rng: np.random.Generator, max_dlnv: float) -> np.ndarray:
+    """Isotropic volume move: ln V changes by U(-max_dlnv, max_dlnv); the cell and all positions scale by
+    (V'/V)^(1/3), so fractional coordinates are kept (the move is symmetric in (fractional coordinates, ln V))."""
+    return config * math.exp(rng.uniform(-max_dlnv, max_dlnv) / 3.0)
+
+
+def npt_log_weight(pressure_ev_a3: float, beta: float) -> Callable[[np.ndarray], float]:
+    """The noise-free part of the isobaric log target density of a configuration (N + 3, 3) in the coordinates the
+    moves are symmetric in (fractional coordinates, ln V): -beta P V + (N + 1) ln V (Frenkel and Smit,
+    Understanding Molecular Simulation, ch. 5.4). ``pressure_ev_a3`` in eV/Å^3, ``beta`` in 1/eV."""
+    def log_weight(config: np.ndarray) -> float:
+        positions, cell = split_configuration(config)
+        volume = abs(float(np.linalg.det(cell)))
+        return -beta * pressure_ev_a3 * volume + (len(positions) + 1) * math.log(volume)
+
+    return log_weight
+
+
 def run_chain(
     measure: Callable[[np.ndarray, np.random.Generator], Measurement],
     positions: np.ndarray,
@@ -116,8 +149,12 @@ def run_chain(
     remeasure_current: bool = False,
     on_start: Callable[[ChainState], None] | None = None,
     on_checkpoint: Callable[[ChainState], None] | None = None,
+    log_weight: Callable[[np.ndarray], float] | None = None,
 ) -> ChainState:
     """Metropolis chain at ``temperature`` (K). Resumes from ``checkpoint`` if it exists (same seed -> same chain).
+
+    The chain samples exp(-E(x) / k_B T + log_weight(x)) with symmetric proposals ``propose(x, rng)``; without
+    ``log_weight`` the canonical ensemble, with :func:`npt_log_weight` the isobaric one.
 
     ``measure(positions, rng)`` draws its shot noise from the chain's generator, so a resumed chain is
     identical to an uninterrupted one. The current state's energy is reused between steps unless
@@ -153,8 +190,9 @@ def run_chain(
         new = measure(trial, rng)
         state.shots += new.shots
         state.qpu_seconds += new.qpu_seconds
+        d_log_weight = 0.0 if log_weight is None else log_weight(trial) - log_weight(state.positions)
         p = acceptance_probability(new.energy - state.energy, beta, acceptance, new.sigma, state.sigma,
-                                   reused=not remeasure_current)
+                                   reused=not remeasure_current, d_log_weight=d_log_weight)
         accept = rng.random() < p
         if accept:
             state.positions, state.energy, state.sigma = trial, new.energy, new.sigma

@@ -3,7 +3,9 @@
 Wraps :func:`hqc_qiskit.mc.run_chain` (the algorithm) with what a run needs: energies from the
 exact engine or shot-based from a backend, an optional step-size adaptation during equilibration,
 a step log (CSV), sampled configurations (extxyz), the checkpoint, and the hardware cost.
-Units: Å, eV, K.
+With ``ensemble="npt"`` the chain also makes isotropic volume moves (a fraction ``volume_probability`` of
+its steps) and samples the isobaric ensemble at ``pressure``; the log then has the volume and density.
+Units: Å, eV, K, GPa.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ from typing import Callable
 
 import numpy as np
 import torch
-from ase import Atoms
+from ase import Atoms, units
 
 from .autocorr import averages
 from .checkpoint import atomic_write_json
 from .coverage import frames_outside
 from .errors import HQCError
-from .mc import ACCEPTANCES, ChainState, Measurement, displace, reused_energy_unbiased, run_chain
+from .mc import (ACCEPTANCES, KB_EV, ChainState, Measurement, displace, join_configuration, npt_log_weight,
+                 reused_energy_unbiased, run_chain, scale_volume, split_configuration)
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "mc_checkpoint.json", "mc_log.csv", "mc_traj.extxyz", "mc_summary.json"
 LOG_FIELDS = ["energy_eV", "trial_energy_eV", "sigma_eV", "accepted", "acceptance_ratio", "delta_A",
               "shots_total", "qpu_seconds_total"]
 REMEASURE_FIELDS = ["fresh_energy_eV", "fresh_sigma_eV"]   # --remeasure: the step's new estimate of the state it began in
+NPT_FIELDS = ["volume_move", "volume_A3", "density_g_cm3", "max_dlnv"]   # isobaric chains
+ENSEMBLES = ("nvt", "npt")
 ADAPT_WINDOW = 50   # steps between step-size updates while adapting
+# options added after chains were first checkpointed: an older checkpoint without them ran with these values
+LATER_OPTIONS = {"ensemble": "nvt", "pressure": 0.0, "volume_probability": 0.1, "max_dlnv": 0.01}
 
 
 @dataclass
@@ -49,10 +56,24 @@ class MCOptions:
     seed: int = 0
     sample_every: int = 10
     checkpoint_every: int = 10
+    ensemble: str = "nvt"           # nvt (the paper: fixed cell) or npt (isotropic volume moves too)
+    pressure: float = 0.0           # GPa, npt
+    volume_probability: float = 0.1   # npt: fraction of the steps that are volume moves
+    max_dlnv: float = 0.01          # npt: ln V changes by up to this per volume move (adapted with adapt_steps)
 
     def validate(self) -> None:
         if self.acceptance not in ACCEPTANCES:
             raise HQCError(f"unknown acceptance {self.acceptance!r}; choose one of {ACCEPTANCES}")
+        if self.ensemble not in ENSEMBLES:
+            raise HQCError(f"unknown ensemble {self.ensemble!r}; choose one of {ENSEMBLES}")
+        if not math.isfinite(self.pressure):
+            raise HQCError(f"pressure must be a finite number of GPa (got {self.pressure})")
+        if self.ensemble != "npt" and self.pressure != 0:   # it would be silently ignored
+            raise HQCError(f"pressure must be 0 unless the ensemble is npt (got {self.pressure} GPa with {self.ensemble})")
+        if not 0 < self.volume_probability < 1:
+            raise HQCError(f"volume_probability must lie in (0, 1) (got {self.volume_probability})")
+        if not 0 < self.max_dlnv <= 0.5:
+            raise HQCError(f"max_dlnv must lie in (0, 0.5] (got {self.max_dlnv}; 0.01 changes the cell edge by 0.3%)")
         for name in ("steps", "n_moved", "shots", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")
@@ -69,8 +90,9 @@ class MCOptions:
 
 
 def energy_measure(model, atoms: Atoms, backend, opt: MCOptions) -> Callable[[np.ndarray, np.random.Generator], Measurement]:
-    """positions (N, 3) Å -> Measurement in eV: the model's own exact energy for backend 'exact',
-    otherwise shot-based on ``backend`` (shot noise drawn from the chain's generator)."""
+    """configuration -> Measurement in eV: the model's own exact energy for backend 'exact', otherwise shot-based on
+    ``backend`` (shot noise drawn from the chain's generator). The configuration is the positions (N, 3) Å, or for
+    ``opt.ensemble == "npt"`` positions and cell (N + 3, 3) (:func:`.mc.join_configuration`)."""
     from .data.graph import atoms_to_graph, collate, to_device
     from .quantum.estimate import estimate_energy
 
@@ -78,14 +100,22 @@ def energy_measure(model, atoms: Atoms, backend, opt: MCOptions) -> Callable[[np
     template.calc = None
     param = next(model.parameters())
 
-    def exact(positions, _rng):
-        template.set_positions(positions)
+    def place(config):
+        if opt.ensemble == "npt":
+            positions, cell = split_configuration(config)
+            template.set_cell(cell)
+            template.set_positions(positions)
+        else:
+            template.set_positions(config)
+
+    def exact(config, _rng):
+        place(config)
         graph = to_device(collate([atoms_to_graph(template, model.config.cutoff, model.config.species)]), param.device, param.dtype)
         with torch.no_grad():
             return Measurement(float(model(graph, compute_forces=False)["energy"][0]), 0.0)
 
-    def shot_based(positions, rng):
-        template.set_positions(positions)
+    def shot_based(config, rng):
+        place(config)
         est = estimate_energy(model, template, backend, opt.shots, opt.allocation, rng)
         return Measurement(est.energy, est.stderr, est.shots, est.qpu_seconds)
 
@@ -105,14 +135,21 @@ def mc_cost(model, atoms: Atoms, backend, opt: MCOptions) -> dict:
             "total_qpu_seconds": one["qpu_seconds"] * energies, "total_qpu_hours": one["qpu_seconds"] * energies / 3600}
 
 
-def _adapt(state: ChainState, accepted: bool, opt: MCOptions) -> None:
-    """During the first adapt_steps steps, scale delta every ADAPT_WINDOW steps by (window acceptance / target), clipped to [0.5, 2]."""
+def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions) -> None:
+    """During the first adapt_steps steps, scale delta (and in npt max_dlnv) every ADAPT_WINDOW steps by (the window's
+    acceptance of that kind of move / target), clipped to [0.5, 2]; a kind not tried in the window keeps its size."""
     extra = state.extra
-    extra["window_accepted"] = extra.get("window_accepted", 0) + int(accepted)
+    prefix = "volume_" if volume_move else ""
+    extra[prefix + "window_accepted"] = extra.get(prefix + "window_accepted", 0) + int(accepted)
+    extra["volume_window_moves"] = extra.get("volume_window_moves", 0) + int(volume_move)
     if state.step <= opt.adapt_steps and state.step % ADAPT_WINDOW == 0:
-        ratio = extra["window_accepted"] / ADAPT_WINDOW / opt.target_acceptance
-        extra["delta"] = extra["delta"] * min(2.0, max(0.5, ratio))
-        extra["window_accepted"] = 0
+        moves = {"": ADAPT_WINDOW - extra["volume_window_moves"], "volume_": extra["volume_window_moves"]}
+        for kind, size in (("", "delta"), ("volume_", "max_dlnv")):
+            if moves[kind]:
+                ratio = extra.get(kind + "window_accepted", 0) / moves[kind] / opt.target_acceptance
+                extra[size] = min(extra[size] * min(2.0, max(0.5, ratio)), 0.5 if kind else math.inf)
+            extra[kind + "window_accepted"] = 0
+        extra["volume_window_moves"] = 0
 
 
 def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict:
@@ -121,12 +158,14 @@ def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: b
     kept estimates corrected by + s^2 / k_B T, mc.reused_energy_unbiased; shot-based and re-measured, the fresh
     estimates of the states each step began in, which no acceptance has selected); on a shot-based backend also
     ``energy_measured_eV_per_atom``, the kept estimates as logged (biased low by the selection under either rule).
-    A re-measured log without the fresh columns (written before they existed) gives only the measured mean."""
+    A re-measured log without the fresh columns (written before they existed) gives only the measured mean.
+    An isobaric chain's also have ``density_g_cm3`` and ``volume_A3`` (Å^3)."""
     tail = rows[max(opt.adapt_steps, len(rows) // 5):]
     measured = [r["energy_eV"] / n_atoms for r in tail]
+    cell = {c: [r[c] for r in tail] for c in ("density_g_cm3", "volume_A3") if opt.ensemble == "npt"}
     if not shot_based:
-        return averages({"energy_eV_per_atom": measured}, 1)
-    series = {"energy_measured_eV_per_atom": measured}
+        return averages({"energy_eV_per_atom": measured, **cell}, 1)
+    series = {"energy_measured_eV_per_atom": measured, **cell}
     if not opt.remeasure:
         series["energy_eV_per_atom"] = [reused_energy_unbiased(r["energy_eV"], r["sigma_eV"], opt.temperature) / n_atoms
                                         for r in tail]
@@ -143,6 +182,8 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
     opt.validate()
     if opt.n_moved > len(atoms):
         raise HQCError(f"n_moved {opt.n_moved} exceeds the {len(atoms)} atoms of the structure")
+    if opt.ensemble == "npt" and not atoms.pbc.all():
+        raise HQCError("npt needs a periodic structure (pbc=True with a cell)")
     out = Path(out_dir)
     ckpt = out / CHECKPOINT
     saved = read_resume_checkpoint(ckpt, resume, "MC")
@@ -152,12 +193,16 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
             resume_step, saved_opt = saved["step"], saved["extra"]["options"]
         except (KeyError, TypeError) as exc:
             raise HQCError(f"{ckpt}: unreadable MC checkpoint (missing {exc}); start a new output folder") from None
-        check_same_options(ckpt, saved_opt, asdict(opt))
-    fields = LOG_FIELDS + (REMEASURE_FIELDS if opt.remeasure else [])
+        check_same_options(ckpt, {**LATER_OPTIONS, **saved_opt}, asdict(opt))
+    fields = LOG_FIELDS + (REMEASURE_FIELDS if opt.remeasure else []) + (NPT_FIELDS if opt.ensemble == "npt" else [])
     run = _ChainOutputs(opt, StepLog(out / LOG, fields, resume_step), StepTrajectory(out / TRAJECTORY, resume_step),
                         atoms.copy(), energy_measure(model, atoms, backend, opt), progress)
-    state = run_chain(run.measure, atoms.get_positions(), opt.temperature, opt.steps, run.propose, opt.acceptance,
-                      opt.seed, ckpt, opt.checkpoint_every, run.on_step, opt.remeasure, run.on_start, run.on_checkpoint)
+    npt = opt.ensemble == "npt"
+    start = join_configuration(atoms.get_positions(), atoms.get_cell().array) if npt else atoms.get_positions()
+    log_weight = npt_log_weight(opt.pressure * units.GPa, 1.0 / (KB_EV * opt.temperature)) if npt else None
+    state = run_chain(run.measure, start, opt.temperature, opt.steps, run.propose, opt.acceptance,
+                      opt.seed, ckpt, opt.checkpoint_every, run.on_step, opt.remeasure, run.on_start, run.on_checkpoint,
+                      log_weight)
     run.log.flush()
     run.traj.flush()
     summary = {"steps": state.step, "accepted": state.accepted, "acceptance_ratio": state.accepted / max(state.step, 1),
@@ -165,6 +210,11 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
                "shots_total": state.shots, "qpu_seconds_total": state.qpu_seconds,
                "backend": getattr(backend, "name", "exact"), "n_atoms": len(atoms),
                "wall_seconds": run.wall_seconds(), "options": asdict(opt)}
+    if npt:
+        volume_moves = state.extra.get("volume_moves", 0)
+        summary.update(volume_moves=volume_moves, volume_accepted=state.extra.get("volume_accepted", 0),
+                       volume_acceptance_ratio=state.extra.get("volume_accepted", 0) / max(volume_moves, 1),
+                       final_max_dlnv=state.extra["max_dlnv"], final_density_g_cm3=run.density(state.positions))
     summary["averages"] = chain_averages(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
     if coverage is not None:   # over the saved samples (every sample_every steps), the resumed runs' included
         summary.update(training_coverage=coverage, samples_outside_training=frames_outside(run.traj.read(), coverage))
@@ -177,7 +227,9 @@ class _ChainOutputs:
 
     def __init__(self, opt: MCOptions, log: StepLog, traj: StepTrajectory, frame: Atoms, measure, progress):
         self.opt, self.log, self.traj, self.frame, self._measure, self.progress = opt, log, traj, frame, measure, progress
-        self.delta = opt.delta
+        self.delta, self.max_dlnv = opt.delta, opt.max_dlnv
+        self.volume_move = False   # what the last proposal was
+        self.mass_g = float(frame.get_masses().sum()) * units._amu * 1e3
         self.trial_energy = math.nan
         self.t0, self.wall_before = time.perf_counter(), 0.0
         self.t_last_step = self.t0
@@ -192,29 +244,57 @@ class _ChainOutputs:
         self.trial_energy = m.energy
         return m
 
-    def propose(self, positions, rng):
-        return displace(positions, rng, self.opt.n_moved, self.delta)
+    def propose(self, config, rng):
+        """A displacement of n_moved atoms, or in npt with probability volume_probability a volume move (a
+        canonical chain draws nothing for the choice, so it is the same chain as before volume moves existed)."""
+        self.volume_move = self.opt.ensemble == "npt" and rng.random() < self.opt.volume_probability
+        if self.volume_move:
+            return scale_volume(config, rng, self.max_dlnv)
+        if self.opt.ensemble == "npt":
+            positions, cell = split_configuration(config)
+            return join_configuration(displace(positions, rng, self.opt.n_moved, self.delta), cell)
+        return displace(config, rng, self.opt.n_moved, self.delta)
+
+    def density(self, config) -> float:
+        """g/cm³ of an isobaric configuration."""
+        return self.mass_g / (abs(float(np.linalg.det(split_configuration(config)[1]))) * 1e-24)
 
     def _sample(self, state: ChainState) -> None:
-        self.frame.set_positions(state.positions)
+        if self.opt.ensemble == "npt":
+            positions, cell = split_configuration(state.positions)
+            self.frame.set_cell(cell)
+            self.frame.set_positions(positions)
+        else:
+            self.frame.set_positions(state.positions)
         self.traj.add(self.frame, state.step, energy_eV=state.energy, sigma_eV=state.sigma)
 
     def on_start(self, state: ChainState) -> None:
         state.extra.setdefault("delta", self.opt.delta)
         state.extra["options"] = asdict(self.opt)
         self.delta = state.extra["delta"]
+        if self.opt.ensemble == "npt":
+            state.extra.setdefault("max_dlnv", self.opt.max_dlnv)
+            self.max_dlnv = state.extra["max_dlnv"]
         self.wall_before = state.extra.get("wall_seconds", 0.0)
         if state.step == 0:
             self._sample(state)
 
     def on_step(self, state: ChainState, accepted: bool) -> None:
         self.t_last_step = time.perf_counter()
+        npt = {}
+        if self.opt.ensemble == "npt":
+            state.extra["volume_moves"] = state.extra.get("volume_moves", 0) + int(self.volume_move)
+            state.extra["volume_accepted"] = state.extra.get("volume_accepted", 0) + int(self.volume_move and accepted)
+            volume = abs(float(np.linalg.det(split_configuration(state.positions)[1])))
+            npt = dict(volume_move=int(self.volume_move), volume_A3=volume, density_g_cm3=self.mass_g / (volume * 1e-24),
+                       max_dlnv=self.max_dlnv)
         self.log.add(state.step, energy_eV=state.energy, trial_energy_eV=self.trial_energy, sigma_eV=state.sigma,
                      accepted=int(accepted), acceptance_ratio=state.accepted / state.step, delta_A=self.delta,
                      shots_total=state.shots, qpu_seconds_total=state.qpu_seconds,
-                     fresh_energy_eV=state.fresh_energy, fresh_sigma_eV=state.fresh_sigma)
-        _adapt(state, accepted, self.opt)
+                     fresh_energy_eV=state.fresh_energy, fresh_sigma_eV=state.fresh_sigma, **npt)
+        _adapt(state, accepted, self.volume_move, self.opt)
         self.delta = state.extra["delta"]
+        self.max_dlnv = state.extra.get("max_dlnv", self.opt.max_dlnv)
         if state.step % self.opt.sample_every == 0:
             self._sample(state)
         if self.progress is not None:

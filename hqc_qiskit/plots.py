@@ -223,11 +223,19 @@ def plot_md_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
 
 
 def plot_mc_log(rows: list[dict], path: str | Path, n_atoms: int) -> None:
-    """Estimated energy per atom with its standard error, running acceptance ratio, and delta vs step."""
+    """Estimated energy per atom with its standard error, running acceptance ratio, and delta vs step; for an
+    isobaric chain (a log with density_g_cm3) also the density."""
     step = np.array([r["step"] for r in rows])
     e = np.array([r["energy_eV"] for r in rows]) / n_atoms * 1000.0
     s = np.array([r["sigma_eV"] for r in rows]) / n_atoms * 1000.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    isobaric = bool(rows) and "density_g_cm3" in rows[0]
+    fig, axes = plt.subplots(1, 3 if isobaric else 2, figsize=(15 if isobaric else 10, 3.6))
+    a, b = axes[:2]
+    if isobaric:
+        axes[2].plot(step, [r["density_g_cm3"] for r in rows], lw=0.8)
+        axes[2].set_xlabel("MC step")
+        axes[2].set_ylabel("density (g/cm³)")
+        b.plot(step, [r["max_dlnv"] / rows[0]["max_dlnv"] for r in rows], label="max dln V / initial")
     a.plot(step, e - e[0], lw=0.8)
     a.fill_between(step, e - e[0] - s, e - e[0] + s, alpha=0.3, lw=0)
     a.set_xlabel("MC step")

@@ -1,11 +1,12 @@
-"""Monte Carlo: Boltzmann sampling, the penalty method's removal of noise bias, exact resume."""
+"""Monte Carlo: Boltzmann sampling, the isobaric ensemble, the penalty method's removal of noise bias, exact resume."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hqc_qiskit.mc import KB_EV, Measurement, acceptance_probability, reused_energy_unbiased, run_chain
+from hqc_qiskit.mc import (KB_EV, Measurement, acceptance_probability, join_configuration, npt_log_weight,
+                           reused_energy_unbiased, run_chain, scale_volume, split_configuration)
 
 T = 1.0 / KB_EV     # beta = 1 / eV
 
@@ -121,6 +122,8 @@ def test_acceptance_rules():
     assert acceptance_probability(1.0, 1.0, "penalty") == pytest.approx(np.exp(-1.0))
     assert acceptance_probability(1.0, 1.0, "penalty", 1.0, 0.0) == pytest.approx(np.exp(-1.5))
     assert acceptance_probability(1.0, 1.0, "penalty", 1.0, 1.0, reused=True) == pytest.approx(np.exp(-1.0))
+    assert acceptance_probability(1.0, 1.0, "penalty", 1.0, 0.0, d_log_weight=0.25) == pytest.approx(np.exp(-1.25))
+    assert acceptance_probability(1.0, 1.0, "plain", d_log_weight=2.0) == 1.0
 
 
 def test_resume_after_kill_continues_identically(tmp_path):
@@ -131,3 +134,42 @@ def test_resume_after_kill_continues_identically(tmp_path):
     resumed = run_chain(measure, np.zeros((2, 3)), 2000.0, 60, _propose, "penalty", seed=3, checkpoint=ckpt)
     np.testing.assert_array_equal(resumed.positions, full.positions)
     assert resumed.accepted == full.accepted and resumed.step == 60
+
+
+def _ideal_gas_volumes(acceptance, noise, remeasure, n_atoms=4, mean_volume=100.0, steps=40000, seed=0):
+    """Volumes (Å^3) of an isobaric chain of an ideal gas (E = 0, measured with Gaussian noise of s.e. ``noise`` eV)
+    of ``n_atoms`` in a cubic cell at beta = 1/eV and P = (N + 1) / (beta <V>): V ~ Gamma(N + 1, 1 / (beta P))."""
+    pressure = (n_atoms + 1) / mean_volume              # eV/Å^3
+    rng = np.random.default_rng(seed + 1)
+    volumes = []
+
+    def measure(_config, _chain_rng):
+        return Measurement(rng.normal(0, noise) if noise else 0.0, noise)
+
+    start = join_configuration(np.zeros((n_atoms, 3)), np.eye(3) * mean_volume ** (1 / 3))
+    run_chain(measure, start, T, steps, lambda c, r: scale_volume(c, r, 0.6), acceptance, seed,
+              on_step=lambda s, _a: volumes.append(abs(np.linalg.det(split_configuration(s.positions)[1]))),
+              remeasure_current=remeasure, log_weight=npt_log_weight(pressure, 1.0))
+    return np.array(volumes[1000:])
+
+
+def test_isobaric_chain_samples_the_ideal_gas_volume_distribution():
+    """<V> = (N + 1) k_B T / P and std(V) = sqrt(N + 1) k_B T / P (the (N + 1) ln V of the log weight: N from the
+    positions' measure, 1 from sampling ln V); with fresh noisy energies the penalty keeps both, plain broadens V."""
+    expected_mean, expected_std = 100.0, np.sqrt(5) * 20.0
+    for acceptance, noise, remeasure in (("plain", 0.0, False), ("penalty", 1.0, True), ("penalty", 1.0, False)):
+        v = _ideal_gas_volumes(acceptance, noise, remeasure)
+        assert v.mean() == pytest.approx(expected_mean, rel=0.05), (acceptance, noise, remeasure)
+        assert v.std() == pytest.approx(expected_std, rel=0.06), (acceptance, noise, remeasure)
+    assert _ideal_gas_volumes("plain", 1.0, True).std() > 1.15 * expected_std
+
+
+def test_volume_move_keeps_fractional_coordinates():
+    rng = np.random.default_rng(0)
+    cell = np.array([[10.0, 0.0, 0.0], [1.0, 9.0, 0.0], [0.5, 0.5, 11.0]])
+    positions = rng.uniform(-3, 14, size=(6, 3))            # some outside the cell, as in unwrapped runs
+    moved = scale_volume(join_configuration(positions, cell), rng, 0.2)
+    new_positions, new_cell = split_configuration(moved)
+    np.testing.assert_allclose(new_positions @ np.linalg.inv(new_cell), positions @ np.linalg.inv(cell), atol=1e-12)
+    ratio = np.linalg.det(new_cell) / np.linalg.det(cell)
+    assert ratio != 1.0 and abs(np.log(ratio)) <= 0.2

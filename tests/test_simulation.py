@@ -297,9 +297,12 @@ def test_mc_on_a_fake_device_through_runtime_local_mode(tmp_path):
     (lambda: MCOptions(delta=float("nan")), "delta"), (lambda: MCOptions(temperature=0.0), "temperature"),
     (lambda: MDOptions(tdamp=-5.0), "tdamp"), (lambda: MDOptions(friction=float("nan")), "friction"),
     (lambda: MCOptions(adapt_steps=-3), "adapt_steps"), (lambda: MDOptions(pdamp=0.0), "pdamp"),
-    (lambda: MDOptions(pressure=float("inf")), "pressure"), (lambda: MDOptions(pressure=1.0), "pressure"), (lambda: MDOptions(ensemble="npt", thermostat="bussi"), "npt")])
+    (lambda: MDOptions(pressure=float("inf")), "pressure"), (lambda: MDOptions(pressure=1.0), "pressure"), (lambda: MDOptions(ensemble="npt", thermostat="bussi"), "npt"),
+    (lambda: MCOptions(pressure=1.0), "pressure"), (lambda: MCOptions(ensemble="npt", pressure=float("nan")), "pressure"),
+    (lambda: MCOptions(ensemble="npt", volume_probability=1.0), "volume_probability"),
+    (lambda: MCOptions(ensemble="npt", max_dlnv=0.0), "max_dlnv")])
 def test_simulation_options_refuse_non_positive_and_nan(options, field):
-    with pytest.raises(HQCError, match=f"^{field} must be"):
+    with pytest.raises(HQCError, match=f"^{field} must "):
         options().validate()
 
 
@@ -320,6 +323,84 @@ def test_mc_refuses_more_moved_atoms_than_the_structure_has(tmp_path, start):
     assert not (tmp_path / "mc").exists()   # refused before writing anything
     with pytest.raises(HQCError, match="shots must be at least 2 per circuit .*, got -5"):
         shots_per_circuit(readout_problem(model.double(), start), -5)
+
+
+def test_isobaric_mc_moves_the_cell_measures_with_it_and_resumes_identically(tmp_path, start):
+    """npt: only accepted volume moves change the volume; energies are the model's in the moved cell; samples carry
+    the cell; the summary averages the density; a killed chain resumes into the uninterrupted one."""
+    from hqc_qiskit.mc_driver import run_mc
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    model = model.double()
+    opt = MCOptions(steps=30, ensemble="npt", pressure=10.0, temperature=3000.0, volume_probability=0.4,
+                    max_dlnv=0.02, delta=0.05, checkpoint_every=5, sample_every=5)
+    full = run_mc(model, start, None, opt, tmp_path / "full")
+    rows = read_rows(tmp_path / "full" / "mc_log.csv")
+    volumes = [start.get_volume()] + [r["volume_A3"] for r in rows]
+    moved = [r for r, before in zip(rows, volumes) if abs(r["volume_A3"] - before) > 1e-8 * before]   # log: 10 digits
+    assert moved and all(r["volume_move"] == 1 and r["accepted"] == 1 for r in moved)
+    assert full["volume_accepted"] == len(moved) and full["volume_moves"] == sum(r["volume_move"] for r in rows)
+    samples = read_structures(tmp_path / "full" / "mc_traj.extxyz")
+    calc = HQCCalculator(model=model)
+    for frame in samples:
+        row = rows[frame.info["step"] - 1] if frame.info["step"] else None
+        assert frame.get_volume() == pytest.approx(row["volume_A3"] if row else start.get_volume(), rel=1e-9)
+        frame.calc = calc
+        assert frame.get_potential_energy() == pytest.approx(frame.info["energy_eV"], abs=1e-6)
+    tail = rows[len(rows) // 5:]
+    assert full["averages"]["density_g_cm3"]["mean"] == pytest.approx(np.mean([r["density_g_cm3"] for r in tail]))
+    assert full["final_density_g_cm3"] == pytest.approx(rows[-1]["density_g_cm3"])
+
+    with pytest.raises(_Killed):
+        run_mc(model, start, None, opt, tmp_path / "cut", progress=_kill_at(13))
+    resumed = run_mc(model, start, None, opt, tmp_path / "cut", resume=True)
+    assert read_rows(tmp_path / "cut" / "mc_log.csv") == rows
+    assert resumed["final_energy_eV"] == full["final_energy_eV"] and resumed["volume_accepted"] == full["volume_accepted"]
+
+
+def test_isobaric_mc_refuses_what_it_cannot_do(tmp_path, start):
+    from hqc_qiskit.mc_driver import run_mc
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    molecule = start.copy()
+    molecule.pbc = False
+    with pytest.raises(HQCError, match="npt needs a periodic structure"):
+        run_mc(model, molecule, None, MCOptions(steps=2, ensemble="npt"), tmp_path / "mc")
+    with pytest.raises(HQCError, match="unknown ensemble 'nph'"):
+        MCOptions(ensemble="nph").validate()
+
+
+def test_mc_resumes_a_checkpoint_written_before_volume_moves_existed(tmp_path, start):
+    """An older checkpoint lacks the npt options; it ran canonical, so it resumes as such."""
+    from hqc_qiskit.mc_driver import LATER_OPTIONS, run_mc
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    opt = MCOptions(steps=4, checkpoint_every=2, delta=0.05)
+    run_mc(model, start, None, opt, tmp_path / "mc")
+    ckpt = tmp_path / "mc" / "mc_checkpoint.json"
+    saved = json.loads(ckpt.read_text())
+    for key in LATER_OPTIONS:
+        del saved["extra"]["options"][key]
+    ckpt.write_text(json.dumps(saved))
+    assert run_mc(model, start, None, MCOptions(steps=6, checkpoint_every=2, delta=0.05), tmp_path / "mc", resume=True)["steps"] == 6
+    with pytest.raises(HQCError, match="ensemble: 'nvt' then, 'npt' now"):
+        run_mc(model, start, None, MCOptions(steps=8, checkpoint_every=2, delta=0.05, ensemble="npt"), tmp_path / "mc", resume=True)
+
+
+def test_cli_mc_npt(tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(app, ["mc", str(QUICK), "--ensemble", "npt", "--pressure", "5", "--temperature", "3000",
+                               "--steps", "20", "--volume-probability", "0.5", "--out", str(tmp_path / "npt"), "--no-progress"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads((tmp_path / "npt" / "mc_summary.json").read_text())
+    text = " ".join(done.output.split())
+    assert f"acceptance {summary['volume_acceptance_ratio']:.3f}" in text and "mean density" in text and "at 5 GPa" in text
+    assert (tmp_path / "npt" / "mc_log.png").exists() and summary["options"]["pressure"] == 5.0
+    outside = summary["samples_outside_training"]["frames_outside_densities"]   # quick: trained at one density
+    assert outside and f"{outside} of 3 saved samples lie outside the training densities" in text
+    nvt = runner.invoke(app, ["mc", str(QUICK), "--pressure", "5", "--steps", "2", "--out", str(tmp_path / "x")])
+    assert nvt.exit_code == 2 and "pressure must be 0 unless the ensemble is npt" in " ".join(nvt.output.split())
+    assert not (tmp_path / "x").exists()
 
 
 def test_shipped_defaults_are_found_from_any_directory(tmp_path, monkeypatch):
