@@ -136,20 +136,20 @@ def mc_cost(model, atoms: Atoms, backend, opt: MCOptions) -> dict:
 
 
 def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions) -> None:
-    """During the first adapt_steps steps, scale delta (and in npt max_dlnv) every ADAPT_WINDOW steps by (the window's
-    acceptance of that kind of move / target), clipped to [0.5, 2]; a kind not tried in the window keeps its size."""
+    """During the first adapt_steps steps, scale delta after every ADAPT_WINDOW displacements (and in npt max_dlnv
+    after every ADAPT_WINDOW volume moves) by (that window's acceptance / target), clipped to [0.5, 2]. A canonical
+    chain's displacement windows are its steps 1-50, 51-100, ... as they were before volume moves existed."""
     extra = state.extra
-    prefix = "volume_" if volume_move else ""
-    extra[prefix + "window_accepted"] = extra.get(prefix + "window_accepted", 0) + int(accepted)
-    extra["volume_window_moves"] = extra.get("volume_window_moves", 0) + int(volume_move)
-    if state.step <= opt.adapt_steps and state.step % ADAPT_WINDOW == 0:
-        moves = {"": ADAPT_WINDOW - extra["volume_window_moves"], "volume_": extra["volume_window_moves"]}
-        for kind, size in (("", "delta"), ("volume_", "max_dlnv")):
-            if moves[kind]:
-                ratio = extra.get(kind + "window_accepted", 0) / moves[kind] / opt.target_acceptance
-                extra[size] = min(extra[size] * min(2.0, max(0.5, ratio)), 0.5 if kind else math.inf)
-            extra[kind + "window_accepted"] = 0
-        extra["volume_window_moves"] = 0
+    kind, size = ("volume_", "max_dlnv") if volume_move else ("", "delta")
+    # a checkpoint from before the move counts: every step was a displacement
+    moves = extra.get(kind + "window_moves", 0 if volume_move else (state.step - 1) % ADAPT_WINDOW) + 1
+    extra[kind + "window_accepted"] = extra.get(kind + "window_accepted", 0) + int(accepted)
+    extra[kind + "window_moves"] = moves
+    if moves == ADAPT_WINDOW:
+        if state.step <= opt.adapt_steps:
+            ratio = extra[kind + "window_accepted"] / ADAPT_WINDOW / opt.target_acceptance
+            extra[size] = min(extra[size] * min(2.0, max(0.5, ratio)), 0.5 if volume_move else math.inf)
+        extra[kind + "window_accepted"] = extra[kind + "window_moves"] = 0
 
 
 def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict:

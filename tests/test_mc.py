@@ -173,3 +173,23 @@ def test_volume_move_keeps_fractional_coordinates():
     np.testing.assert_allclose(new_positions @ np.linalg.inv(new_cell), positions @ np.linalg.inv(cell), atol=1e-12)
     ratio = np.linalg.det(new_cell) / np.linalg.det(cell)
     assert ratio != 1.0 and abs(np.log(ratio)) <= 0.2
+
+
+def test_adaptation_counts_each_kind_of_move_in_its_own_windows():
+    """delta changes after every 50 displacements, max_dlnv after every 50 volume moves, each by its own acceptance
+    / target (clipped to [0.5, 2]); nothing changes after adapt_steps."""
+    from hqc_qiskit.mc import ChainState
+    from hqc_qiskit.mc_driver import ADAPT_WINDOW, MCOptions, _adapt
+
+    opt = MCOptions(ensemble="npt", adapt_steps=400, target_acceptance=0.5)
+    state = ChainState(0, np.zeros((1, 3)), 0.0, 0.0, extra={"delta": 0.1, "max_dlnv": 0.01})
+    for _ in range(ADAPT_WINDOW):        # displacements, all accepted -> delta x 2
+        state.step += 1
+        _adapt(state, True, False, opt)
+        state.step += 1                   # volume moves interleaved, a quarter accepted -> max_dlnv x 0.5
+        _adapt(state, state.step % 8 == 0, True, opt)
+    assert state.extra["delta"] == pytest.approx(0.2) and state.extra["max_dlnv"] == pytest.approx(0.005)
+    state.step = 1000                     # past adapt_steps: fixed
+    for _ in range(ADAPT_WINDOW):
+        _adapt(state, True, True, opt)
+    assert state.extra["max_dlnv"] == pytest.approx(0.005)

@@ -358,6 +358,24 @@ def test_isobaric_mc_moves_the_cell_measures_with_it_and_resumes_identically(tmp
     assert resumed["final_energy_eV"] == full["final_energy_eV"] and resumed["volume_accepted"] == full["volume_accepted"]
 
 
+def test_isobaric_mc_with_shots_measures_in_the_moved_cell(tmp_path, start):
+    """Shot-based (aer): every saved sample's estimate is the model's energy in that sample's cell, within its noise."""
+    from hqc_qiskit.mc_driver import run_mc
+    from hqc_qiskit.quantum.backends import make_backend
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    model = model.double()
+    opt = MCOptions(steps=8, ensemble="npt", pressure=10.0, temperature=3000.0, volume_probability=0.5, max_dlnv=0.05,
+                    shots=2000, sample_every=1, delta=0.05)
+    run_mc(model, start, make_backend("aer"), opt, tmp_path / "aer")
+    samples = read_structures(tmp_path / "aer" / "mc_traj.extxyz")
+    assert len({round(f.get_volume(), 6) for f in samples}) > 1        # some volume move was accepted
+    calc = HQCCalculator(model=model)
+    for frame in samples:
+        frame.calc = calc
+        assert abs(frame.get_potential_energy() - frame.info["energy_eV"]) < 5 * frame.info["sigma_eV"]
+
+
 def test_isobaric_mc_refuses_what_it_cannot_do(tmp_path, start):
     from hqc_qiskit.mc_driver import run_mc
 
