@@ -1,6 +1,7 @@
 """DFT on the dense liquid an NPT run made: does the density fine-tune's pressure hold there?
 
-    bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model, the fine-tune, with ZBL
+    bash runs/density/npt/run.sh                      # NPT at 10 GPa, 3000 K: the source model, the fine-tune, with ZBL,
+                                                      # with ZBL and pulled-pair DFT (2 seeds)
     python docs/evidence/cp2k_npt.py run [--frames -1,-6]   # CP2K on frames of every trajectory (5-10+ min each)
     python docs/evidence/cp2k_npt.py compare          # -> docs/evidence/cp2k_npt.json
 
@@ -31,7 +32,10 @@ from hqc_qiskit.metrics import pressure_gpa
 NPT = ROOT / "runs" / "density" / "npt"
 # the NPT runs of runs/density/npt/run.sh (name: the model that drove it); every model is compared on every frame
 TRAJECTORIES = {"source": "runs/small_l2_hqc_cz_long", "finetuned": "runs/density/small_l2_hqc_cz_density_wide_valstress",
-                "zbl": "runs/density/small_l2_hqc_cz_density_zbl"}
+                "zbl": "runs/density/small_l2_hqc_cz_density_zbl",
+                # ZBL + 15 DFT frames with a pair pulled to 1.4-1.8 Å (runs/density/finetune_closepair_dense_zbl.yaml)
+                "closepair": "runs/density/small_l2_hqc_cz_density_closepair_dense_zbl",
+                "closepair_seed1": "runs/density/small_l2_hqc_cz_density_closepair_dense_zbl_seed1"}
 
 
 def result_path(name: str, frame: int) -> Path:

@@ -25,3 +25,9 @@ wait $pid
 # the fine-tune with the ZBL pair repulsion (runs/density/finetune_zbl.yaml): do atoms still come closer than the
 # training data's 1.87 Å? docs/results.md "Short-range repulsion"
 one runs/density/small_l2_hqc_cz_density_zbl zbl
+# the fine-tune with ZBL and 15 DFT frames with a pair pulled to 1.4-1.8 Å (runs/density/finetune_closepair_dense_zbl.yaml),
+# seeds 0 and 1 side by side: does the density or the closest approach change once the short range is learned from DFT?
+# docs/results.md "Short-range repulsion"
+one runs/density/small_l2_hqc_cz_density_closepair_dense_zbl closepair & pid=$!
+one runs/density/small_l2_hqc_cz_density_closepair_dense_zbl_seed1 closepair_seed1
+wait $pid
