@@ -196,7 +196,7 @@ def _print_samples_outside(summary: dict) -> None:
         console.print(f"no saved sample closer than the training data's closest pair (of {out['frames']})")
         return
     console.print(f"[yellow]{out['frames_below_training']} of {out['frames']} saved samples hold a pair closer than any "
-                  f"of the training data (closest: {c['pair']} {c['distance_A']:.2f} Å < {c['training_A']:.2f}); the "
+                  f"of the training data (closest: {c['pair']} {c['distance_A']:.3f} Å < {c['training_A']:.3f}); the "
                   "model's short-range repulsion is extrapolated there[/]")
 
 

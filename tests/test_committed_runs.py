@@ -305,6 +305,46 @@ def test_sampling_cost_report_follows_from_its_runs_and_the_mc_run_from_the_comm
             assert a[key] == pytest.approx(b[key], rel=1e-9), key
 
 
+def test_isobaric_mc_runs_follow_from_the_command_and_agree_with_npt_md(tmp_path):
+    """docs/results.md "Isobaric Monte Carlo": each committed chain's summary averages come out of its (gzipped) log,
+    its first 300 steps come out of `hqc-qiskit mc --ensemble npt` again row for row, and its mean density agrees with
+    the NPT MD run of the same model within 3 combined standard errors (batch means, docs/evidence/npt_mc_vs_md.json,
+    which test_evidence_follows_from_its_runs recomputes)."""
+    import csv
+    import gzip
+
+    from typer.testing import CliRunner
+
+    from hqc_qiskit.cli import app
+    from hqc_qiskit.mc_driver import MCOptions, chain_averages
+    from hqc_qiskit.runlog import read_rows
+
+    npt = ROOT / "runs" / "density" / "npt"
+    evidence = json.loads((ROOT / "docs" / "evidence" / "npt_mc_vs_md.json").read_text())
+    for name, model in (("zbl", "small_l2_hqc_cz_density_zbl"), ("closepair", "small_l2_hqc_cz_density_closepair_dense_zbl")):
+        run = npt / f"{name}_p10_mc"
+        summary = json.loads((run / "mc_summary.json").read_text())
+        with gzip.open(run / "mc_log.csv.gz", "rt") as fh:
+            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        opt = MCOptions(**summary["options"])
+        assert len(rows) == summary["steps"] == opt.steps
+        again = chain_averages(rows, opt, summary["n_atoms"], shot_based=False)
+        for key in ("density_g_cm3", "energy_eV_per_atom"):
+            assert again[key]["mean"] == pytest.approx(summary["averages"][key]["mean"], rel=1e-9)
+        assert abs(evidence["models"][name]["z"]) < 3
+        args = ["mc", str(ROOT / "runs" / "density" / model), "--ensemble", "npt", "--pressure", str(opt.pressure),
+                "--temperature", str(opt.temperature), "--steps", "300", "--adapt-steps", str(opt.adapt_steps),
+                "--delta", str(opt.delta), "--sample-every", str(opt.sample_every), "--out", str(tmp_path / name),
+                "--no-progress"]
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 0, done.output
+        new = read_rows(tmp_path / name / "mc_log.csv")
+        assert len(new) == 300
+        for a, b in zip(new, rows):
+            for key in ("energy_eV", "accepted", "volume_A3", "delta_A", "max_dlnv"):
+                assert a[key] == pytest.approx(b[key], rel=1e-9), (name, a["step"], key)
+
+
 def test_noise_aware_report_is_reproduced():
     """docs/results.md "Noise-aware fine-tuning": the noisy-readout rows of the Eagle run's report re-evaluate from
     the checkpoints they name, and the committed coefficients of a readout are what the backend's noise
@@ -384,7 +424,7 @@ def _assert_close_nested(again, committed, where: str) -> None:
         assert again == committed, where
 
 
-@pytest.mark.parametrize("name", ["noise_aware", "noise_aware_circuits", "noise_calibration"])
+@pytest.mark.parametrize("name", ["noise_aware", "noise_aware_circuits", "noise_calibration", "npt_mc_vs_md"])
 def test_evidence_follows_from_its_runs(name, monkeypatch):
     """docs/evidence/<name>.json (the numbers of its docs/results.md section) is what docs/evidence/<name>.py
     gathers from the committed runs now."""
