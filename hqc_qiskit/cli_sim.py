@@ -140,6 +140,7 @@ def md_cmd(
         else:   # too short or unstable a run for error bars
             console.print(f"density {summary['mean_density_g_cm3']:.4f} g/cm³ (fluctuating by {summary['std_density_g_cm3']:.4f}), "
                           f"pressure {summary['mean_P_GPa']:+.2f} GPa (means over the last 80% of the log)")
+    _print_error_bar_check(summary)
     if "force_noise_rms_eV_A" in summary:
         p = summary["predicted"]
         walk = p["energy_walk_mev_per_atom_sqrt_ps"] * summary["time_ps"] ** 0.5
@@ -198,6 +199,16 @@ def _print_samples_outside(summary: dict) -> None:
     console.print(f"[yellow]{out['frames_below_training']} of {out['frames']} saved samples hold a pair closer than any "
                   f"of the training data (closest: {c['pair']} {c['distance_A']:.3f} Å < {c['training_A']:.3f}); the "
                   "model's short-range repulsion is extrapolated there[/]")
+
+
+def _print_error_bar_check(summary: dict) -> None:
+    """Yellow lines for the averages whose error bar batch means put at more than SUSPECT_RATIO x (autocorr.py)."""
+    for name, check in summary.get("error_bar_check", {}).items():
+        if check["suspect"]:
+            console.print(f"[yellow]{name}: batch means over {check['blocks']} blocks give ± {check['stderr']:.3g}, "
+                          f"{check['ratio']:.1f}x the error bar above: the series is correlated beyond the "
+                          "autocorrelation window (an oscillation, e.g. the barostat's volume); quote the larger "
+                          "(docs/simulation.md, \"Error bars of averages\")[/]")
 
 
 def _print_average(label: str, stats: dict | None) -> None:
@@ -305,6 +316,7 @@ def mc_cmd(
         _print_average("energy as measured" + ("" if "energy_eV_per_atom" in avg else
                                                " (selected low by the acceptance; for <E> evaluate the trajectory's "
                                                "frames with the exact engine)"), avg["energy_measured_eV_per_atom"])
+    _print_error_bar_check(summary)
     _print_samples_outside(summary)
     acc = summary["acceptance_ratio"]
     if summary["steps"] >= 100 and not adapt_steps and not 0.15 <= acc <= 0.8:

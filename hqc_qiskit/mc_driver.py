@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
-from .autocorr import averages
+from .autocorr import averages, error_bar_check
 from .checkpoint import atomic_write_json
 from .coverage import frames_outside
 from .errors import HQCError
@@ -153,8 +153,13 @@ def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions)
 
 
 def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict:
-    """Mean energies per atom of a chain's log after the adaptation and the first fifth, with autocorrelation-aware
-    errors: ``energy_eV_per_atom`` estimates <E> (exact energies; shot-based with the current energy reused, the
+    """:func:`averages` of :func:`chain_series`."""
+    return averages(chain_series(rows, opt, n_atoms, shot_based), 1)
+
+
+def chain_series(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: bool) -> dict[str, list[float]]:
+    """The series a chain's summary averages, from its log after the adaptation and the first fifth (per step):
+    ``energy_eV_per_atom`` estimates <E> (exact energies; shot-based with the current energy reused, the
     kept estimates corrected by + s^2 / k_B T, mc.reused_energy_unbiased; shot-based and re-measured, the fresh
     estimates of the states each step began in, which no acceptance has selected); on a shot-based backend also
     ``energy_measured_eV_per_atom``, the kept estimates as logged (biased low by the selection under either rule).
@@ -164,14 +169,14 @@ def chain_averages(rows: list[dict], opt: MCOptions, n_atoms: int, shot_based: b
     measured = [r["energy_eV"] / n_atoms for r in tail]
     cell = {c: [r[c] for r in tail] for c in ("density_g_cm3", "volume_A3") if opt.ensemble == "npt"}
     if not shot_based:
-        return averages({"energy_eV_per_atom": measured, **cell}, 1)
+        return {"energy_eV_per_atom": measured, **cell}
     series = {"energy_measured_eV_per_atom": measured, **cell}
     if not opt.remeasure:
         series["energy_eV_per_atom"] = [reused_energy_unbiased(r["energy_eV"], r["sigma_eV"], opt.temperature) / n_atoms
                                         for r in tail]
     elif tail and "fresh_energy_eV" in tail[0]:
         series["energy_eV_per_atom"] = [r["fresh_energy_eV"] / n_atoms for r in tail]
-    return averages(series, 1)
+    return series
 
 
 def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, resume: bool = False,
@@ -215,7 +220,9 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
         summary.update(volume_moves=volume_moves, volume_accepted=state.extra.get("volume_accepted", 0),
                        volume_acceptance_ratio=state.extra.get("volume_accepted", 0) / max(volume_moves, 1),
                        final_max_dlnv=state.extra["max_dlnv"], final_density_g_cm3=run.density(state.positions))
-    summary["averages"] = chain_averages(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
+    series = chain_series(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
+    summary["averages"] = averages(series, 1)
+    summary["error_bar_check"] = error_bar_check(series, summary["averages"])
     if coverage is not None:   # over the saved samples (every sample_every steps), the resumed runs' included
         summary.update(training_coverage=coverage, samples_outside_training=frames_outside(run.traj.read(), coverage))
     atomic_write_json(summary, out / SUMMARY)

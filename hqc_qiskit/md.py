@@ -40,7 +40,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
-from .autocorr import averages
+from .autocorr import averages, error_bar_check
 from .checkpoint import atomic_write_json
 from .coverage import REACH, closest_pairs, pair_margin
 from .data.dataset import density_g_cm3
@@ -394,6 +394,7 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     if npt:   # an NPT run's result is its density: its mean needs the same autocorrelation-aware error bar
         series.update(density_g_cm3=[r["density_g_cm3"] for r in tail], P_GPa=[r["P_GPa"] for r in tail])
     summary["averages"] = averages(series, opt.log_every)
+    summary["error_bar_check"] = error_bar_check(series, summary["averages"])
     if npt:   # also without error bars: a run too short or unstable for them still reports its means
         summary.update(mean_density_g_cm3=float(np.mean(series["density_g_cm3"])), mean_P_GPa=float(np.mean(series["P_GPa"])),
                        std_density_g_cm3=float(np.std(series["density_g_cm3"])))

@@ -13,6 +13,7 @@ import numpy as np
 from ase import Atoms
 from vesin import NeighborList
 
+from .autocorr import block_average
 from .errors import HQCError
 
 
@@ -51,16 +52,6 @@ def compute_rdf(frames: list[Atoms], r_max: float = 6.0, n_bins: int = 120, n_bl
     mean, err, used = block_average(per_frame, n_blocks)
     r = (np.arange(n_bins) + 0.5) * r_max / n_bins
     return RDF(r, mean, err, len(frames), used)
-
-
-def block_average(values: np.ndarray, n_blocks: int = 5) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean over axis 0 of a time series (F, ...) and its standard error from contiguous blocks
-    (fewer blocks if fewer frames; NaN error with one). Returns (mean, stderr, blocks used)."""
-    values = np.asarray(values, float)
-    n_blocks = max(1, min(n_blocks, len(values)))
-    blocks = np.stack([b.mean(axis=0) for b in np.array_split(values, n_blocks)])
-    err = blocks.std(axis=0, ddof=1) / np.sqrt(n_blocks) if n_blocks > 1 else np.full(values.shape[1:], np.nan)
-    return values.mean(axis=0), err, n_blocks
 
 
 def first_peak(rdf: RDF) -> tuple[float, float]:

@@ -14,9 +14,10 @@ from typing import Callable
 
 import numpy as np
 
+from .autocorr import block_average
 from .data.dataset import read_structures
 from .mc_driver import CHECKPOINT, TRAJECTORY, MCOptions, energy_measure, run_mc
-from .rdf import block_average, compare_rdf, compute_rdf
+from .rdf import compare_rdf, compute_rdf
 
 
 def _chain(model, atoms, backend, opt: MCOptions, folder: Path, progress) -> dict:

@@ -66,3 +66,25 @@ def test_constant_and_bad_series():
         series_stats([1.0, 2.0], stride_steps=0)
     out = averages({"ok": [1.0, 2.0, 3.0], "unstable": [1.0, np.inf], "empty": []}, 5)
     assert out["ok"]["mean"] == 2.0 and out["ok"]["tau_steps"] >= 5 and out["unstable"] is None and out["empty"] is None
+
+
+def test_batch_means_flag_the_error_bar_of_an_oscillating_npt_density():
+    """The committed NPT MD run at 10 GPa (runs/density/npt/zbl_p10): the density oscillates with the barostat,
+    emcee's window stops in a trough of the running sum, and batch means put the error bar 1.8x higher: flagged.
+    Its E_pot, and AR(1) series whose tau the estimator gets right, are not flagged."""
+    from hqc_qiskit.autocorr import SUSPECT_RATIO, error_bar_check
+    from hqc_qiskit.runlog import read_rows
+    from tests.conftest import ROOT
+
+    rows = read_rows(ROOT / "runs" / "density" / "npt" / "zbl_p10" / "md_log.csv")
+    tail = rows[len(rows) // 5:]
+    series = {name: [r[name] for r in tail] for name in ("density_g_cm3", "E_pot_eV")}
+    check = error_bar_check(series, averages(series, 20))
+    assert check["density_g_cm3"]["suspect"] and check["density_g_cm3"]["ratio"] > SUSPECT_RATIO
+    assert check["density_g_cm3"]["blocks"] == 10 and not check["E_pot_eV"]["suspect"]
+    rng = np.random.default_rng(3)
+    for phi in (0.0, 0.5, 0.9):
+        x = {"x": ar1(phi, 20_000, rng)[0]}
+        assert not error_bar_check(x, averages(x, 1))["x"]["suspect"], phi
+    short = {"x": list(range(15))}
+    assert error_bar_check(short, averages(short, 1)) == {}       # fewer than 2 samples per block: no opinion

@@ -222,6 +222,7 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     e_pot = avg["averages"]["E_pot_eV_per_atom"]
     assert e_pot["mean"] == pytest.approx(np.mean([r["E_pot_eV"] / 64 for r in rows[len(rows) // 5:]]))
     assert e_pot["stderr"] > 0 and e_pot["tau_steps"] >= 1 and "mean E_pot" in " ".join(md.output.split())
+    assert "error_bar_check" in avg      # batch means as a second opinion (empty for a log this short)
     rdf = runner.invoke(app, ["rdf", str(tmp_path / "md" / "md_traj.extxyz"), "--ref", str(TEST_FRAMES), "--r-max", "5",
                               "--out", str(tmp_path / "g")])
     assert rdf.exit_code == 0, rdf.output
@@ -231,6 +232,7 @@ def test_cli_md_mc_rdf(tmp_path, monkeypatch):
     mc_summary, rows = json.loads((tmp_path / "mc" / "mc_summary.json").read_text()), read_rows(tmp_path / "mc" / "mc_log.csv")
     assert mc_summary["steps"] == 15 and "mean energy" in " ".join(mc.output.split())
     assert mc_summary["averages"]["energy_eV_per_atom"]["mean"] == pytest.approx(np.mean([r["energy_eV"] / 64 for r in rows[3:]]))
+    assert "error_bar_check" in mc_summary
     _, hqc = tiny_hqc_checkpoint(tmp_path)
     dry = runner.invoke(app, ["mc", str(hqc), "--backend", "ibm_brisbane", "--shots", "50000", "--steps", "10", "--dry-run"])
     assert dry.exit_code == 0 and "total_qpu_seconds" in dry.output and "nothing was submitted" in dry.output

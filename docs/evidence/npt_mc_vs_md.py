@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from _evidence import main, read_json, save_figure
-from hqc_qiskit.rdf import block_average
+from hqc_qiskit.autocorr import block_average
 from hqc_qiskit.runlog import read_rows
 
 ROOT = Path(__file__).resolve().parents[2]

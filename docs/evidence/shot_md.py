@@ -34,7 +34,8 @@ import numpy as np
 
 from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
-from hqc_qiskit.rdf import block_average, compare_rdf, compute_rdf
+from hqc_qiskit.autocorr import block_average
+from hqc_qiskit.rdf import compare_rdf, compute_rdf
 from hqc_qiskit.runlog import read_rows
 
 from _evidence import main, save_figure

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from ase.units import GPa, kB
 
-from hqc_qiskit.rdf import block_average
+from hqc_qiskit.autocorr import block_average
 from hqc_qiskit.runlog import read_rows
 
 ROOT = Path(__file__).resolve().parents[2]
