@@ -74,6 +74,10 @@ class MCOptions:
             raise HQCError(f"volume_probability must lie in (0, 1) (got {self.volume_probability})")
         if not 0 < self.max_dlnv <= 0.5:
             raise HQCError(f"max_dlnv must lie in (0, 0.5] (got {self.max_dlnv}; 0.01 changes the cell edge by 0.3%)")
+        defaults = (MCOptions.volume_probability, MCOptions.max_dlnv)
+        if self.ensemble != "npt" and (self.volume_probability, self.max_dlnv) != defaults:
+            raise HQCError(f"volume_probability and max_dlnv set the volume moves of npt; {self.ensemble} makes none "
+                           "(they would be ignored)")
         for name in ("steps", "n_moved", "shots", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise HQCError(f"{name} must be at least 1")

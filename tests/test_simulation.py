@@ -388,6 +388,8 @@ def test_isobaric_mc_refuses_what_it_cannot_do(tmp_path, start):
         run_mc(model, molecule, None, MCOptions(steps=2, ensemble="npt"), tmp_path / "mc")
     with pytest.raises(HQCError, match="unknown ensemble 'nph'"):
         MCOptions(ensemble="nph").validate()
+    with pytest.raises(HQCError, match="volume_probability and max_dlnv set the volume moves of npt; nvt makes none"):
+        MCOptions(max_dlnv=0.05).validate()
 
 
 def test_mc_resumes_a_checkpoint_written_before_volume_moves_existed(tmp_path, start):
