@@ -211,13 +211,17 @@ def _print_error_bar_check(summary: dict) -> None:
                           "(docs/simulation.md, \"Error bars of averages\")[/]")
 
 
+def _rough(stats: dict) -> str:
+    """What an average's line adds when its chain is too short to trust its autocorrelation time."""
+    return "" if stats["trusted"] else f" (fewer than {MIN_TAUS_FOR_TRUST:.0f}: a rough error; run longer)"
+
+
 def _print_average(label: str, stats: dict | None) -> None:
     """One line: a per-atom energy's mean over the run with its autocorrelation-corrected error (autocorr.py)."""
     if stats is None:
         return
-    rough = "" if stats["trusted"] else f" (fewer than {MIN_TAUS_FOR_TRUST:.0f}: a rough error; run longer)"
     console.print(f"mean {label} {stats['mean']:.5f} eV/atom ± {1e3 * stats['stderr']:.2f} meV/atom; autocorrelation time "
-                  f"{stats['tau_steps']:.3g} steps, {stats['n_effective']:.0f} independent samples{rough}")
+                  f"{stats['tau_steps']:.3g} steps, {stats['n_effective']:.0f} independent samples{_rough(stats)}")
 
 
 def mc_cmd(
@@ -305,9 +309,8 @@ def mc_cmd(
                       f"final max_dlnv {summary['final_max_dlnv']:.4f}")
         rho = avg.get("density_g_cm3")
         if rho is not None:
-            rough = "" if rho["trusted"] else f" (fewer than {MIN_TAUS_FOR_TRUST:.0f}: a rough error; run longer)"
             console.print(f"mean density {rho['mean']:.4f} ± {rho['stderr']:.4f} g/cm³ at {pressure:g} GPa; autocorrelation "
-                          f"time {rho['tau_steps']:.3g} steps, {rho['n_effective']:.0f} independent samples{rough}")
+                          f"time {rho['tau_steps']:.3g} steps, {rho['n_effective']:.0f} independent samples{_rough(rho)}")
     if "energy_eV_per_atom" in avg:
         how = "" if backend == "exact" else (" (fresh estimates of each step's starting state: unbiased)" if remeasure
                                              else " (reused estimates + s²/kT: unbiased)")

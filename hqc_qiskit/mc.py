@@ -117,6 +117,11 @@ def split_configuration(config: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return config[:-3], config[-3:]
 
 
+def configuration_volume(config: np.ndarray) -> float:
+    """Volume (Å^3) of the cell of an isobaric chain's (N + 3, 3) configuration."""
+    return abs(float(np.linalg.det(split_configuration(config)[1])))
+
+
 def scale_volume(config: np.ndarray, rng: np.random.Generator, max_dlnv: float) -> np.ndarray:
     """Isotropic volume move: ln V changes by U(-max_dlnv, max_dlnv); the cell and all positions scale by
     (V'/V)^(1/3), so fractional coordinates are kept (the move is symmetric in (fractional coordinates, ln V))."""
@@ -128,9 +133,8 @@ def npt_log_weight(pressure_ev_a3: float, beta: float) -> Callable[[np.ndarray],
     moves are symmetric in (fractional coordinates, ln V): -beta P V + (N + 1) ln V (Frenkel and Smit,
     Understanding Molecular Simulation, ch. 5.4). ``pressure_ev_a3`` in eV/Å^3, ``beta`` in 1/eV."""
     def log_weight(config: np.ndarray) -> float:
-        positions, cell = split_configuration(config)
-        volume = abs(float(np.linalg.det(cell)))
-        return -beta * pressure_ev_a3 * volume + (len(positions) + 1) * math.log(volume)
+        volume, n_atoms = configuration_volume(config), len(config) - 3
+        return -beta * pressure_ev_a3 * volume + (n_atoms + 1) * math.log(volume)
 
     return log_weight
 

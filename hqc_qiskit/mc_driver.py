@@ -24,8 +24,8 @@ from .autocorr import averages, error_bar_check
 from .checkpoint import atomic_write_json
 from .coverage import frames_outside
 from .errors import HQCError
-from .mc import (ACCEPTANCES, KB_EV, ChainState, Measurement, displace, join_configuration, npt_log_weight,
-                 reused_energy_unbiased, run_chain, scale_volume, split_configuration)
+from .mc import (ACCEPTANCES, KB_EV, ChainState, Measurement, configuration_volume, displace, join_configuration,
+                 npt_log_weight, reused_energy_unbiased, run_chain, scale_volume, split_configuration)
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "mc_checkpoint.json", "mc_log.csv", "mc_traj.extxyz", "mc_summary.json"
@@ -268,7 +268,7 @@ class _ChainOutputs:
 
     def density(self, config) -> float:
         """g/cm³ of an isobaric configuration."""
-        return self.mass_g / (abs(float(np.linalg.det(split_configuration(config)[1]))) * 1e-24)
+        return self.mass_g / (configuration_volume(config) * 1e-24)
 
     def _sample(self, state: ChainState) -> None:
         if self.opt.ensemble == "npt":
@@ -296,9 +296,8 @@ class _ChainOutputs:
         if self.opt.ensemble == "npt":
             state.extra["volume_moves"] = state.extra.get("volume_moves", 0) + int(self.volume_move)
             state.extra["volume_accepted"] = state.extra.get("volume_accepted", 0) + int(self.volume_move and accepted)
-            volume = abs(float(np.linalg.det(split_configuration(state.positions)[1])))
-            npt = dict(volume_move=int(self.volume_move), volume_A3=volume, density_g_cm3=self.mass_g / (volume * 1e-24),
-                       max_dlnv=self.max_dlnv)
+            npt = dict(volume_move=int(self.volume_move), volume_A3=configuration_volume(state.positions),
+                       density_g_cm3=self.density(state.positions), max_dlnv=self.max_dlnv)
         self.log.add(state.step, energy_eV=state.energy, trial_energy_eV=self.trial_energy, sigma_eV=state.sigma,
                      accepted=int(accepted), acceptance_ratio=state.accepted / state.step, delta_A=self.delta,
                      shots_total=state.shots, qpu_seconds_total=state.qpu_seconds,
