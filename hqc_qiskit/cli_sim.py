@@ -235,7 +235,8 @@ def mc_cmd(
     n_moved: int = typer.Option(5, help="atoms displaced per move"),
     delta: float = typer.Option(0.015, help="Å, standard deviation of each displacement component"),
     adapt_steps: int = typer.Option(0, min=0, help="adapt delta towards --target-acceptance during the first N steps (0: fixed delta)"),
-    target_acceptance: float = typer.Option(0.5, help="acceptance ratio the adaptation aims for"),
+    target_acceptance: float = typer.Option(0.5, help="acceptance ratio the adaptation aims for, as a fraction of the ratio the energies' noise alone allows (see --absolute-target)"),
+    noise_scaled_target: bool = typer.Option(True, "--noise-scaled-target/--absolute-target", help="with noisy energies, aim for --target-acceptance x the acceptance of a move that changes nothing (keeps about an exact chain's step sizes), or for --target-acceptance itself"),
     acceptance: str = typer.Option("penalty", help="penalty (Ceperley-Dewing, unbiased with noisy energies) or plain (the paper)"),
     remeasure: bool = typer.Option(False, "--remeasure", help="measure the current state again every step instead of reusing its energy"),
     ensemble: str = typer.Option("nvt", help="nvt (fixed cell, the paper) or npt (isotropic volume moves too: the density at --pressure)"),
@@ -273,7 +274,7 @@ def mc_cmd(
     out = out or default_output(run_dir, f"mc_{backend_tag(backend, shots)}_{acceptance}{isobaric}")
     opt = MCOptions(steps, temperature, n_moved, delta, adapt_steps, target_acceptance, acceptance, remeasure, shots,
                     allocation, seed, sample_every, checkpoint_every or (1 if runtime_backend else 10), ensemble,
-                    pressure, volume_probability, max_dlnv)
+                    pressure, volume_probability, max_dlnv, noise_scaled_target)
     try:
         opt.validate()
         runtime = RuntimeOptions(dynamical_decoupling=dd, twirling=twirling, resilience_level=resilience_level,
@@ -301,8 +302,10 @@ def mc_cmd(
     except KeyboardInterrupt:
         interrupted(out / CHECKPOINT)
     plot_mc_log(read_rows(out / LOG), out / "mc_log.png", summary["n_atoms"])
-    console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}, final delta {summary['final_delta_A']:.4f} Å; "
-                  f"shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
+    ceiling = summary.get("noise_acceptance_ceiling", 1.0)
+    allows = f" (the noise alone allows {ceiling:.3f})" if ceiling < 1 else ""
+    console.print(f"{summary['steps']} steps, acceptance {summary['acceptance_ratio']:.3f}{allows}, final delta "
+                  f"{summary['final_delta_A']:.4f} Å; shots {summary['shots_total']:.3g}, QPU {summary['qpu_seconds_total']:.1f} s")
     avg = summary["averages"]
     if ensemble == "npt":
         console.print(f"volume moves: {summary['volume_moves']}, acceptance {summary['volume_acceptance_ratio']:.3f}, "
@@ -321,10 +324,12 @@ def mc_cmd(
                                                "frames with the exact engine)"), avg["energy_measured_eV_per_atom"])
     _print_error_bar_check(summary)
     _print_samples_outside(summary)
-    acc = summary["acceptance_ratio"]
+    acc = summary["acceptance_ratio"] / ceiling   # of what the moves can reach with this noise
     if summary["steps"] >= 100 and not adapt_steps and not 0.15 <= acc <= 0.8:
         # a step far from ~50% acceptance decorrelates slowly (docs/results.md, "Sampling cost: MD or MC on a QPU")
-        console.print(f"[yellow]acceptance {acc:.2f}: the moves are too {'small' if acc > 0.8 else 'large'} for "
+        of_ceiling = f", {acc:.2f} of what the noise allows" if ceiling < 1 else ""
+        console.print(f"[yellow]acceptance {summary['acceptance_ratio']:.2f}{of_ceiling}: the moves are too "
+                      f"{'small' if acc > 0.8 else 'large'} for "
                       f"{temperature:g} K, so the chain forgets slowly; --adapt-steps N tunes --delta towards "
                       f"--target-acceptance during the first N steps[/]")
     console.print(f"outputs in {out}: mc_log.csv, mc_traj.extxyz, mc_log.png, mc_summary.json, mc_checkpoint.json")

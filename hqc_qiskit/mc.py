@@ -54,6 +54,24 @@ def acceptance_probability(d_energy: float, beta: float, rule: str, s_new: float
     return 1.0 if exponent >= 0 else math.exp(exponent)
 
 
+def noise_acceptance_ceiling(beta_sigma: float, rule: str, reused: bool) -> float:
+    """Acceptance ratio of a move that does not change the energy, when each energy is estimated with standard
+    error s (``beta_sigma`` = s / k_B T): the most any step size can reach. With the current estimate reused (either
+    rule; s the same for both states) the kept estimate lies beta s^2 low, so the exponent is -Y with
+    Y ~ N(a^2, 2 a^2), a = beta s; with both fresh, penalty gives the same Y and plain Y ~ N(0, 2 a^2).
+    E[min(1, e^-Y)] for Y ~ N(mu, v) is Phi(-mu / sqrt v) + exp(-mu + v / 2) Phi((mu - v) / sqrt v); 1 for exact
+    energies, 2 Phi(-a / sqrt 2) in the first two cases (0.66 at a = 0.63)."""
+    a = abs(beta_sigma)
+    if a == 0:
+        return 1.0
+    mu, sd = (0.0 if rule == "plain" and not reused else a * a), math.sqrt(2.0) * a
+
+    def phi(z: float) -> float:
+        return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+    return phi(-mu / sd) + math.exp(-mu + sd * sd / 2) * phi((mu - sd * sd) / sd)
+
+
 @dataclass
 class ChainState:
     """Everything a chain needs to continue exactly: the configuration (positions (N, 3) Å; with a variable cell

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,8 @@ from .checkpoint import atomic_write_json
 from .coverage import frames_outside
 from .errors import HQCError
 from .mc import (ACCEPTANCES, KB_EV, ChainState, Measurement, configuration_volume, displace, join_configuration,
-                 npt_log_weight, reused_energy_unbiased, run_chain, scale_volume, split_configuration)
+                 noise_acceptance_ceiling, npt_log_weight, reused_energy_unbiased, run_chain, scale_volume,
+                 split_configuration)
 from .runlog import StepLog, StepTrajectory, check_same_options, read_resume_checkpoint
 
 CHECKPOINT, LOG, TRAJECTORY, SUMMARY = "mc_checkpoint.json", "mc_log.csv", "mc_traj.extxyz", "mc_summary.json"
@@ -36,7 +37,8 @@ NPT_FIELDS = ["volume_move", "volume_A3", "density_g_cm3", "max_dlnv"]   # isoba
 ENSEMBLES = ("nvt", "npt")
 ADAPT_WINDOW = 50   # steps between step-size updates while adapting
 # options added after chains were first checkpointed: an older checkpoint without them ran with these values
-LATER_OPTIONS = {"ensemble": "nvt", "pressure": 0.0, "volume_probability": 0.1, "max_dlnv": 0.01}
+LATER_OPTIONS = {"ensemble": "nvt", "pressure": 0.0, "volume_probability": 0.1, "max_dlnv": 0.01,
+                 "noise_scaled_target": False}
 
 
 @dataclass
@@ -60,6 +62,9 @@ class MCOptions:
     pressure: float = 0.0           # GPa, npt
     volume_probability: float = 0.1   # npt: fraction of the steps that are volume moves
     max_dlnv: float = 0.01          # npt: ln V changes by up to this per volume move (adapted with adapt_steps)
+    # adapt towards target_acceptance x the acceptance that the energies' noise alone allows
+    # (mc.noise_acceptance_ceiling), not towards target_acceptance itself
+    noise_scaled_target: bool = True
 
     def validate(self) -> None:
         if self.acceptance not in ACCEPTANCES:
@@ -139,6 +144,18 @@ def mc_cost(model, atoms: Atoms, backend, opt: MCOptions) -> dict:
             "total_qpu_seconds": one["qpu_seconds"] * energies, "total_qpu_hours": one["qpu_seconds"] * energies / 3600}
 
 
+def adapt_target(sigma: float, opt: MCOptions) -> float:
+    """The acceptance ratio the step-size adaptation aims for when energies have standard error ``sigma`` (eV):
+    ``target_acceptance`` times the ratio that noise of this size alone allows (:func:`.mc.noise_acceptance_ceiling`;
+    1 for exact energies), so that a noisy chain keeps about the step sizes of an exact one instead of shrinking
+    them until the noise and the moves together are rejected half the time (docs/simulation.md "Step sizes
+    with noisy energies")."""
+    if not opt.noise_scaled_target:
+        return opt.target_acceptance
+    beta_sigma = sigma / (KB_EV * opt.temperature)
+    return opt.target_acceptance * noise_acceptance_ceiling(beta_sigma, opt.acceptance, reused=not opt.remeasure)
+
+
 def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions) -> None:
     """During the first adapt_steps steps, scale delta after every ADAPT_WINDOW displacements (and in npt max_dlnv
     after every ADAPT_WINDOW volume moves) by (that window's acceptance / target), clipped to [0.5, 2]. A canonical
@@ -151,7 +168,7 @@ def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions)
     extra[kind + "window_moves"] = moves
     if moves == ADAPT_WINDOW:
         if state.step <= opt.adapt_steps:
-            ratio = extra[kind + "window_accepted"] / ADAPT_WINDOW / opt.target_acceptance
+            ratio = extra[kind + "window_accepted"] / ADAPT_WINDOW / adapt_target(state.sigma, opt)
             extra[size] = min(extra[size] * min(2.0, max(0.5, ratio)), 0.5 if volume_move else math.inf)
         extra[kind + "window_accepted"] = extra[kind + "window_moves"] = 0
 
@@ -202,7 +219,10 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
             resume_step, saved_opt = saved["step"], saved["extra"]["options"]
         except (KeyError, TypeError) as exc:
             raise HQCError(f"{ckpt}: unreadable MC checkpoint (missing {exc}); start a new output folder") from None
-        check_same_options(ckpt, {**LATER_OPTIONS, **saved_opt}, asdict(opt))
+        before = {**LATER_OPTIONS, **saved_opt}
+        if backend is None or resume_step >= opt.adapt_steps:   # the target steers nothing more: keep the chain's own
+            opt = replace(opt, noise_scaled_target=before["noise_scaled_target"])
+        check_same_options(ckpt, before, asdict(opt))
     fields = LOG_FIELDS + (REMEASURE_FIELDS if opt.remeasure else []) + (NPT_FIELDS if opt.ensemble == "npt" else [])
     run = _ChainOutputs(opt, StepLog(out / LOG, fields, resume_step), StepTrajectory(out / TRAJECTORY, resume_step),
                         atoms.copy(), energy_measure(model, atoms, backend, opt), progress)
@@ -224,7 +244,12 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
         summary.update(volume_moves=volume_moves, volume_accepted=state.extra.get("volume_accepted", 0),
                        volume_acceptance_ratio=state.extra.get("volume_accepted", 0) / max(volume_moves, 1),
                        final_max_dlnv=state.extra["max_dlnv"], final_density_g_cm3=run.density(state.positions))
-    series = chain_series(run.log.rows(), opt, len(atoms), shot_based=backend is not None)
+    rows = run.log.rows()
+    series = chain_series(rows, opt, len(atoms), shot_based=backend is not None)
+    if backend is not None and rows:   # what the step sizes could reach at all, from the chain's typical sigma
+        sigma = float(np.mean([r["sigma_eV"] for r in rows]))
+        summary["noise_acceptance_ceiling"] = noise_acceptance_ceiling(sigma / (KB_EV * opt.temperature),
+                                                                       opt.acceptance, reused=not opt.remeasure)
     summary["averages"] = averages(series, 1)
     summary["error_bar_check"] = error_bar_check(series, summary["averages"])
     if coverage is not None:   # over the saved samples (every sample_every steps), the resumed runs' included

@@ -193,3 +193,46 @@ def test_adaptation_counts_each_kind_of_move_in_its_own_windows():
     for _ in range(ADAPT_WINDOW):
         _adapt(state, True, True, opt)
     assert state.extra["max_dlnv"] == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("acceptance,remeasure", [("penalty", False), ("plain", False), ("penalty", True),
+                                                  ("plain", True)])
+def test_noise_ceiling_is_the_acceptance_of_a_move_that_changes_nothing(acceptance, remeasure):
+    """A chain whose moves leave the energy as it is accepts, under noise s, the ratio noise_acceptance_ceiling
+    gives (beta s = 0.8: 0.57 for three of the rules, 0.74 for plain with fresh estimates)."""
+    from hqc_qiskit.mc import noise_acceptance_ceiling, run_chain
+
+    temperature, s, steps = 1000.0, 0.8 * KB_EV * 1000.0, 20000
+
+    def noisy(x, rng):
+        return Measurement(1.0 + rng.normal(0.0, s), s)
+
+    state = run_chain(noisy, np.zeros((1, 3)), temperature, steps, lambda x, _rng: x.copy(), acceptance, seed=3,
+                      remeasure_current=remeasure)
+    ceiling = noise_acceptance_ceiling(0.8, acceptance, reused=not remeasure)
+    assert state.accepted / steps == pytest.approx(ceiling, abs=0.015)
+    assert 0.5 < ceiling < 0.8 and noise_acceptance_ceiling(0.0, acceptance, not remeasure) == 1.0
+
+
+def test_adaptation_aims_at_the_share_of_what_the_noise_allows():
+    """Exact energies: the target itself; noisy ones: target x the noise ceiling, unless the target is absolute.
+    With a window that accepts what a noisy chain of exact-chain step sizes would (0.5 x ceiling), delta stays."""
+    from hqc_qiskit.mc import ChainState, noise_acceptance_ceiling
+    from hqc_qiskit.mc_driver import ADAPT_WINDOW, MCOptions, _adapt, adapt_target
+
+    opt = MCOptions(temperature=3000.0, adapt_steps=1000, target_acceptance=0.5)
+    sigma = 0.63 * KB_EV * 3000.0
+    ceiling = noise_acceptance_ceiling(0.63, "penalty", reused=True)
+    assert adapt_target(0.0, opt) == 0.5 and adapt_target(sigma, opt) == pytest.approx(0.5 * ceiling)
+    assert adapt_target(sigma, MCOptions(temperature=3000.0, noise_scaled_target=False)) == 0.5
+    assert adapt_target(sigma, MCOptions(temperature=3000.0, remeasure=True, acceptance="plain")) == pytest.approx(
+        0.5 * noise_acceptance_ceiling(0.63, "plain", reused=False))
+    accepted = round(0.5 * ceiling * ADAPT_WINDOW)   # 16 of 50
+    for absolute, expected in ((False, 0.1 * accepted / ADAPT_WINDOW / (0.5 * ceiling)), (True, 0.1 * accepted / 25)):
+        state = ChainState(0, np.zeros((1, 3)), 0.0, sigma, extra={"delta": 0.1})
+        o = MCOptions(temperature=3000.0, adapt_steps=1000, noise_scaled_target=not absolute)
+        for k in range(ADAPT_WINDOW):
+            state.step += 1
+            _adapt(state, k < accepted, False, o)
+        assert state.extra["delta"] == pytest.approx(expected)
+    assert 0.95 < 0.1 * accepted / ADAPT_WINDOW / (0.5 * ceiling) / 0.1 < 1.05

@@ -409,6 +409,29 @@ def test_mc_resumes_a_checkpoint_written_before_volume_moves_existed(tmp_path, s
         run_mc(model, start, None, MCOptions(steps=8, checkpoint_every=2, delta=0.05, ensemble="npt"), tmp_path / "mc", resume=True)
 
 
+def test_noisy_chain_from_before_the_noise_scaled_target_resumes_as_it_ran(tmp_path, start):
+    """An older shot-based checkpoint adapted towards the absolute target. Past its adaptation the target steers
+    nothing, so it resumes with default options and keeps its own; still adapting, it must be told which."""
+    from hqc_qiskit.mc_driver import run_mc
+    from hqc_qiskit.quantum.backends import make_backend
+
+    model, _ = tiny_hqc_checkpoint(tmp_path)
+    for name, adapt, steps in (("past", 2, 4), ("adapting", 6, 4)):
+        opt = MCOptions(steps=steps, checkpoint_every=2, delta=0.05, shots=200, adapt_steps=adapt, noise_scaled_target=False)
+        run_mc(model, start, make_backend("aer"), opt, tmp_path / name)
+        ckpt = tmp_path / name / "mc_checkpoint.json"
+        saved = json.loads(ckpt.read_text())
+        del saved["extra"]["options"]["noise_scaled_target"]
+        ckpt.write_text(json.dumps(saved))
+    more = MCOptions(steps=6, checkpoint_every=2, delta=0.05, shots=200, adapt_steps=2)
+    summary = run_mc(model, start, make_backend("aer"), more, tmp_path / "past", resume=True)
+    assert summary["steps"] == 6 and summary["options"]["noise_scaled_target"] is False
+    assert 0 < summary["noise_acceptance_ceiling"] < 1
+    with pytest.raises(HQCError, match="noise_scaled_target: False then, True now"):
+        run_mc(model, start, make_backend("aer"), MCOptions(steps=6, checkpoint_every=2, delta=0.05, shots=200,
+                                                            adapt_steps=6), tmp_path / "adapting", resume=True)
+
+
 def test_cli_mc_npt(tmp_path):
     runner = CliRunner()
     done = runner.invoke(app, ["mc", str(QUICK), "--ensemble", "npt", "--pressure", "5", "--temperature", "3000",
