@@ -144,6 +144,12 @@ def mc_cost(model, atoms: Atoms, backend, opt: MCOptions) -> dict:
             "total_qpu_seconds": one["qpu_seconds"] * energies, "total_qpu_hours": one["qpu_seconds"] * energies / 3600}
 
 
+def noise_ceiling(sigma: float, opt: MCOptions) -> float:
+    """:func:`.mc.noise_acceptance_ceiling` of a chain run with ``opt`` whose energies have standard error ``sigma``
+    (eV)."""
+    return noise_acceptance_ceiling(sigma / (KB_EV * opt.temperature), opt.acceptance, reused=not opt.remeasure)
+
+
 def adapt_target(sigma: float, opt: MCOptions) -> float:
     """The acceptance ratio the step-size adaptation aims for when energies have standard error ``sigma`` (eV):
     ``target_acceptance`` times the ratio that noise of this size alone allows (:func:`.mc.noise_acceptance_ceiling`;
@@ -152,8 +158,7 @@ def adapt_target(sigma: float, opt: MCOptions) -> float:
     with noisy energies")."""
     if not opt.noise_scaled_target:
         return opt.target_acceptance
-    beta_sigma = sigma / (KB_EV * opt.temperature)
-    return opt.target_acceptance * noise_acceptance_ceiling(beta_sigma, opt.acceptance, reused=not opt.remeasure)
+    return opt.target_acceptance * noise_ceiling(sigma, opt)
 
 
 def _adapt(state: ChainState, accepted: bool, volume_move: bool, opt: MCOptions) -> None:
@@ -247,9 +252,7 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
     rows = run.log.rows()
     series = chain_series(rows, opt, len(atoms), shot_based=backend is not None)
     if backend is not None and rows:   # what the step sizes could reach at all, from the chain's typical sigma
-        sigma = float(np.mean([r["sigma_eV"] for r in rows]))
-        summary["noise_acceptance_ceiling"] = noise_acceptance_ceiling(sigma / (KB_EV * opt.temperature),
-                                                                       opt.acceptance, reused=not opt.remeasure)
+        summary["noise_acceptance_ceiling"] = noise_ceiling(float(np.mean([r["sigma_eV"] for r in rows])), opt)
     summary["averages"] = averages(series, 1)
     summary["error_bar_check"] = error_bar_check(series, summary["averages"])
     if coverage is not None:   # over the saved samples (every sample_every steps), the resumed runs' included

@@ -1,6 +1,6 @@
 """The isobaric ZBL chains at 3000 K and 10 GPa (run_mc.sh, run_mc_shots.sh, run_mc_checks.sh,
-run_mc_scaled_target.sh, run_mc_more_seeds.sh): each chain's mean
-density and error bar, and per group (exact; noisy with the old and the noise-scaled adaptation target) the mean over chains with the error from their spread.
+run_mc_scaled_target.sh, run_mc_more_seeds.sh): each chain's mean density and error bar, and per group (exact; noisy
+with the old and the noise-scaled adaptation target) the mean over chains with the error from their spread.
 
     python runs/density/npt/seed_table.py
 """
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 here = Path(__file__).resolve().parent
+
+
 def finished(pattern: str) -> list[str]:
     """Chains matching ``pattern`` whose summary exists (a run still going has none)."""
     return sorted(p.name for p in here.glob(pattern) if (p / "mc_summary.json").exists())

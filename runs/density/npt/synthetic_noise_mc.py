@@ -8,7 +8,6 @@ chain's density? (docs/results.md "Isobaric Monte Carlo".) --sigma 0 runs the ex
 import argparse
 from pathlib import Path
 
-
 from hqc_qiskit import mc_driver
 from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
