@@ -1,0 +1,120 @@
+"""docs/results.md "Isobaric Monte Carlo", the seeds: every isobaric chain of the ZBL model at 3000 K and 10 GPa
+(test frame 0, 5 atoms displaced per step, 10% volume moves), grouped by how its energies were measured and how its
+step sizes were set; each chain's mean density with its summary's error bar, and per group the mean over chains with
+the error from their spread, against the exact chains adapted as usual. Writes docs/evidence/npt_mc_seeds.json and
+docs/img/npt_mc_seeds.png (densities per group; each chain's density autocorrelation time against its volume step).
+
+Inputs (runs/density/npt/): run_mc.sh (exact seed 0), run_mc_shots.sh (aer 2,000 shots), run_mc_checks.sh,
+run_mc_scaled_target.sh and run_mc_more_seeds.sh (further seeds; exact + Gaussian 0.16 eV via synthetic_noise_mc.py),
+run_mc_fixed_steps.sh (exact energies with the small steps the old adaptation ended at).
+Usage: python docs/evidence/npt_mc_seeds.py [--plot]    (--plot: only redraw the figure from the JSON)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from _evidence import main, read_json, save_figure
+
+ROOT = Path(__file__).resolve().parents[2]
+NPT = ROOT / "runs" / "density" / "npt"
+REFERENCE = "exact"
+# group -> (what it is, glob patterns of the chain folders in NPT); a chain still running (no summary) is left out
+GROUPS = {
+    "exact": ("exact energies, step sizes adapted", ["zbl_p10_mc", "zbl_p10_mc_exact_seed*"]),
+    "exact_small_steps": ("exact energies, the old adaptation's small steps fixed (delta 0.05 A, max dlnV 0.018)",
+                          ["zbl_p10_mc_exact_smallsteps_seed*"]),
+    "noisy_absolute_target": ("noisy (aer 2,000 shots or exact + Gaussian 0.16 eV), adapted to 0.5 of the raw "
+                              "acceptance (the old rule)", ["zbl_p10_mc_aer2000_*", "zbl_p10_mc_synth0.16_seed*"]),
+    "noisy_scaled_target": ("exact + Gaussian 0.16 eV, adapted to 0.5 of the noise ceiling (the default)",
+                            ["zbl_p10_mc_synth0.16_scaled_seed*"]),
+}
+
+
+def _chains(patterns: list[str]) -> list[Path]:
+    found = {p for pattern in patterns for p in NPT.glob(pattern) if (p / "mc_summary.json").exists()}
+    return sorted(found, key=lambda p: p.name)
+
+
+def _chain(path: Path) -> dict:
+    s = read_json(path / "mc_summary.json")
+    rho = s["averages"]["density_g_cm3"]
+    return {"run": f"runs/density/npt/{path.name}", "steps": s["steps"], "seed": s["options"]["seed"],
+            "backend": s["backend"], "acceptance": s["options"]["acceptance"], "adapt_steps": s["options"]["adapt_steps"],
+            "final_sigma_eV": s["final_sigma_eV"], "density_g_cm3": rho["mean"], "stderr": rho["stderr"],
+            "tau_steps": rho["tau_steps"], "final_delta_A": s["final_delta_A"], "final_max_dlnv": s["final_max_dlnv"],
+            "acceptance_ratio": s["acceptance_ratio"], "volume_acceptance_ratio": s["volume_acceptance_ratio"],
+            "wall_seconds": s["wall_seconds"]}
+
+
+def _over_chains(values: list[float]) -> dict:
+    """Mean over chains with its standard error from their spread (None for fewer than two chains)."""
+    v = np.asarray(values, float)
+    spread = float(v.std(ddof=1)) if len(v) > 1 else None
+    return {"n_chains": len(v), "mean": float(v.mean()), "spread_sd": spread,
+            "stderr": spread / float(np.sqrt(len(v))) if spread is not None else None}
+
+
+def gather() -> dict:
+    groups = {}
+    for name, (what, patterns) in GROUPS.items():
+        chains = [_chain(p) for p in _chains(patterns)]
+        if chains:
+            groups[name] = {"what": what, "chains": chains, **_over_chains([c["density_g_cm3"] for c in chains])}
+    ref = groups[REFERENCE]
+    for name, g in groups.items():
+        if name != REFERENCE and g["stderr"] is not None:
+            diff, err = g["mean"] - ref["mean"], float(np.hypot(g["stderr"], ref["stderr"]))
+            g["minus_exact"] = {"diff": diff, "stderr": err, "z": diff / err}
+    return {"reference": REFERENCE, "groups": groups}
+
+
+def summary(result: dict) -> None:
+    for name, g in result["groups"].items():
+        for c in g["chains"]:
+            print(f"{name[:17]:17s} {Path(c['run']).name:36s} {c['steps']:7d} steps  {c['density_g_cm3']:.4f} ± "
+                  f"{c['stderr']:.4f} g/cm³  tau {c['tau_steps']:5.0f}  delta {c['final_delta_A']:.3f} Å  "
+                  f"max_dlnv {c['final_max_dlnv']:.4f}")
+        err = f" ± {g['stderr']:.4f} (spread sd {g['spread_sd']:.4f})" if g["stderr"] is not None else ""
+        line = f"{name}: mean of {g['n_chains']} chains {g['mean']:.4f}{err}"
+        if "minus_exact" in g:
+            d = g["minus_exact"]
+            line += f"; minus exact {d['diff']:+.4f} ± {d['stderr']:.4f} g/cm³ ({d['z']:+.1f} sigma)"
+        print(line)
+
+
+def plot(result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
+    ref = result["groups"][result["reference"]]
+    a.axhspan(ref["mean"] - ref["stderr"], ref["mean"] + ref["stderr"], color="grey", alpha=0.25,
+              label="exact chains: mean ± s.e. over seeds")
+    names = list(result["groups"])
+    for k, name in enumerate(names):
+        g = result["groups"][name]
+        x = k + np.linspace(-0.25, 0.25, len(g["chains"]))
+        a.errorbar(x, [c["density_g_cm3"] for c in g["chains"]], [c["stderr"] for c in g["chains"]], fmt="o",
+                   color=f"C{k}", ms=4, capsize=2)
+        if g["stderr"] is not None:
+            a.errorbar([k + 0.38], [g["mean"]], [g["stderr"]], fmt="D", color="k", ms=6, capsize=4)
+        b.scatter([c["final_max_dlnv"] for c in g["chains"]], [c["tau_steps"] for c in g["chains"]], color=f"C{k}",
+                  label=name.replace("_", " "))
+    a.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
+    a.set_ylabel("mean density (g/cm³)")
+    a.set_title("ZBL model, 3000 K, 10 GPa: chains (dots) and their mean (diamond)")
+    a.legend(fontsize=7, loc="upper left")
+    b.set_xlabel("max dln V of the volume moves (after adaptation)")
+    b.set_ylabel("density autocorrelation time (steps)")
+    b.set_title("smaller volume steps: slower chains")
+    b.legend(fontsize=7)
+    save_figure(fig, ROOT / "docs" / "img" / "npt_mc_seeds.png", 120)
+
+
+if __name__ == "__main__":
+    main(__doc__, gather, ROOT / "docs" / "evidence" / "npt_mc_seeds.json", plot, summary)
