@@ -111,7 +111,7 @@ def plot(result: dict) -> None:
     a.legend(fontsize=7, loc="upper left")
     b.set_xlabel("max dln V of the volume moves (after adaptation)")
     b.set_ylabel("density autocorrelation time (steps)")
-    b.set_title("smaller volume steps: slower chains")
+    b.set_title("each chain: autocorrelation time against volume step")
     b.legend(fontsize=7)
     save_figure(fig, ROOT / "docs" / "img" / "npt_mc_seeds.png", 120)
 
