@@ -1,7 +1,8 @@
 """The isobaric chain of run_mc_shots.sh with the exact engine's energies plus Gaussian noise of a fixed standard
 error (eV) drawn from the chain's generator, the current estimate reused: the same chain logic as the shot-based run
 without aer. Does a chain whose only difference from the exact one is noise of this size come out at the exact
-chain's density? (docs/results.md "Isobaric Monte Carlo".) --sigma 0 runs the exact chain with another seed; --fixed-steps runs it with given step sizes, not adapted.
+chain's density? (docs/results.md "Isobaric Monte Carlo".) --sigma 0 runs the exact chain with another seed;
+--fixed-steps sets the step sizes instead of adapting them.
 
     python runs/density/npt/synthetic_noise_mc.py --sigma 0.16 --seed 0 --steps 60000 --out DIR
 """
@@ -47,9 +48,8 @@ mc_driver.energy_measure = lambda *_: noisy   # run_mc builds its measure with t
 delta, max_dlnv = args.fixed_steps or (0.05, 0.01)
 opt = mc_driver.MCOptions(steps=args.steps, temperature=3000.0, n_moved=5, delta=delta,
                           adapt_steps=0 if args.fixed_steps else 2000, acceptance=args.acceptance, seed=args.seed,
-                          sample_every=200, checkpoint_every=500, ensemble="npt", pressure=10.0, volume_probability=0.1,
-                          max_dlnv=max_dlnv,
-                          noise_scaled_target=not args.absolute_target)
+                          sample_every=200, checkpoint_every=500, ensemble="npt", pressure=10.0,
+                          volume_probability=0.1, max_dlnv=max_dlnv, noise_scaled_target=not args.absolute_target)
 summary = mc_driver.run_mc(model, atoms, SyntheticGaussian() if args.sigma else None, opt, args.out,
                            resume=(args.out / mc_driver.CHECKPOINT).exists())
 rho = summary["averages"]["density_g_cm3"]
