@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hqc_qiskit.mc import (KB_EV, Measurement, acceptance_probability, join_configuration, npt_log_weight,
-                           reused_energy_unbiased, run_chain, scale_volume, split_configuration)
+from hqc_qiskit.mc import (KB_EV, Measurement, acceptance_probability, configuration_volume, join_configuration,
+                           npt_log_weight, reused_energy_unbiased, run_chain, scale_volume, split_configuration)
 
 T = 1.0 / KB_EV     # beta = 1 / eV
 
@@ -148,7 +148,7 @@ def _ideal_gas_volumes(acceptance, noise, remeasure, n_atoms=4, mean_volume=100.
 
     start = join_configuration(np.zeros((n_atoms, 3)), np.eye(3) * mean_volume ** (1 / 3))
     run_chain(measure, start, T, steps, lambda c, r: scale_volume(c, r, 0.6), acceptance, seed,
-              on_step=lambda s, _a: volumes.append(abs(np.linalg.det(split_configuration(s.positions)[1]))),
+              on_step=lambda s, _a: volumes.append(configuration_volume(s.positions)),
               remeasure_current=remeasure, log_weight=npt_log_weight(pressure, 1.0))
     return np.array(volumes[1000:])
 
@@ -238,23 +238,23 @@ def test_adaptation_aims_at_the_share_of_what_the_noise_allows():
     assert 0.95 < 0.1 * accepted / ADAPT_WINDOW / (0.5 * ceiling) / 0.1 < 1.05
 
 
-def _volume_well_chain(max_dlnv, noise_scale, acceptance="penalty", steps=40000, seed=0):
+def _volume_well_chain(max_dlnv, acceptance="penalty", steps=40000, seed=0):
     """Volumes (Å^3) of an isobaric chain of 4 atoms whose energy depends on the volume only, E = k (V - V0)^2 / 2
     (k = 0.01 eV/Å^6, V0 = 100 Å^3), at beta = 1/eV and P = 0.02 eV/Å^3, measured with Gaussian noise whose standard
-    error grows with the volume, s(V) = noise_scale x (V / 100)^3 eV (shot noise varies from state to state too); the
+    error grows with the volume, s(V) = (V / 100)^3 eV (shot noise varies from state to state too); the
     current estimate is reused."""
     k, v0, pressure, n_atoms = 0.01, 100.0, 0.02, 4
     rng = np.random.default_rng(seed + 1)
     volumes = []
 
     def measure(config, _chain_rng):
-        volume = abs(np.linalg.det(split_configuration(config)[1]))
-        s = noise_scale * (volume / 100.0) ** 3
-        return Measurement(0.5 * k * (volume - v0) ** 2 + (rng.normal(0, s) if s else 0.0), s)
+        volume = configuration_volume(config)
+        s = (volume / 100.0) ** 3
+        return Measurement(0.5 * k * (volume - v0) ** 2 + rng.normal(0, s), s)
 
     start = join_configuration(np.zeros((n_atoms, 3)), np.eye(3) * v0 ** (1 / 3))
     run_chain(measure, start, T, steps, lambda c, r: scale_volume(c, r, max_dlnv), acceptance, seed,
-              on_step=lambda s, _a: volumes.append(abs(np.linalg.det(split_configuration(s.positions)[1]))),
+              on_step=lambda s, _a: volumes.append(configuration_volume(s.positions)),
               log_weight=npt_log_weight(pressure, 1.0))
     volumes = np.array(volumes[2000:])
     grid = np.linspace(1.0, 250.0, 20001)         # the exact density of V: V^N exp(-beta P V - beta E(V))
@@ -273,11 +273,11 @@ def test_isobaric_chain_with_volume_dependent_energy_and_noise_is_exact_at_any_s
     samples exp(-beta E + beta^2 s(V)^2 / 2)). Guards the step-size question of docs/results.md "Isobaric Monte
     Carlo": the step size changes how fast a chain mixes, not what it samples."""
     small = max_dlnv < 0.1
-    volumes, exact_mean, exact_std = _volume_well_chain(max_dlnv, 1.0, steps=100000 if small else 40000)
+    volumes, exact_mean, exact_std = _volume_well_chain(max_dlnv, steps=100000 if small else 40000)
     # Å^3, about 3 standard errors of the mean over seeds 0-4 (spread 0.5 and 0.25); the exact std is 9.8 Å^3
     tolerance = 1.5 if small else 0.8
     assert abs(volumes.mean() - exact_mean) < tolerance, (volumes.mean(), exact_mean)
     assert volumes.std() == pytest.approx(exact_std, rel=0.08)
     if not small:          # plain: 4 Å^3 high
-        plain, _, _ = _volume_well_chain(max_dlnv, 1.0, acceptance="plain")
+        plain, _, _ = _volume_well_chain(max_dlnv, acceptance="plain")
         assert plain.mean() > exact_mean + 3 * tolerance
