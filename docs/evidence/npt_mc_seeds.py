@@ -5,8 +5,8 @@ the error from their spread, against the exact chains adapted as usual. Writes d
 docs/img/npt_mc_seeds.png (densities per group; each chain's density autocorrelation time against its volume step).
 
 Inputs (runs/density/npt/): run_mc.sh (exact seed 0), run_mc_shots.sh (aer 2,000 shots), run_mc_checks.sh,
-run_mc_scaled_target.sh and run_mc_more_seeds.sh (further seeds; exact + Gaussian 0.16 eV via synthetic_noise_mc.py),
-run_mc_fixed_steps.sh (exact energies with the small steps the old adaptation ended at).
+run_mc_scaled_target.sh, run_mc_more_seeds.sh and run_mc_seed_batch.sh (further seeds; exact + Gaussian 0.16 eV via
+synthetic_noise_mc.py; the batch also the exact chains with the small steps the old adaptation ended at).
 Usage: python docs/evidence/npt_mc_seeds.py [--plot]    (--plot: only redraw the figure from the JSON)
 """
 
