@@ -12,6 +12,8 @@ Usage: python docs/evidence/npt_mc_seeds.py [--plot]    (--plot: only redraw the
 
 from __future__ import annotations
 
+import csv
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,11 @@ from _evidence import main, read_json, save_figure
 ROOT = Path(__file__).resolve().parents[2]
 NPT = ROOT / "runs" / "density" / "npt"
 REFERENCE = "exact"
+# noise at equal step sizes: (noisy group, exact group with the same step sizes)
+SAME_STEPS = {"noise_at_adapted_steps": ("noisy_scaled_target", "exact"),
+              "noise_at_small_steps": ("noisy_absolute_target", "exact_small_steps")}
+SMALL_STEPS, ADAPTED_STEPS = ("exact_small_steps", "noisy_absolute_target"), ("exact", "noisy_scaled_target")
+THIRDS = (12000, 28000, 44000, 60001)   # the averaged part of a 60,000-step chain (after its first fifth) in thirds
 # group -> (what it is, glob patterns of the chain folders in NPT); a chain still running (no summary) is left out
 GROUPS = {
     "exact": ("exact energies, step sizes adapted", ["zbl_p10_mc", "zbl_p10_mc_exact_seed*"]),
@@ -49,6 +56,20 @@ def _chain(path: Path) -> dict:
             "wall_seconds": s["wall_seconds"]}
 
 
+def _density_thirds(run: str) -> list[float]:
+    """Mean density (g/cm³) of the chain ``run`` over each third of its averaged part (steps 12,000-60,000)."""
+    with gzip.open(ROOT / run / "mc_log.csv.gz", "rt") as fh:
+        rho = np.array([float(r["density_g_cm3"]) for r in csv.DictReader(fh)])
+    return [float(rho[a:b].mean()) for a, b in zip(THIRDS[:-1], THIRDS[1:])]
+
+
+def _difference(a: list[float], b: list[float]) -> dict:
+    """Mean of ``a`` minus mean of ``b`` (values over chains) with the error from both spreads."""
+    first, second = _over_chains(a), _over_chains(b)
+    diff, err = first["mean"] - second["mean"], float(np.hypot(first["stderr"], second["stderr"]))
+    return {"chains": [len(a), len(b)], "diff": diff, "stderr": err, "z": diff / err}
+
+
 def _over_chains(values: list[float]) -> dict:
     """Mean over chains with its standard error from their spread (None for fewer than two chains)."""
     v = np.asarray(values, float)
@@ -62,13 +83,26 @@ def gather() -> dict:
     for name, (what, patterns) in GROUPS.items():
         chains = [_chain(p) for p in _chains(patterns)]
         if chains:
-            groups[name] = {"what": what, "chains": chains, **_over_chains([c["density_g_cm3"] for c in chains])}
+            groups[name] = {"what": what, "chains": chains, **_over_chains([c["density_g_cm3"] for c in chains]),
+                            "median_tau_steps": float(np.median([c["tau_steps"] for c in chains]))}
     ref = groups[REFERENCE]
     for name, g in groups.items():
         if name != REFERENCE and g["stderr"] is not None:
             diff, err = g["mean"] - ref["mean"], float(np.hypot(g["stderr"], ref["stderr"]))
             g["minus_exact"] = {"diff": diff, "stderr": err, "z": diff / err}
-    return {"reference": REFERENCE, "groups": groups}
+
+    def densities(names):
+        return [c["density_g_cm3"] for n in names for c in groups[n]["chains"]]
+
+    def thirds(names):
+        return np.array([_density_thirds(c["run"]) for n in names for c in groups[n]["chains"] if c["steps"] == 60000])
+
+    comparisons = {key: _difference(densities([noisy]), densities([exact])) for key, (noisy, exact) in SAME_STEPS.items()}
+    small, adapted = thirds(SMALL_STEPS), thirds(ADAPTED_STEPS)
+    comparisons["small_minus_adapted_steps"] = {
+        **_difference(densities(SMALL_STEPS), densities(ADAPTED_STEPS)),
+        "by_thirds_of_60000_step_chains": [_difference(small[:, k].tolist(), adapted[:, k].tolist()) for k in range(3)]}
+    return {"reference": REFERENCE, "groups": groups, "comparisons": comparisons}
 
 
 def summary(result: dict) -> None:
@@ -82,7 +116,12 @@ def summary(result: dict) -> None:
         if "minus_exact" in g:
             d = g["minus_exact"]
             line += f"; minus exact {d['diff']:+.4f} ± {d['stderr']:.4f} g/cm³ ({d['z']:+.1f} sigma)"
-        print(line)
+        print(line + f"; median tau {g['median_tau_steps']:.0f} steps")
+    for key, d in result["comparisons"].items():
+        print(f"{key} ({d['chains'][0]} vs {d['chains'][1]} chains): {d['diff']:+.4f} ± {d['stderr']:.4f} g/cm³ "
+              f"({d['z']:+.1f} sigma)")
+        for k, t in enumerate(d.get("by_thirds_of_60000_step_chains", [])):
+            print(f"  third {k + 1}: {t['diff']:+.4f} ± {t['stderr']:.4f} ({t['chains'][0]} vs {t['chains'][1]} chains)")
 
 
 def plot(result: dict) -> None:
