@@ -227,7 +227,7 @@ def run_mc(model, atoms: Atoms, backend, opt: MCOptions, out_dir: str | Path, re
         before = {**LATER_OPTIONS, **saved_opt}
         if backend is None or resume_step >= opt.adapt_steps:   # the target steers nothing more: keep the chain's own
             opt = replace(opt, noise_scaled_target=before["noise_scaled_target"])
-        check_same_options(ckpt, before, asdict(opt))
+        check_same_options(ckpt, before, asdict(opt), resume_step)
     fields = LOG_FIELDS + (REMEASURE_FIELDS if opt.remeasure else []) + (NPT_FIELDS if opt.ensemble == "npt" else [])
     run = _ChainOutputs(opt, StepLog(out / LOG, fields, resume_step), StepTrajectory(out / TRAJECTORY, resume_step),
                         atoms.copy(), energy_measure(model, atoms, backend, opt), progress)

@@ -273,7 +273,8 @@ def run_md(atoms: Atoms, calculator, opt: MDOptions, out_dir: str | Path, resume
     if ckpt is not None:
         try:
             # options added later (pressure, pdamp) are absent from older checkpoints: they ran with the defaults
-            check_same_options(ckpt_path, {**asdict(MDOptions()), **ckpt["options"]}, asdict(opt))
+            check_same_options(ckpt_path, {**asdict(MDOptions()), **ckpt["options"]}, asdict(opt),
+                               ckpt["step"])
             if ckpt["n_atoms"] != len(atoms):
                 raise HQCError(f"{ckpt_path}: {ckpt['n_atoms']} atoms, the structure has {len(atoms)}")
             if "cell" in ckpt:   # checkpoints before NPT existed have none; their cell never changed

@@ -120,9 +120,14 @@ def read_resume_checkpoint(path: str | Path, resume: bool, kind: str) -> dict | 
         raise HQCError(f"{path}: unreadable {kind} checkpoint ({exc}); start a new output folder") from None
 
 
-def check_same_options(path: str | Path, saved: dict, now: dict) -> None:
-    """A resumed run must use the options it was started with (only ``steps`` may grow)."""
+def check_same_options(path: str | Path, saved: dict, now: dict, done_steps: int) -> None:
+    """A resumed run must use the options it was started with; only ``steps`` may grow, and not below the
+    ``done_steps`` the checkpoint already holds (a shorter request would leave a summary of the longer run under
+    options that say otherwise)."""
     differ = sorted(k for k in set(saved) | set(now) if k != "steps" and saved.get(k) != now.get(k))
     if differ:
         detail = ", ".join(f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in differ)
         raise HQCError(f"{path}: started with other options ({detail}); resume with the same ones")
+    if now["steps"] < done_steps:
+        raise HQCError(f"{path}: already ran {done_steps} steps, more than the {now['steps']} asked for now; "
+                       f"resume with steps >= {done_steps}")

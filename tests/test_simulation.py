@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,8 @@ def test_md_resume_continues_identically(start, quick_calc, tmp_path, ensemble, 
         run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut")
     with pytest.raises(HQCError, match="timestep"):
         run_md(start, quick_calc, MDOptions(**{**opt, "timestep": 1.0}), tmp_path / "cut", resume=True)
+    with pytest.raises(HQCError, match="already ran 20 steps, more than the 10 asked for"):
+        run_md(start, quick_calc, MDOptions(**{**opt, "steps": 10}), tmp_path / "cut", resume=True)
     done = run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True)
     assert run_md(start, quick_calc, MDOptions(**opt), tmp_path / "cut", resume=True) == done   # finished: same summary
     full, cut = read_rows(tmp_path / "full" / "md_log.csv"), read_rows(tmp_path / "cut" / "md_log.csv")
@@ -188,6 +191,8 @@ def test_mc_driver_resumes_identically_with_shot_noise(tmp_path, start):
     assert len(read_structures(tmp_path / "cut" / "mc_traj.extxyz")) == 7
     again = run_mc(model, start, make_backend("aer"), opt, tmp_path / "cut", resume=True)   # finished: nothing to do
     assert again == resumed
+    with pytest.raises(HQCError, match="already ran 12 steps, more than the 8 asked for"):
+        run_mc(model, start, make_backend("aer"), replace(opt, steps=8), tmp_path / "cut", resume=True)
 
 
 def test_mc_exact_energies_are_the_models(tmp_path, start):
@@ -358,6 +363,12 @@ def test_isobaric_mc_moves_the_cell_measures_with_it_and_resumes_identically(tmp
     resumed = run_mc(model, start, None, opt, tmp_path / "cut", resume=True)
     assert read_rows(tmp_path / "cut" / "mc_log.csv") == rows
     assert resumed["final_energy_eV"] == full["final_energy_eV"] and resumed["volume_accepted"] == full["volume_accepted"]
+    # a finished chain extended in place (--steps grown on resume) is the chain run that long from the start
+    longer = replace(opt, steps=45)
+    extended = run_mc(model, start, None, longer, tmp_path / "cut", resume=True)
+    straight = run_mc(model, start, None, longer, tmp_path / "long")
+    assert read_rows(tmp_path / "cut" / "mc_log.csv") == read_rows(tmp_path / "long" / "mc_log.csv")
+    assert extended["final_energy_eV"] == straight["final_energy_eV"] and extended["steps"] == 45
 
 
 def test_isobaric_mc_with_shots_measures_in_the_moved_cell(tmp_path, start):
