@@ -8,16 +8,9 @@
 # unpacks the log and the samples, gzipped afterwards: 12 MB, 2.3 MB packed).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-HQC=${HQC:-.venv/bin/hqc-qiskit}
-STEPS=100000
+source runs/density/npt/chain_lib.sh
 one() {   # run_dir name
-    local out=runs/density/npt/$2_p10_mc
-    if grep -qs "\"steps\": $STEPS," "$out/mc_summary.json"; then echo "$out: done"; return; fi
-    for f in "$out/mc_log.csv.gz" "$out/mc_traj.extxyz.gz"; do if [ -f "$f" ]; then gunzip -f "$f"; fi; done
-    OMP_NUM_THREADS=1 "$HQC" mc "$1" --ensemble npt --pressure 10 --temperature 3000 \
-        --steps $STEPS --adapt-steps 2000 --delta 0.05 --sample-every 200 --checkpoint-every 500 --out "$out" \
-        --no-progress $( [ -f "$out/mc_checkpoint.json" ] && echo --resume ) > "$out.log" 2>&1
-    gzip -f "$out/mc_log.csv" "$out/mc_traj.extxyz"
+    hqc_chain 100000 $D/$2_p10_mc "$1" --ensemble npt --pressure 10 --temperature 3000 --adapt-steps 2000 --delta 0.05
 }
 one runs/density/small_l2_hqc_cz_density_zbl zbl & pid=$!
 one runs/density/small_l2_hqc_cz_density_closepair_dense_zbl closepair

@@ -9,28 +9,14 @@
 # the noisy ones say --absolute-target; run_mc_scaled_target.sh runs the same synthetic chain with the new default.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PY=${PY:-.venv/bin/python}
-HQC=${HQC:-.venv/bin/hqc-qiskit}
-STEPS=60000
-D=runs/density/npt
-done_() { grep -qs "\"steps\": $STEPS," "$1/mc_summary.json"; }
-unpack() { for f in "$1/mc_log.csv.gz" "$1/mc_traj.extxyz.gz"; do if [ -f "$f" ]; then gunzip -f "$f"; fi; done; }
-pack() { gzip -f "$1/mc_log.csv" "$1/mc_traj.extxyz"; }
+source runs/density/npt/chain_lib.sh
 synthetic() {   # sigma seed out [--absolute-target]
-    if done_ "$3"; then echo "$3: done"; return; fi
-    unpack "$3"
-    OMP_NUM_THREADS=1 "$PY" $D/synthetic_noise_mc.py --sigma "$1" --seed "$2" --steps $STEPS --out "$3" $4 > "$3.log" 2>&1
-    pack "$3"
+    synthetic_chain 60000 "$3" --sigma "$1" --seed "$2" ${4:-}
 }
 aer_seed1() {
-    local out=$D/zbl_p10_mc_aer2000_penalty_seed1
-    if done_ "$out"; then echo "$out: done"; return; fi
-    unpack "$out"
-    OMP_NUM_THREADS=1 "$HQC" mc runs/density/small_l2_hqc_cz_density_zbl --backend aer --shots 2000 --acceptance penalty \
-        --ensemble npt --pressure 10 --temperature 3000 --steps $STEPS --adapt-steps 2000 --delta 0.05 --seed 1 --absolute-target \
-        --sample-every 200 --checkpoint-every 500 --out "$out" --no-progress \
-        $( [ -f "$out/mc_checkpoint.json" ] && echo --resume ) > "$out.log" 2>&1
-    pack "$out"
+    hqc_chain 60000 $D/zbl_p10_mc_aer2000_penalty_seed1 runs/density/small_l2_hqc_cz_density_zbl --backend aer \
+        --shots 2000 --acceptance penalty --ensemble npt --pressure 10 --temperature 3000 --adapt-steps 2000 \
+        --delta 0.05 --seed 1 --absolute-target
 }
 ( for s in 0 1 2 3; do synthetic 0.16 $s $D/zbl_p10_mc_synth0.16_seed$s --absolute-target; done ) & pid=$!
 aer_seed1

@@ -9,15 +9,8 @@
 # interruption (an unfinished chain resumes from its checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PY=${PY:-.venv/bin/python}
-D=runs/density/npt
-one() {   # out, then the arguments of synthetic_noise_mc.py
-    local out=$1; shift
-    if grep -qs '"steps": 60000,' "$out/mc_summary.json"; then echo "$out: done"; return; fi
-    for f in "$out/mc_log.csv.gz" "$out/mc_traj.extxyz.gz"; do if [ -f "$f" ]; then gunzip -f "$f"; fi; done
-    OMP_NUM_THREADS=1 "$PY" $D/synthetic_noise_mc.py "$@" --steps 60000 --out "$out" >> "$out.log" 2>&1
-    gzip -f "$out/mc_log.csv" "$out/mc_traj.extxyz"
-}
+source runs/density/npt/chain_lib.sh
+one() { synthetic_chain 60000 "$@"; }   # out, then the arguments of synthetic_noise_mc.py
 absolute() { one $D/zbl_p10_mc_synth0.16_seed$1 --sigma 0.16 --absolute-target --seed $1; }
 small() { one $D/zbl_p10_mc_exact_smallsteps_seed$1 --sigma 0 --fixed-steps 0.05 0.018 --seed $1; }
 scaled() { one $D/zbl_p10_mc_synth0.16_scaled_seed$1 --sigma 0.16 --seed $1; }

@@ -7,17 +7,10 @@
 # which are gzipped afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-HQC=${HQC:-.venv/bin/hqc-qiskit}
-STEPS=60000
+source runs/density/npt/chain_lib.sh
 one() {   # acceptance
-    local out=runs/density/npt/zbl_p10_mc_aer2000_$1
-    if grep -qs "\"steps\": $STEPS," "$out/mc_summary.json"; then echo "$out: done"; return; fi
-    for f in "$out/mc_log.csv.gz" "$out/mc_traj.extxyz.gz"; do if [ -f "$f" ]; then gunzip -f "$f"; fi; done
-    OMP_NUM_THREADS=1 "$HQC" mc runs/density/small_l2_hqc_cz_density_zbl --backend aer --shots 2000 --acceptance "$1" \
-        --ensemble npt --pressure 10 --temperature 3000 --steps $STEPS --adapt-steps 2000 --delta 0.05 \
-        --sample-every 200 --checkpoint-every 500 --out "$out" --no-progress \
-        $( [ -f "$out/mc_checkpoint.json" ] && echo --resume ) > "$out.log" 2>&1
-    gzip -f "$out/mc_log.csv" "$out/mc_traj.extxyz"
+    hqc_chain 60000 $D/zbl_p10_mc_aer2000_$1 runs/density/small_l2_hqc_cz_density_zbl --backend aer --shots 2000 \
+        --acceptance "$1" --ensemble npt --pressure 10 --temperature 3000 --adapt-steps 2000 --delta 0.05
 }
 one penalty & pid=$!
 one plain
