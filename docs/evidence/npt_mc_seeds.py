@@ -6,7 +6,15 @@ docs/img/npt_mc_seeds.png (densities per group; each chain's density autocorrela
 
 Inputs (runs/density/npt/): run_mc.sh (exact seed 0), run_mc_shots.sh (aer 2,000 shots), run_mc_checks.sh,
 run_mc_scaled_target.sh, run_mc_more_seeds.sh and run_mc_seed_batch.sh (further seeds; exact + Gaussian 0.16 eV via
-synthetic_noise_mc.py; the batch also the exact chains with the small steps the old adaptation ended at).
+synthetic_noise_mc.py; the batch also the exact chains with the small steps the old adaptation ended at),
+run_mc_extend.sh (session 40: the exact chains of both step sizes, seeds 1-6 adapted and 0-5 small, continued in place
+to 120,000 steps).
+
+The step-size question was set before the continuation ran: session 39 found the 17 small-step chains +0.011 ± 0.004
+g/cm³ above the 12 adapted ones over their first 60,000 steps (a grouping chosen after seeing the data). The test
+fixed then: over steps 60,000-120,000 of the continued exact chains, small minus adapted; a difference of 2 standard
+errors or more (from the spread over seeds) would say the association holds up on new data, less would not
+(comparisons "small_minus_adapted_steps" "continuation_60000_to_120000").
 Usage: python docs/evidence/npt_mc_seeds.py [--plot]    (--plot: only redraw the figure from the JSON)
 """
 
@@ -27,7 +35,8 @@ REFERENCE = "exact"
 SAME_STEPS = {"noise_at_adapted_steps": ("noisy_scaled_target", "exact"),
               "noise_at_small_steps": ("noisy_absolute_target", "exact_small_steps")}
 SMALL_STEPS, ADAPTED_STEPS = ("exact_small_steps", "noisy_absolute_target"), ("exact", "noisy_scaled_target")
-THIRDS = (12000, 28000, 44000, 60001)   # the averaged part of a 60,000-step chain (after its first fifth) in thirds
+THIRDS = ((12000, 28000), (28000, 44000), (44000, 60000))   # log rows: a 60,000-step chain's averaged part in thirds
+CONTINUATION = (60000, 120000)   # log rows of the continuation by run_mc_extend.sh (new data for the step-size question)
 # group -> (what it is, glob patterns of the chain folders in NPT); a chain still running (no summary) is left out
 GROUPS = {
     "exact": ("exact energies, step sizes adapted", ["zbl_p10_mc", "zbl_p10_mc_exact_seed*"]),
@@ -56,11 +65,13 @@ def _chain(path: Path) -> dict:
             "wall_seconds": s["wall_seconds"]}
 
 
-def _density_thirds(run: str) -> list[float]:
-    """Mean density (g/cm³) of the chain ``run`` over each third of its averaged part (steps 12,000-60,000)."""
+def _window_means(run: str, windows) -> list[float]:
+    """Mean density (g/cm³) of the chain ``run`` over each (first, end) window of its log rows (row k: step k + 1)."""
     with gzip.open(ROOT / run / "mc_log.csv.gz", "rt") as fh:
         rho = np.array([float(r["density_g_cm3"]) for r in csv.DictReader(fh)])
-    return [float(rho[a:b].mean()) for a, b in zip(THIRDS[:-1], THIRDS[1:])]
+    if len(rho) < max(end for _, end in windows):
+        raise ValueError(f"{run}: {len(rho)} log rows, fewer than the windows {windows} need")
+    return [float(rho[a:b].mean()) for a, b in windows]
 
 
 def _difference(a: list[float], b: list[float]) -> dict:
@@ -94,14 +105,19 @@ def gather() -> dict:
     def densities(names):
         return [c["density_g_cm3"] for n in names for c in groups[n]["chains"]]
 
-    def thirds(names):
-        return np.array([_density_thirds(c["run"]) for n in names for c in groups[n]["chains"] if c["steps"] == 60000])
+    def windows(names, spans):   # chains x spans: every chain of the groups that ran through the last span
+        return np.array([_window_means(c["run"], spans) for n in names for c in groups[n]["chains"]
+                         if c["steps"] >= spans[-1][1]]).reshape(-1, len(spans))
 
     comparisons = {key: _difference(densities([noisy]), densities([exact])) for key, (noisy, exact) in SAME_STEPS.items()}
-    small, adapted = thirds(SMALL_STEPS), thirds(ADAPTED_STEPS)
+    small, adapted = windows(SMALL_STEPS, THIRDS), windows(ADAPTED_STEPS, THIRDS)
     comparisons["small_minus_adapted_steps"] = {
         **_difference(densities(SMALL_STEPS), densities(ADAPTED_STEPS)),
-        "by_thirds_of_60000_step_chains": [_difference(small[:, k].tolist(), adapted[:, k].tolist()) for k in range(3)]}
+        "by_thirds_of_first_60000_steps": [_difference(small[:, k].tolist(), adapted[:, k].tolist()) for k in range(3)]}
+    small, adapted = windows(SMALL_STEPS, [CONTINUATION]), windows(ADAPTED_STEPS, [CONTINUATION])
+    if len(small) > 1 and len(adapted) > 1:
+        comparisons["small_minus_adapted_steps"]["continuation_60000_to_120000"] = _difference(
+            small[:, 0].tolist(), adapted[:, 0].tolist())
     return {"reference": REFERENCE, "groups": groups, "comparisons": comparisons}
 
 
@@ -120,8 +136,12 @@ def summary(result: dict) -> None:
     for key, d in result["comparisons"].items():
         print(f"{key} ({d['chains'][0]} vs {d['chains'][1]} chains): {d['diff']:+.4f} ± {d['stderr']:.4f} g/cm³ "
               f"({d['z']:+.1f} sigma)")
-        for k, t in enumerate(d.get("by_thirds_of_60000_step_chains", [])):
+        for k, t in enumerate(d.get("by_thirds_of_first_60000_steps", [])):
             print(f"  third {k + 1}: {t['diff']:+.4f} ± {t['stderr']:.4f} ({t['chains'][0]} vs {t['chains'][1]} chains)")
+        if "continuation_60000_to_120000" in d:
+            t = d["continuation_60000_to_120000"]
+            print(f"  steps 60,000-120,000: {t['diff']:+.4f} ± {t['stderr']:.4f} ({t['chains'][0]} vs "
+                  f"{t['chains'][1]} chains, {t['z']:+.1f} sigma)")
 
 
 def plot(result: dict) -> None:
