@@ -3,7 +3,7 @@
 # delta 0.05 Å, max dln V 0.018: seeds 0-5) continued in place from 60,000 to 120,000 steps (the same chains: a
 # resume may grow --steps). Does the small-step chains' higher density (docs/results.md "Isobaric Monte Carlo",
 # +0.011 ± 0.004 g/cm³ over the first 60,000 steps) persist over the second half? Two lanes of one thread,
-# alternating the two kinds (10-15 minutes a chain on the 2-core machine); finished chains are skipped, so the
+# alternating the two kinds (12-15 minutes a chain, about 90 minutes in all, on the 2-core machine); finished chains are skipped, so the
 # script can be run again after an interruption. Table: python docs/evidence/npt_mc_seeds.py
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
