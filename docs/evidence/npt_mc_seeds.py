@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,17 @@ def _chain(path: Path) -> dict:
             "wall_seconds": s["wall_seconds"]}
 
 
+@lru_cache(maxsize=None)
+def _logged_densities(run: str) -> np.ndarray:
+    """Density (g/cm³) of every step of the chain ``run`` from its gzipped log (read once: the thirds and the
+    continuation both window it)."""
+    with gzip.open(ROOT / run / "mc_log.csv.gz", "rt") as fh:
+        return np.array([float(r["density_g_cm3"]) for r in csv.DictReader(fh)])
+
+
 def _window_means(run: str, windows) -> list[float]:
     """Mean density (g/cm³) of the chain ``run`` over each (first, end) window of its log rows (row k: step k + 1)."""
-    with gzip.open(ROOT / run / "mc_log.csv.gz", "rt") as fh:
-        rho = np.array([float(r["density_g_cm3"]) for r in csv.DictReader(fh)])
+    rho = _logged_densities(run)
     if len(rho) < max(end for _, end in windows):
         raise ValueError(f"{run}: {len(rho)} log rows, fewer than the windows {windows} need")
     return [float(rho[a:b].mean()) for a, b in windows]
@@ -76,9 +84,13 @@ def _window_means(run: str, windows) -> list[float]:
 
 def _difference(a: list[float], b: list[float]) -> dict:
     """Mean of ``a`` minus mean of ``b`` (values over chains) with the error from both spreads."""
-    first, second = _over_chains(a), _over_chains(b)
+    return {"chains": [len(a), len(b)], **_mean_minus(_over_chains(a), _over_chains(b))}
+
+
+def _mean_minus(first: dict, second: dict) -> dict:
+    """first's mean minus second's (both from :func:`_over_chains`), the errors combined."""
     diff, err = first["mean"] - second["mean"], float(np.hypot(first["stderr"], second["stderr"]))
-    return {"chains": [len(a), len(b)], "diff": diff, "stderr": err, "z": diff / err}
+    return {"diff": diff, "stderr": err, "z": diff / err}
 
 
 def _over_chains(values: list[float]) -> dict:
@@ -99,8 +111,7 @@ def gather() -> dict:
     ref = groups[REFERENCE]
     for name, g in groups.items():
         if name != REFERENCE and g["stderr"] is not None:
-            diff, err = g["mean"] - ref["mean"], float(np.hypot(g["stderr"], ref["stderr"]))
-            g["minus_exact"] = {"diff": diff, "stderr": err, "z": diff / err}
+            g["minus_exact"] = _mean_minus(g, ref)
 
     def densities(names):
         return [c["density_g_cm3"] for n in names for c in groups[n]["chains"]]
