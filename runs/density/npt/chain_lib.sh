@@ -11,18 +11,17 @@ sys.exit(json.load(open(sys.argv[1]))["steps"] < int(sys.argv[2]))' "$1/mc_summa
 }
 unpack() { for f in "$1/mc_log.csv.gz" "$1/mc_traj.extxyz.gz"; do if [ -f "$f" ]; then gunzip -f "$f"; fi; done; }
 pack() { gzip -f "$1/mc_log.csv" "$1/mc_traj.extxyz"; }
-synthetic_chain() {   # steps out, then the arguments of synthetic_noise_mc.py (one thread; appends to out.log)
+resumable() {   # steps out, then the command that runs the chain to steps or resumes it (one thread; appends to out.log)
     local steps=$1 out=$2; shift 2
     if chain_done "$out" "$steps"; then echo "$out: done"; return; fi
     unpack "$out"
-    OMP_NUM_THREADS=1 "$PY" $D/synthetic_noise_mc.py "$@" --steps "$steps" --out "$out" >> "$out.log" 2>&1
+    OMP_NUM_THREADS=1 "$@" >> "$out.log" 2>&1
     pack "$out"
 }
-hqc_chain() {   # steps out, then the arguments of hqc-qiskit mc before --steps (one thread; --resume when a checkpoint is there)
-    local steps=$1 out=$2; shift 2
-    if chain_done "$out" "$steps"; then echo "$out: done"; return; fi
-    unpack "$out"
-    OMP_NUM_THREADS=1 "$HQC" mc "$@" --steps "$steps" --sample-every 200 --checkpoint-every 500 --out "$out" \
-        --no-progress $( [ -f "$out/mc_checkpoint.json" ] && echo --resume ) >> "$out.log" 2>&1
-    pack "$out"
+synthetic_chain() {   # steps out, then the arguments of synthetic_noise_mc.py (it resumes from a checkpoint itself)
+    resumable "$1" "$2" "$PY" $D/synthetic_noise_mc.py "${@:3}" --steps "$1" --out "$2"
+}
+hqc_chain() {   # steps out, then the arguments of hqc-qiskit mc before --steps (--resume when a checkpoint is there)
+    resumable "$1" "$2" "$HQC" mc "${@:3}" --steps "$1" --sample-every 200 --checkpoint-every 500 --out "$2" \
+        --no-progress $( [ -f "$2/mc_checkpoint.json" ] && echo --resume )
 }
