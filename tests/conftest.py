@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,17 @@ TINY_MODEL = dict(
 )
 
 
+def threads_per_worker() -> int:
+    """Torch threads of one test process: 2 (the CI machine's cores) or fewer, so that the pytest-xdist workers
+    (``PYTEST_XDIST_WORKER_COUNT``; 1 without xdist) do not ask for more threads than this machine has cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, cores // workers))
+
+
 @pytest.fixture(autouse=True)
 def _threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads_per_worker())
 
 
 @pytest.fixture(scope="session")

@@ -121,12 +121,12 @@ def test_building_in_a_log_writes_a_line_before_and_after_each_readout():
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """A tiny HQC run (cz, 3 qubits, 1 layer, float64) trained for one epoch, shared by this module's tests."""
-    from conftest import _merge
+    from conftest import _merge, threads_per_worker
 
     from hqc_qiskit.config import load_config
     from hqc_qiskit.train import train
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads_per_worker())
     root = tmp_path_factory.mktemp("source")
     raw = {"name": "tiny", "seed": 1, "output_dir": str(root / "run"),
            "data": {"train": str(DATA / "si_liquid_3000K.val.extxyz.gz"), "val": str(TEST_FILE), "test": str(TEST_FILE),
