@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Rehearse the CUDA check here, on the CPU, before spending device time on it: copy exactly what the device tool
+# would send (tracked and untracked-not-ignored files; run `bash scripts/gpu_tree.sh slim` first to see the slim
+# tree) into an empty folder, and run scripts/gpu_check.sh there with HQC_GPU_REHEARSAL=1 (CPU, 1 epoch of 20
+# structures), this checkout's .venv, and an import guard (scripts/gpu_rehearsal/sitecustomize.py) that refuses
+# every module the GPU machine would lack: neither in its image nor among the wheels of .whl/.
+# Exit status: gpu_check.sh's. Its log is printed at the end.
+#   bash scripts/gpu_wheels.sh && bash scripts/gpu_tree.sh slim && bash scripts/gpu_rehearsal.sh; bash scripts/gpu_tree.sh restore
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+[ -d .whl ] || { echo "no .whl/: run bash scripts/gpu_wheels.sh first" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/gpu_rehearsal.XXXXXX)
+mkdir -p "$WORK/tree"
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/tree" || exit 1
+echo "rehearsing in $WORK/tree ($(du -sm "$WORK/tree" | cut -f1) MiB copied)"
+cd "$WORK/tree"
+PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$ROOT/scripts/gpu_rehearsal:$WORK/tree" HQC_GPU_WHEELS="$ROOT/.whl" \
+    HQC_GPU_REHEARSAL=1 OUT="$WORK/out" RUNS="$WORK/runs" bash scripts/gpu_check.sh > /dev/null 2>&1
+status=$?
+cat "$WORK/out/gpu_check.log"
+echo "gpu_check.sh rehearsal: exit status $status; files for \$OUT: $(ls "$WORK/out" | tr '\n' ' ')"
+exit $status

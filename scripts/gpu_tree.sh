@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# What the device tool sends to a lent GPU machine: the tracked and untracked-not-ignored files plus the carried
+# paths, 64 MiB at most (library device/README.md). The committed run outputs under runs/<name>/ are ~190 MiB, so
+# before the CUDA check they leave the index for the duration of the call (the files stay on disk, untouched):
+#   bash scripts/gpu_tree.sh slim      # runs/*/ out of the index and ignored, except runs/paper_cmlp/
+#   bash scripts/gpu_tree.sh size      # MiB that would travel (with .whl/), and the limit
+#   bash scripts/gpu_tree.sh restore   # the index as HEAD has it again; the ignore lines gone
+# The check needs only the configs runs/*.yaml, data/, the package and runs/paper_cmlp/ (mixed_precision.py's model).
+# Nothing is committed: slim refuses while runs/ has staged changes, so restore loses nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXCLUDE=.git/info/exclude
+BEGIN="# >>> gpu_tree.sh slim"
+END="# <<< gpu_tree.sh slim"
+KEEP=runs/paper_cmlp
+
+travelling_mib() {
+    { git ls-files -z --cached --others --exclude-standard; [ -d .whl ] && find .whl -type f -print0; } \
+        | python3 -c "import os, sys; print(f'{sum(os.path.getsize(f) for f in sys.stdin.read().split(chr(0)) if os.path.isfile(f)) / 2**20:.1f}')"
+}
+
+case "${1:-}" in
+  slim)
+    grep -qxF "$BEGIN" "$EXCLUDE" 2>/dev/null && { echo "already slim (restore with: bash $0 restore)" >&2; exit 1; }
+    git diff --cached --quiet -- runs || { echo "runs/ has staged changes: commit or unstage them first" >&2; exit 1; }
+    mkdir -p "$(dirname "$EXCLUDE")"
+    printf '%s\n/runs/*/\n!/%s/\n%s\n' "$BEGIN" "$KEEP" "$END" >> "$EXCLUDE"
+    git ls-files -z -- 'runs/*/*' | grep -zv "^$KEEP/" | xargs -0 -r git rm -r -q --cached --
+    echo "slim: $(travelling_mib) MiB would travel (limit 64)"
+    ;;
+  restore)
+    git reset -q -- runs
+    if [ -f "$EXCLUDE" ]; then
+        python3 - "$EXCLUDE" "$BEGIN" "$END" <<'EOF'
+import sys
+path, begin, end = sys.argv[1:]
+lines, out, inside = open(path).read().splitlines(), [], False
+for line in lines:
+    inside = inside or line == begin
+    if not inside:
+        out.append(line)
+    elif line == end:
+        inside = False
+open(path, "w").write("".join(f"{line}\n" for line in out))
+EOF
+    fi
+    git diff --cached --quiet HEAD -- runs || { echo "the index still differs from HEAD under runs/" >&2; exit 1; }
+    echo "restored: the index has runs/ as HEAD does ($(travelling_mib) MiB would travel)"
+    ;;
+  size)
+    echo "$(travelling_mib) MiB would travel (limit 64)"
+    ;;
+  *)
+    echo "usage: bash $0 slim|restore|size" >&2; exit 2
+    ;;
+esac
