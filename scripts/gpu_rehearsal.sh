@@ -5,6 +5,9 @@
 # structures), this checkout's .venv, and an import guard (scripts/gpu_rehearsal/sitecustomize.py) that refuses
 # every module the GPU machine would lack: neither in its image nor among the wheels of .whl/.
 # Exit status: gpu_check.sh's. Its log is printed at the end.
+# HQC_REHEARSAL_PATH=DIR puts DIR's modules before the venv's, to stand in for the GPU machine's versions: it has
+# numpy 2.5.2 (pyproject pins <2.3); with numpy 2.4.6, the newest for Python 3.11 (pip install --no-deps --target
+# DIR numpy==2.4.6), the rehearsal passes too (session 41).
 #   bash scripts/gpu_wheels.sh && bash scripts/gpu_tree.sh slim && bash scripts/gpu_rehearsal.sh; bash scripts/gpu_tree.sh restore
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,7 @@ mkdir -p "$WORK/tree"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/tree" || exit 1
 echo "rehearsing in $WORK/tree ($(du -sm "$WORK/tree" | cut -f1) MiB copied)"
 cd "$WORK/tree"
-PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$ROOT/scripts/gpu_rehearsal:$WORK/tree" HQC_GPU_WHEELS="$ROOT/.whl" \
+PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$ROOT/scripts/gpu_rehearsal:${HQC_REHEARSAL_PATH:+$HQC_REHEARSAL_PATH:}$WORK/tree" HQC_GPU_WHEELS="$ROOT/.whl" \
     HQC_GPU_REHEARSAL=1 OUT="$WORK/out" RUNS="$WORK/runs" bash scripts/gpu_check.sh > /dev/null 2>&1
 status=$?
 cat "$WORK/out/gpu_check.log"
