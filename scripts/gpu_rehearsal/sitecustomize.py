@@ -35,7 +35,15 @@ def _wheel_modules(folder: str) -> set[str]:
     return names
 
 
-ALLOWED = DEVICE | OURS | set(sys.stdlib_module_names) | _wheel_modules(os.environ.get("HQC_GPU_WHEELS", ".whl"))
+def _wheels() -> set[str]:
+    """The wheels' modules: HQC_GPU_WHEEL_NAMES (their distribution names, for the test that has no .whl/; each of
+    ours imports under its name with '-' as '_'), else the wheels in HQC_GPU_WHEELS (default .whl)."""
+    if "HQC_GPU_WHEEL_NAMES" in os.environ:
+        return {name.lower().replace("-", "_") for name in os.environ["HQC_GPU_WHEEL_NAMES"].split()}
+    return _wheel_modules(os.environ.get("HQC_GPU_WHEELS", ".whl"))
+
+
+ALLOWED = DEVICE | OURS | set(sys.stdlib_module_names) | _wheels()
 
 
 SITE = tuple(site.getsitepackages())

@@ -1,0 +1,44 @@
+"""The CUDA check (scripts/gpu_check.sh) imports only what the lent GPU machine has or gets as wheels from
+scripts/gpu_wheels.sh: a new dependency of the training path shows here, not as device minutes lost there."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+GUARD = ROOT / "scripts" / "gpu_rehearsal"
+WHEELS = re.findall(r"([A-Za-z0-9_.-]+)==[0-9]", (ROOT / "scripts" / "gpu_wheels.sh").read_text())
+# what the check runs: tests/test_cuda.py's imports, mixed_precision.py's, and one training epoch through the CLI
+CHECK = f"""
+import runpy, sys
+import hqc_qiskit.checkpoint, hqc_qiskit.evaluate, hqc_qiskit.train, hqc_qiskit.quantum.exact
+import hqc_qiskit.data.graph, hqc_qiskit.model.potential, tests.test_cuda
+runpy.run_path("benchmarks/mixed_precision.py", run_name="imported")
+sys.argv = ["hqc-qiskit", "train", "runs/small_hqc_cz.yaml", "-o", "output_dir={{out}}", "-o", "data.max_train=4",
+            "-o", "data.max_val=2",
+            "-o", "train.max_epochs=1", "-o", "train.num_threads=1", "--no-progress"]
+runpy.run_module("hqc_qiskit.cli", run_name="__main__")
+"""
+
+
+def _run_guarded(wheels: list[str], out) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(GUARD), str(ROOT)]), "HQC_GPU_WHEEL_NAMES": " ".join(wheels)}
+    return subprocess.run([sys.executable, "-c", CHECK.format(out=out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_gpu_check_needs_only_the_gpu_machines_packages_and_the_wheels(tmp_path):
+    assert "emcee" in WHEELS and "qiskit" in WHEELS
+    done = _run_guarded(WHEELS, tmp_path / "run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_the_guard_refuses_a_package_the_gpu_machine_lacks(tmp_path):
+    done = _run_guarded([w for w in WHEELS if w != "emcee"], tmp_path / "run")
+    assert done.returncode != 0
+    assert "emcee is not on the GPU machine" in done.stderr
