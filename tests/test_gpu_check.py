@@ -13,14 +13,13 @@ from tests.conftest import ROOT
 GUARD = ROOT / "scripts" / "gpu_rehearsal"
 WHEELS = re.findall(r"([A-Za-z0-9_.-]+)==[0-9]", (ROOT / "scripts" / "gpu_wheels.sh").read_text())
 # what the check runs: tests/test_cuda.py's imports, mixed_precision.py's, and one training epoch through the CLI
-CHECK = f"""
+CHECK = """
 import runpy, sys
 import hqc_qiskit.checkpoint, hqc_qiskit.evaluate, hqc_qiskit.train, hqc_qiskit.quantum.exact
 import hqc_qiskit.data.graph, hqc_qiskit.model.potential, tests.test_cuda
 runpy.run_path("benchmarks/mixed_precision.py", run_name="imported")
-sys.argv = ["hqc-qiskit", "train", "runs/small_hqc_cz.yaml", "-o", "output_dir={{out}}", "-o", "data.max_train=4",
-            "-o", "data.max_val=2",
-            "-o", "train.max_epochs=1", "-o", "train.num_threads=1", "--no-progress"]
+sys.argv = ["hqc-qiskit", "train", "runs/small_hqc_cz.yaml", "-o", "output_dir={out}", "-o", "data.max_train=4",
+            "-o", "data.max_val=2", "-o", "train.max_epochs=1", "-o", "train.num_threads=1", "--no-progress"]
 runpy.run_module("hqc_qiskit.cli", run_name="__main__")
 """
 
