@@ -6,13 +6,16 @@
 #   bash scripts/gpu_tree.sh size      # MiB that would travel (with .whl/), and the limit
 #   bash scripts/gpu_tree.sh restore   # the index as HEAD has it again; the ignore lines gone
 # The check needs only the configs runs/*.yaml, data/, the package and runs/paper_cmlp/ (mixed_precision.py's model).
-# Nothing is committed: slim refuses while runs/ has staged changes, so restore loses nothing.
+# Nothing is committed: slim refuses while runs/ has staged changes, so restore loses nothing, and until restore a
+# pre-commit hook it installs refuses every commit (one would record runs/*/ as deleted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXCLUDE=.git/info/exclude
 BEGIN="# >>> gpu_tree.sh slim"
 END="# <<< gpu_tree.sh slim"
 KEEP=runs/paper_cmlp
+HOOK=.git/hooks/pre-commit   # while slim: refuses every commit, which would record the 1,100 files as deleted
+HOOK_MARK="# installed by scripts/gpu_tree.sh slim"
 
 travelling_mib() {
     { git ls-files -z --cached --others --exclude-standard; [ -d .whl ] && find .whl -type f -print0; } \
@@ -26,10 +29,19 @@ case "${1:-}" in
     mkdir -p "$(dirname "$EXCLUDE")"
     printf '%s\n/runs/*/\n!/%s/\n%s\n' "$BEGIN" "$KEEP" "$END" >> "$EXCLUDE"
     git ls-files -z -- 'runs/*/*' | grep -zv "^$KEEP/" | xargs -0 -r git rm -r -q --cached --
+    if [ -e "$HOOK" ]; then
+        echo "warning: $HOOK exists, so no commit guard was installed: do not commit before restore" >&2
+    else
+        mkdir -p "$(dirname "$HOOK")"
+        printf '#!/bin/sh\n%s\necho "runs/ is out of the index for the GPU check: bash scripts/gpu_tree.sh restore first" >&2\nexit 1\n' \
+            "$HOOK_MARK" > "$HOOK"
+        chmod +x "$HOOK"
+    fi
     echo "slim: $(travelling_mib) MiB would travel (limit 64)"
     ;;
   restore)
     git reset -q -- runs
+    if [ -f "$HOOK" ] && grep -qxF "$HOOK_MARK" "$HOOK"; then rm -f "$HOOK"; fi
     if [ -f "$EXCLUDE" ]; then
         python3 - "$EXCLUDE" "$BEGIN" "$END" <<'EOF'
 import sys
