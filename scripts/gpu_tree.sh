@@ -18,7 +18,7 @@ HOOK=.git/hooks/pre-commit   # while slim: refuses every commit, which would rec
 HOOK_MARK="# installed by scripts/gpu_tree.sh slim"
 
 travelling_mib() {
-    { git ls-files -z --cached --others --exclude-standard; [ -d .whl ] && find .whl -type f -print0; } \
+    { git ls-files -z --cached --others --exclude-standard; if [ -d .whl ]; then find .whl -type f -print0; fi; } \
         | python3 -c "import os, sys; print(f'{sum(os.path.getsize(f) for f in sys.stdin.read().split(chr(0)) if os.path.isfile(f)) / 2**20:.1f}')"
 }
 
