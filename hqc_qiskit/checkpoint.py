@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import tempfile
@@ -104,9 +106,18 @@ def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQC
     if config.get("tensor_product") == "split":
         # checkpoints written before 'grouped' existed: same numbers (tests/test_physics.py), faster
         config["tensor_product"] = "grouped"
-    model = build_model(config)
+    model = copy.deepcopy(_built(json.dumps(config, sort_keys=True)))
     model.load_state_dict(payload["model_state"])
     return model.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=8)
+def _built(config_json: str) -> HQCPotential:
+    """A model of this configuration as built, never run nor loaded: load_model works on deep copies of it.
+    Building runs e3nn's einsum optimisation (about 1 s for the density study's models) where a copy takes
+    about 0.01 s, so a committee, or a script that loads many runs of one architecture, builds it once. The
+    weights it was built with are replaced by load_state_dict (strict) in every copy."""
+    return build_model(json.loads(config_json))
 
 
 def initialise_from(model: HQCPotential, source: str | Path, map_location="cpu") -> list[str]:

@@ -582,3 +582,36 @@ def test_training_on_partly_stress_labelled_data(tiny_config, tmp_path, capsys):
     rows = _rows(trainer.run_dir)
     assert all(np.isfinite(float(r["train_rmse_stress_gpa"])) for r in rows)
     assert all(r["val_rmse_stress_gpa"] == "" for r in rows)
+
+
+@pytest.mark.parametrize("run", ["runs/density/small_l2_hqc_cz_density", "runs/noise_aware/l2_hqc_cz_eagle"])
+def test_loading_a_model_again_copies_the_built_one_and_gives_the_same_numbers(run, val_frames):
+    """load_model builds each configuration once and deep-copies it after (committees, scripts loading many runs):
+    a first and a second load give exactly what building the model and loading its state by hand gives, and the
+    copies share no tensor."""
+    from hqc_qiskit.calculator import HQCCalculator
+    from hqc_qiskit.checkpoint import _built, load_model, read_model_payload
+    from hqc_qiskit.model.potential import build_model
+    from tests.conftest import ROOT
+
+    def energy_forces(model):
+        atoms = val_frames[0].copy()
+        atoms.calc = HQCCalculator(model=model)
+        return atoms.get_potential_energy(), atoms.get_forces()
+
+    _, payload = read_model_payload(ROOT / run, "best", "cpu")
+    by_hand = build_model(payload["model_config"])
+    by_hand.load_state_dict(payload["model_state"])
+    e_ref, f_ref = energy_forces(by_hand.eval().requires_grad_(False))
+    _built.cache_clear()
+    first, second = load_model(ROOT / run), load_model(ROOT / run)
+    assert _built.cache_info().hits == 1 and _built.cache_info().misses == 1
+    def storages(model):
+        return {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if t.numel()}
+
+    assert storages(first) and not storages(first) & storages(second)
+    with torch.no_grad():
+        next(first.parameters()).add_(1.0)      # changing one copy leaves the other as loaded
+    for model in (second, load_model(ROOT / run)):
+        e, f = energy_forces(model)
+        assert e == e_ref and np.array_equal(f, f_ref)
