@@ -4,6 +4,7 @@
 # tree) into an empty folder, and run scripts/gpu_check.sh there with HQC_GPU_REHEARSAL=1 (CPU, 1 epoch of 20
 # structures), this checkout's .venv, and an import guard (scripts/gpu_rehearsal/sitecustomize.py) that refuses
 # every module the GPU machine would lack: neither in its image nor among the wheels of .whl/.
+# It stops first if what would travel is over the device tool's 64 MiB (gpu_tree.sh slim not run).
 # Exit status: gpu_check.sh's. Its log is printed at the end.
 # HQC_REHEARSAL_PATH=DIR puts DIR's modules before the venv's, to stand in for the GPU machine's versions: it has
 # numpy 2.5.2 (pyproject pins <2.3); with numpy 2.4.6, the newest for Python 3.11 (pip install --no-deps --target
@@ -13,10 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 [ -d .whl ] || { echo "no .whl/: run bash scripts/gpu_wheels.sh first" >&2; exit 1; }
+mib=$(bash scripts/gpu_tree.sh size | cut -d' ' -f1)   # what the device tool would send, wheels included
+echo "$mib MiB would travel with the wheels (the device tool's limit: 64)"
+python3 -c "import sys; sys.exit(float(sys.argv[1]) > 64)" "$mib" || { echo "too large: bash scripts/gpu_tree.sh slim first" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/gpu_rehearsal.XXXXXX)
 mkdir -p "$WORK/tree"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/tree" || exit 1
-echo "rehearsing in $WORK/tree ($(du -sm "$WORK/tree" | cut -f1) MiB copied)"
+echo "rehearsing in $WORK/tree"
 cd "$WORK/tree"
 PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$ROOT/scripts/gpu_rehearsal:${HQC_REHEARSAL_PATH:+$HQC_REHEARSAL_PATH:}$WORK/tree" HQC_GPU_WHEELS="$ROOT/.whl" \
     HQC_GPU_REHEARSAL=1 OUT="$WORK/out" RUNS="$WORK/runs" bash scripts/gpu_check.sh > /dev/null 2>&1
