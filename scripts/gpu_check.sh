@@ -21,9 +21,9 @@ RUNS=${RUNS:-/tmp/gpu_runs}   # the training runs' output directories (not broug
 mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"
 if [ -n "${HQC_GPU_REHEARSAL:-}" ]; then
-    DEVICE=cpu; MAX_TRAIN=20; GPU_NAME="'rehearsal on the CPU'"; RESULT=mixed_precision.json
+    DEVICE=cpu; MAX_TRAIN=20; EPOCHS=1; GPU_NAME="'rehearsal on the CPU'"; RESULT=mixed_precision.json
 else
-    DEVICE=cuda; MAX_TRAIN=null; GPU_NAME="torch.cuda.get_device_name(0)"; RESULT=mixed_precision_cuda.json
+    DEVICE=cuda; MAX_TRAIN=null; EPOCHS=; GPU_NAME="torch.cuda.get_device_name(0)"; RESULT=mixed_precision_cuda.json
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 fi
@@ -35,9 +35,9 @@ timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | t
 timeout 90 python3 benchmarks/mixed_precision.py --device $DEVICE --n 4 --repeats 3 2>&1 | tee -a "$LOG" || status=1
 # the benchmark's JSON of this run only (a committed one of the same name is older than the marker)
 [ "benchmarks/results/$RESULT" -nt "$STARTED" ] && cp "benchmarks/results/$RESULT" "$OUT/" || status=1
-for run in "small_hqc_cz 5 100" "hqc_cz 1 200"; do   # config, epochs, time limit (s)
+for run in "small_hqc_cz 5 100" "hqc_cz 1 200"; do   # config, epochs (unless EPOCHS), time limit (s)
     set -- $run
-    epochs=$2; [ -n "${HQC_GPU_REHEARSAL:-}" ] && epochs=1
+    epochs=${EPOCHS:-$2}
     echo "== train $1 on $DEVICE, $epochs epochs" | tee -a "$LOG"
     timeout "$3" python3 -m hqc_qiskit.cli train "runs/$1.yaml" -o "output_dir=$RUNS/$1" -o data.max_train=$MAX_TRAIN \
         -o train.device=$DEVICE -o "train.max_epochs=$epochs" -o train.warmup_steps=20 -o train.ema_warmup=true \

@@ -14,12 +14,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 [ -d .whl ] || { echo "no .whl/: run bash scripts/gpu_wheels.sh first" >&2; exit 1; }
-mib=$(bash scripts/gpu_tree.sh size | cut -d' ' -f1)   # what the device tool would send, wheels included
-echo "$mib MiB would travel with the wheels (the device tool's limit: 64)"
-python3 -c "import sys; sys.exit(float(sys.argv[1]) > 64)" "$mib" || { echo "too large: bash scripts/gpu_tree.sh slim first" >&2; exit 1; }
+bash scripts/gpu_tree.sh size || { echo "too large: bash scripts/gpu_tree.sh slim first" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/gpu_rehearsal.XXXXXX)
 mkdir -p "$WORK/tree"
-git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/tree" || exit 1
+bash scripts/gpu_tree.sh files | xargs -0 cp --parents -t "$WORK/tree" || exit 1
 echo "rehearsing in $WORK/tree"
 cd "$WORK/tree"
 PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$ROOT/scripts/gpu_rehearsal:${HQC_REHEARSAL_PATH:+$HQC_REHEARSAL_PATH:}$WORK/tree" HQC_GPU_WHEELS="$ROOT/.whl" \

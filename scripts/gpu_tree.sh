@@ -3,7 +3,8 @@
 # paths, 64 MiB at most (library device/README.md). The committed run outputs under runs/<name>/ are ~190 MiB, so
 # before the CUDA check they leave the index for the duration of the call (the files stay on disk, untouched):
 #   bash scripts/gpu_tree.sh slim      # runs/*/ out of the index and ignored, except runs/paper_cmlp/
-#   bash scripts/gpu_tree.sh size      # MiB that would travel (with .whl/), and the limit
+#   bash scripts/gpu_tree.sh size      # MiB that would travel (with .whl/), and the limit; exit status 1 when over
+#   bash scripts/gpu_tree.sh files     # the files that would travel besides .whl/, NUL-separated (gpu_rehearsal.sh)
 #   bash scripts/gpu_tree.sh restore   # the index as HEAD has it again; the ignore lines gone
 # The check needs only the configs runs/*.yaml, data/, the package and runs/paper_cmlp/ (mixed_precision.py's model).
 # Nothing is committed: slim refuses while runs/ has staged changes, so restore loses nothing, and until restore a
@@ -17,8 +18,14 @@ KEEP=runs/paper_cmlp
 HOOK=.git/hooks/pre-commit   # while slim: refuses every commit, which would record the 1,100 files as deleted
 HOOK_MARK="# installed by scripts/gpu_tree.sh slim"
 
+LIMIT_MIB=64
+
+tree_files() {   # NUL-separated: what the device tool sends besides the carried .whl/
+    git ls-files -z --cached --others --exclude-standard
+}
+
 travelling_mib() {
-    { git ls-files -z --cached --others --exclude-standard; if [ -d .whl ]; then find .whl -type f -print0; fi; } \
+    { tree_files; if [ -d .whl ]; then find .whl -type f -print0; fi; } \
         | python3 -c "import os, sys; print(f'{sum(os.path.getsize(f) for f in sys.stdin.read().split(chr(0)) if os.path.isfile(f)) / 2**20:.1f}')"
 }
 
@@ -37,7 +44,7 @@ case "${1:-}" in
             "$HOOK_MARK" > "$HOOK"
         chmod +x "$HOOK"
     fi
-    echo "slim: $(travelling_mib) MiB would travel (limit 64)"
+    echo "slim: $(travelling_mib) MiB would travel (limit $LIMIT_MIB)"
     ;;
   restore)
     git reset -q -- runs
@@ -59,10 +66,15 @@ EOF
     git diff --cached --quiet HEAD -- runs || { echo "the index still differs from HEAD under runs/" >&2; exit 1; }
     echo "restored: the index has runs/ as HEAD does ($(travelling_mib) MiB would travel)"
     ;;
-  size)
-    echo "$(travelling_mib) MiB would travel (limit 64)"
+  size)   # exit status 1 when over the limit
+    mib=$(travelling_mib)
+    echo "$mib MiB would travel (limit $LIMIT_MIB)"
+    python3 -c "import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))" "$mib" "$LIMIT_MIB"
+    ;;
+  files)
+    tree_files
     ;;
   *)
-    echo "usage: bash $0 slim|restore|size" >&2; exit 2
+    echo "usage: bash $0 slim|restore|size|files" >&2; exit 2
     ;;
 esac

@@ -180,7 +180,7 @@ def test_noise_aware_cli_with_train_circuits(tmp_path, monkeypatch):
     """`noise-aware --train-circuits`: refused with a clear error when the weight gradients would not fit the memory;
     otherwise circuit weights move, the report's source rows use the source's own circuit weights, and every row
     re-evaluates from its checkpoint."""
-    from conftest import DATA, TINY_MODEL, _merge, threads_per_worker
+    from conftest import DATA, TINY_MODEL, _merge
     from typer.testing import CliRunner
 
     from hqc_qiskit.checkpoint import load_model
@@ -191,7 +191,6 @@ def test_noise_aware_cli_with_train_circuits(tmp_path, monkeypatch):
     from hqc_qiskit.noise_aware import verify_against_backend
     from hqc_qiskit.train import train
 
-    torch.set_num_threads(threads_per_worker())
     test_file = DATA / "si_liquid_3000K.test.extxyz.gz"
     from ase.io import write
 

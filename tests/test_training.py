@@ -599,6 +599,9 @@ def test_loading_a_model_again_copies_the_built_one_and_gives_the_same_numbers(r
         atoms.calc = HQCCalculator(model=model)
         return atoms.get_potential_energy(), atoms.get_forces()
 
+    def storages(model):
+        return {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if t.numel()}
+
     _, payload = read_model_payload(ROOT / run, "best", "cpu")
     by_hand = build_model(payload["model_config"])
     by_hand.load_state_dict(payload["model_state"])
@@ -606,9 +609,6 @@ def test_loading_a_model_again_copies_the_built_one_and_gives_the_same_numbers(r
     _built.cache_clear()
     first, second = load_model(ROOT / run), load_model(ROOT / run)
     assert _built.cache_info().hits == 1 and _built.cache_info().misses == 1
-    def storages(model):
-        return {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if t.numel()}
-
     assert storages(first) and not storages(first) & storages(second)
     with torch.no_grad():
         next(first.parameters()).add_(1.0)      # changing one copy leaves the other as loaded
