@@ -19,7 +19,7 @@ from _common import best_time, write_results
 from hqc_qiskit.checkpoint import load_model
 from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.quantum.backends import make_backend
-from hqc_qiskit.quantum.estimate import structure_graph
+from hqc_qiskit.quantum.circuit_inputs import structure_graph
 from hqc_qiskit.quantum.shot_forces import estimate_forces, force_problem
 
 

@@ -13,7 +13,8 @@
 # and times training epochs of a fast named config and of the paper architecture on CUDA. Into $OUT (4 files;
 # the tool brings back at most 8): gpu_check.log, mixed_precision_cuda.json, <config>_metrics.csv of both runs.
 # HQC_GPU_REHEARSAL=1 (set by scripts/gpu_rehearsal.sh, here): the same steps on the CPU, 1 epoch of 20 structures,
-# no wheels installed, the caller's PYTHONPATH kept: what the call needs, short of the GPU, is in place.
+# no wheels installed, the caller's PYTHONPATH kept, tests/test_cuda.py run CPU against CPU (its code, not CUDA's
+# numbers): what the call needs, short of the GPU, is in place.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
@@ -22,6 +23,7 @@ mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"
 if [ -n "${HQC_GPU_REHEARSAL:-}" ]; then
     DEVICE=cpu; MAX_TRAIN=20; EPOCHS=1; GPU_NAME="'rehearsal on the CPU'"; RESULT=mixed_precision.json
+    export HQC_CUDA_TEST_DEVICE=cpu   # tests/test_cuda.py runs its code CPU against CPU instead of skipping
 else
     DEVICE=cuda; MAX_TRAIN=null; EPOCHS=; GPU_NAME="torch.cuda.get_device_name(0)"; RESULT=mixed_precision_cuda.json
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

@@ -8,7 +8,8 @@
 # Exit status: gpu_check.sh's. Its log is printed at the end.
 # HQC_REHEARSAL_PATH=DIR puts DIR's modules before the venv's, to stand in for the GPU machine's versions: it has
 # numpy 2.5.2 (pyproject pins <2.3); with numpy 2.4.6, the newest for Python 3.11 (pip install --no-deps --target
-# DIR numpy==2.4.6), the rehearsal passes too (session 41).
+# DIR numpy==2.4.6), the rehearsal passes too (session 41); with torch 2.11.0, the GPU machine's (pip install --target DIR
+# torch==2.11.0 numpy==2.4.6: a CUDA build, 4.7 GB, that runs on the CPU), it passes as well (session 42).
 #   bash scripts/gpu_wheels.sh && bash scripts/gpu_tree.sh slim && bash scripts/gpu_rehearsal.sh; bash scripts/gpu_tree.sh restore
 set -uo pipefail
 cd "$(dirname "$0")/.."

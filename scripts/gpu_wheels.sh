@@ -5,12 +5,18 @@
 # or as .venv resolves them). Not needed there: qiskit-aer, mitiq, qiskit-ibm-runtime, qiskit-machine-learning
 # (the training path does not import them: checked by importing with them blocked). emcee: hqc_qiskit.autocorr,
 # which the CLI imports (session 41: without it every training step of the check failed in scripts/gpu_rehearsal.sh).
+# Each at the version .venv has (session 42; before, the versions were written here by hand and could drift from
+# what CI and scripts/gpu_rehearsal.sh run). tests/test_gpu_check.py reads the WHEELS line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WHEELS="qiskit rustworkx stevedore dill ase vesin e3nn pydantic pydantic-core annotated-types typing-inspection emcee"
+[ -x .venv/bin/python ] || { echo "no .venv: run bash scripts/install.sh first" >&2; exit 1; }
+# shellcheck disable=SC2086
+SPECS=$(.venv/bin/python -c 'import sys, importlib.metadata as m; print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $WHEELS)
+echo "wheels for Python 3.12: $SPECS"
 rm -rf .whl && mkdir .whl
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+# shellcheck disable=SC2086
+.venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d .whl \
-    qiskit==2.6.1 rustworkx==0.18.1 stevedore==5.10.0 dill==0.4.1 ase==3.29.0 vesin==0.6.2 e3nn==0.6.0 \
-    pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 emcee==3.1.6
+    --platform manylinux2014_x86_64 -d .whl $SPECS
 du -sh .whl

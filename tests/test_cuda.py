@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tests.conftest import TINY_MODEL
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+# The device compared with the CPU. HQC_CUDA_TEST_DEVICE=cpu (set by scripts/gpu_rehearsal.sh, never by CI) runs
+# these tests' code CPU against CPU, so that a test broken by a change elsewhere fails there, before device time is
+# spent on it; its comparisons then hold trivially and say nothing about CUDA.
+DEVICE = os.environ.get("HQC_CUDA_TEST_DEVICE", "cuda")
+pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="no CUDA device")
 
 
 @pytest.mark.parametrize("ansatz", ["basic", "cx", "cz", "qft_cx", "qft_cz"])
@@ -18,14 +24,14 @@ def test_exact_engine_on_cuda_equals_cpu(ansatz):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 8, generator=g, dtype=torch.float64) * 6 - 3
     w = torch.rand(3, 8, generator=g, dtype=torch.float64) * 6 - 3
-    outs = {}
-    for device in ("cpu", "cuda"):
+    outs = []   # CPU first, then DEVICE
+    for device in ("cpu", DEVICE):
         xd = x.to(device).requires_grad_(True)
         z = z_expectations(ansatz, xd, w.to(device))
         (grad,) = torch.autograd.grad(z.square().sum(), xd)
-        outs[device] = (z.detach().cpu(), grad.cpu())
-    torch.testing.assert_close(outs["cuda"][0], outs["cpu"][0], rtol=0, atol=1e-12)
-    torch.testing.assert_close(outs["cuda"][1], outs["cpu"][1], rtol=0, atol=1e-11)
+        outs.append((z.detach().cpu(), grad.cpu()))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize("readout", [{"kind": "classical", "hidden": 8},
@@ -38,13 +44,13 @@ def test_model_energy_and_forces_on_cuda_equal_cpu(readout, val_frames):
     torch.manual_seed(0)
     model = build_model(dict(TINY_MODEL, readout=readout, dtype="float64"))
     graphs = [atoms_to_graph(a, 4.5, ["Si"]) for a in val_frames[:2]]
-    outs = {}
-    for device in ("cpu", "cuda"):
+    outs = []   # CPU first, then DEVICE
+    for device in ("cpu", DEVICE):
         m = model.to(device)
         out = m(to_device(collate(graphs), torch.device(device), torch.float64))
-        outs[device] = (out["energy"].detach().cpu(), out["forces"].detach().cpu())
-    torch.testing.assert_close(outs["cuda"][0], outs["cpu"][0], rtol=1e-12, atol=1e-9)
-    torch.testing.assert_close(outs["cuda"][1], outs["cpu"][1], rtol=0, atol=1e-9)
+        outs.append((out["energy"].detach().cpu(), out["forces"].detach().cpu()))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=0, atol=1e-9)
 
 
 def test_training_on_cuda_matches_cpu_and_checkpoints_load_on_cpu(tiny_config, tmp_path):
@@ -59,27 +65,27 @@ def test_training_on_cuda_matches_cpu_and_checkpoints_load_on_cpu(tiny_config, t
 
     quantum = {"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1}
     summaries = {}
-    for device in ("cpu", "cuda"):
-        cfg = tiny_config(output_dir=str(tmp_path / device), model__readout=quantum, model__dtype="float64",
+    for run, device in (("cpu", "cpu"), ("other", DEVICE)):
+        cfg = tiny_config(output_dir=str(tmp_path / run), model__readout=quantum, model__dtype="float64",
                           train__device=device, train__max_epochs=2)
         trainer = Trainer(cfg, progress=False)
         assert trainer.device.type == device
-        summaries[device] = trainer.fit()
-    assert summaries["cuda"]["best_val_loss"] == pytest.approx(summaries["cpu"]["best_val_loss"], rel=1e-8)
-    metrics = evaluate(tmp_path / "cuda", DATA / "si_liquid_3000K.test.extxyz.gz", device="cpu")
-    saved = json.loads((tmp_path / "cuda" / "summary.json").read_text())["test"]
+        summaries[run] = trainer.fit()
+    assert summaries["other"]["best_val_loss"] == pytest.approx(summaries["cpu"]["best_val_loss"], rel=1e-8)
+    metrics = evaluate(tmp_path / "other", DATA / "si_liquid_3000K.test.extxyz.gz", device="cpu")
+    saved = json.loads((tmp_path / "other" / "summary.json").read_text())["test"]
     assert metrics["rmse_f_ev_a"] == pytest.approx(saved["rmse_f_ev_a"], rel=1e-8)
 
 
 def test_input_jacobian_on_cuda_equals_cpu(val_frames):
     """The shot-based forces' Jacobian (forward-mode autograd, chunk sized from CUDA's free memory) on CUDA."""
     from hqc_qiskit.model.potential import build_model
-    from hqc_qiskit.quantum.shot_forces import input_jacobian
+    from hqc_qiskit.quantum.circuit_inputs import input_jacobian
 
     torch.manual_seed(0)
     model = build_model(dict(TINY_MODEL, readout={"kind": "quantum", "ansatz": "cz", "engine": "exact", "n_layers": 1},
                              dtype="float64")).eval()
     atoms = val_frames[0][:16]
     cpu = input_jacobian(model, atoms, stress=True)
-    cuda = input_jacobian(model.to("cuda"), atoms, stress=True)
+    cuda = input_jacobian(model.to(DEVICE), atoms, stress=True)
     assert abs(cuda - cpu).max() < 1e-10 * max(1.0, abs(cpu).max())

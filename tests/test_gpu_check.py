@@ -11,16 +11,23 @@ import sys
 from tests.conftest import ROOT
 
 GUARD = ROOT / "scripts" / "gpu_rehearsal"
-WHEELS = re.findall(r"([A-Za-z0-9_.-]+)==[0-9]", (ROOT / "scripts" / "gpu_wheels.sh").read_text())
-# what the check runs: tests/test_cuda.py's imports, mixed_precision.py's, and one training epoch through the CLI
+WHEELS = re.search(r'^WHEELS="([^"]+)"', (ROOT / "scripts" / "gpu_wheels.sh").read_text(), re.M).group(1).split()
+# what the check runs: mixed_precision.py's imports, one training epoch through the CLI, and tests/test_cuda.py
+# itself, CPU against CPU (HQC_CUDA_TEST_DEVICE=cpu), so that the imports inside its tests count too (session 42:
+# input_jacobian's module imported mitiq and qiskit-aer, which the GPU machine lacks)
 CHECK = """
-import runpy, sys
-import hqc_qiskit.checkpoint, hqc_qiskit.evaluate, hqc_qiskit.train, hqc_qiskit.quantum.exact
-import hqc_qiskit.data.graph, hqc_qiskit.model.potential, tests.test_cuda
+import os, runpy, sys
+os.environ["HQC_CUDA_TEST_DEVICE"] = "cpu"
 runpy.run_path("benchmarks/mixed_precision.py", run_name="imported")
 sys.argv = ["hqc-qiskit", "train", "runs/small_hqc_cz.yaml", "-o", "output_dir={out}", "-o", "data.max_train=4",
             "-o", "data.max_val=2", "-o", "train.max_epochs=1", "-o", "train.num_threads=1", "--no-progress"]
-runpy.run_module("hqc_qiskit.cli", run_name="__main__")
+try:
+    runpy.run_module("hqc_qiskit.cli", run_name="__main__")
+except SystemExit as done:
+    if done.code:
+        raise
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests/test_cuda.py"]))
 """
 
 
@@ -33,8 +40,9 @@ def _run_guarded(wheels: list[str], out) -> subprocess.CompletedProcess:
 def test_the_gpu_check_needs_only_the_gpu_machines_packages_and_the_wheels(tmp_path):
     assert "emcee" in WHEELS and "qiskit" in WHEELS
     done = _run_guarded(WHEELS, tmp_path / "run")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert (tmp_path / "run" / "metrics.csv").exists()
+    assert re.search(r"\b9 passed\b", done.stdout), done.stdout[-3000:]   # test_cuda.py ran, not skipped
 
 
 def test_the_guard_refuses_a_package_the_gpu_machine_lacks(tmp_path):

@@ -12,8 +12,8 @@ from hqc_qiskit.data.dataset import read_structures
 from hqc_qiskit.errors import ConfigError
 from hqc_qiskit.quantum.backends import make_backend
 from hqc_qiskit.quantum.circuits import ansatz_names
-from hqc_qiskit.quantum.shot_forces import (_input_vjps, estimate_forces, force_problem, force_shots,
-                                            input_jacobian, shifted_inputs)
+from hqc_qiskit.quantum.circuit_inputs import input_jacobian, input_vjps
+from hqc_qiskit.quantum.shot_forces import estimate_forces, force_problem, force_shots, shifted_inputs
 
 from tests.conftest import DATA, tiny_hqc_checkpoint
 
@@ -54,8 +54,7 @@ def test_exact_backend_reproduces_autograd_forces_and_stress(tiny):
 def test_input_jacobian_matches_finite_differences(tiny):
     """J (forward-mode, chunked) against central differences of the circuit inputs along a random direction;
     the parameters' requires_grad is as it was afterwards."""
-    from hqc_qiskit.quantum.estimate import structure_graph
-    from hqc_qiskit.quantum.shot_forces import _circuit_inputs_fn
+    from hqc_qiskit.quantum.circuit_inputs import _circuit_inputs_fn, structure_graph
 
     model, _, atoms = tiny
     model.requires_grad_(True)
@@ -107,7 +106,7 @@ def test_noise_estimate_without_the_jacobian_is_unbiased(tiny):
     g = np.random.default_rng(0).normal(size=(2, len(fp.energy.batch), fp.shifted.n_qubits))
     for stress in (False, True):   # the vjps are J^T g exactly
         jac = input_jacobian(model, atoms, stress=stress)
-        for got, gi in zip(_input_vjps(model, atoms, list(g), stress), g):
+        for got, gi in zip(input_vjps(model, atoms, list(g), stress), g):
             np.testing.assert_allclose(got, jac.T @ gi.reshape(-1), rtol=1e-9, atol=1e-14)
 
 

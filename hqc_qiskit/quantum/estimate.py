@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..data.graph import atoms_to_graph, collate, to_device
 from ..errors import ConfigError
 from .backends import Backend, CircuitBatch, exact_distributions, stats_from_distribution
+from .circuit_inputs import structure_graph
 
 ALLOCATIONS = ("uniform", "optimal")
 
@@ -63,12 +63,6 @@ def require_quantum_readouts(model) -> list:
     if not all(isinstance(r, QuantumReadout) for r in readouts):
         raise ConfigError("shot-based energies need a model with quantum readouts (readout.kind: quantum)")
     return readouts
-
-
-def structure_graph(model, atoms) -> dict:
-    """``atoms`` as a one-structure batch for ``model``: its cutoff and species, its device and dtype."""
-    cfg, p = model.config, next(model.parameters())
-    return to_device(collate([atoms_to_graph(atoms, cfg.cutoff, cfg.species)]), p.device, p.dtype)
 
 
 def readout_problem(model, atoms) -> ReadoutProblem:
