@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, interrupted, number_list, refuse_resume_with_overwrite
+from .cli_common import console, interrupted, number_list, one_line_summaries, refuse_resume_with_overwrite
 from .progress import progress_bar
 from .cli_common import fail as _fail
 from .errors import HQCError
@@ -370,6 +370,8 @@ _register_quantum(app)
 from .cli_sim import register as _register_sim  # noqa: E402  (md, mc, rdf)
 
 _register_sim(app)
+for _typer_app in (app, data_app):
+    one_line_summaries(_typer_app)
 
 
 def main() -> None:  # pragma: no cover

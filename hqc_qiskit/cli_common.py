@@ -91,3 +91,13 @@ def print_cap_check(qpu_seconds: float, cap: float | None) -> None:
     console.print(f"estimated QPU time per energy {qpu_seconds:.4g} s vs --max-qpu-seconds {cap:g}: {verdict}")
 
 
+def one_line_summaries(app: typer.Typer) -> None:
+    """Give each command of ``app`` whose docstring's first paragraph spans several source lines that paragraph as
+    one line (``short_help``): in the command list typer's rich mode keeps single line breaks (typer 0.29), which
+    broke summaries mid-sentence at the source's wrap."""
+    import inspect
+
+    for info in app.registered_commands:
+        first = inspect.cleandoc(info.help or info.callback.__doc__ or "").split("\n\n")[0]
+        if info.short_help is None and "\n" in first:
+            info.short_help = " ".join(line.strip() for line in first.splitlines())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import ase
@@ -9,6 +10,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from typer.main import get_command as typer_main
 from typer.testing import CliRunner
 
 from hqc_qiskit.cli import app
@@ -25,6 +27,18 @@ def test_help_is_complete(args):
     assert "Usage" in result.output
     if args and args[-1] == "import-cp2k":
         assert "--cp2k-input" in result.output and "--force-unit" in result.output
+
+
+def test_command_lists_show_each_summary_unbroken():
+    """In ``--help``'s command list each command's summary is one paragraph, wrapped by the terminal and not at its
+    docstring's source lines (md, noise-snapshot, energy and data merge/scale/pull-pair have multi-line ones)."""
+    wide = CliRunner(env={"COLUMNS": "400"})   # no wrapping by the terminal: a line break left is the docstring's
+    for args, group in (([], typer_main(app)), (["data"], typer_main(app).commands["data"])):
+        output = wide.invoke(app, [*args, "--help"]).output
+        for name, command in group.commands.items():
+            summary = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
+            rows = [line for line in output.splitlines() if f" {name} " in line]
+            assert any(squashed(summary) in squashed(row) for row in rows), (name, summary, rows)
 
 
 def test_import_split_info(tmp_path):
