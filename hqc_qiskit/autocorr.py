@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from emcee.autocorr import integrated_time
 
 from .errors import HQCError
 
@@ -57,6 +56,10 @@ def series_stats(values, stride_steps: float = 1.0) -> SeriesStats:
     if np.ptp(x) == 0.0:  # a constant series (a collapsed model, a frozen chain): no fluctuation to correlate
         std, tau_samples = 0.0, 1.0   # (x.std() can be 1e-16 from rounding the mean)
     else:
+        # imported here: emcee brings scipy.stats (0.55 s), which every hqc-qiskit command paid at start (cli_sim
+        # reads MIN_TAUS_FOR_TRUST from this module)
+        from emcee.autocorr import integrated_time
+
         # emcee wants (steps, chains); tol=0: the length check is ours (trusted), not a warning on the log
         tau_samples = max(1.0, float(integrated_time(x.reshape(-1, x.shape[-1]).T, tol=0)[0]))
     return SeriesStats(mean=float(x.mean()), stderr=std * float(np.sqrt(tau_samples / n)), std=std,

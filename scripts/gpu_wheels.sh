@@ -3,8 +3,9 @@
 # That machine has Python 3.12 with torch, numpy, scipy, sympy, matplotlib, pyyaml, rich, typer, pytest and
 # opt-einsum-fx (library device/KINDS.md); the training path needs these besides (versions as pyproject.toml pins
 # or as .venv resolves them). Not needed there: qiskit-aer, mitiq, qiskit-ibm-runtime, qiskit-machine-learning
-# (the training path does not import them: checked by importing with them blocked). emcee: hqc_qiskit.autocorr,
-# which the CLI imports (session 41: without it every training step of the check failed in scripts/gpu_rehearsal.sh).
+# (the training path does not import them: checked by importing with them blocked). emcee: hqc_qiskit.autocorr, for
+# the averages of md and mc there (the CLI imported it at start until session 42; session 41 found every training
+# step of the check failing without it in scripts/gpu_rehearsal.sh).
 # Each at the version .venv has (session 42; before, the versions were written here by hand and could drift from
 # what CI and scripts/gpu_rehearsal.sh run). tests/test_gpu_check.py reads the WHEELS line.
 set -euo pipefail

@@ -46,6 +46,6 @@ def test_the_gpu_check_needs_only_the_gpu_machines_packages_and_the_wheels(tmp_p
 
 
 def test_the_guard_refuses_a_package_the_gpu_machine_lacks(tmp_path):
-    done = _run_guarded([w for w in WHEELS if w != "emcee"], tmp_path / "run")
+    done = _run_guarded([w for w in WHEELS if w != "vesin"], tmp_path / "run")   # the neighbour lists
     assert done.returncode != 0
-    assert "emcee is not on the GPU machine" in done.stderr
+    assert "vesin is not on the GPU machine" in done.stderr
