@@ -30,6 +30,32 @@ def _threads():
     torch.set_num_threads(threads_per_worker())
 
 
+# Under pytest-xdist the summary line leaves out what -m deselected (the workers collect and deselect, the controller
+# reports): each worker sends its count back through xdist's workeroutput and the controller prints it. Every worker
+# collects the whole suite, so any one worker's count is the run's.
+_deselected = {"here": 0, "workers": 0}
+
+
+def pytest_deselected(items):
+    _deselected["here"] += len(items)
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):   # an xdist worker
+        session.config.workeroutput["deselected"] = _deselected["here"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):   # xdist's hook, on the controller
+    _deselected["workers"] = max(_deselected["workers"], getattr(node, "workeroutput", {}).get("deselected", 0))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _deselected["workers"]:
+        terminalreporter.write_line(f"{_deselected['workers']} deselected (by -m or -k; the default leaves out the "
+                                    "slow tests: -m slow runs them)")
+
+
 @pytest.fixture(scope="session")
 def val_frames():
     from hqc_qiskit.data.dataset import load_labelled
