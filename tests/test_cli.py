@@ -33,7 +33,8 @@ def test_command_lists_show_each_summary_unbroken():
     """In ``--help``'s command list each command's summary is one paragraph, wrapped by the terminal and not at its
     docstring's source lines (md, noise-snapshot, energy and data merge/scale/pull-pair have multi-line ones)."""
     wide = CliRunner(env={"COLUMNS": "400"})   # no wrapping by the terminal: a line break left is the docstring's
-    for args, group in (([], typer_main(app)), (["data"], typer_main(app).commands["data"])):
+    root = typer_main(app)
+    for args, group in (([], root), (["data"], root.commands["data"])):
         output = wide.invoke(app, [*args, "--help"]).output
         for name, command in group.commands.items():
             summary = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
