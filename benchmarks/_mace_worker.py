@@ -1,11 +1,14 @@
 """Times mace-torch on the shipped data; runs inside a separate venv (mace-torch pins e3nn 0.4.4).
 
-Prints one JSON line: training-step seconds (forward + forces + backward, n structures) and
-inference seconds (E + F of one structure). Called by benchmarks/vs_mace.py.
+Prints one JSON line: training-step seconds (forward + forces + backward, n structures), inference seconds
+(E + F of one structure) and the peak resident memory. ``--micro M``: the step's n structures in passes of M
+with the gradients added up (as hqc-qiskit's train.micro_batch_size). Called by benchmarks/vs_mace.py and
+benchmarks/micro_batch.py.
 """
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 
@@ -27,6 +30,7 @@ ap.add_argument("--max-ell", type=int, default=3)
 ap.add_argument("--cutoff", type=float, default=4.5)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--repeats", type=int, default=2)
+ap.add_argument("--micro", type=int, default=0, help="structures per pass (0: all n in one pass)")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -36,10 +40,13 @@ frames = read(args.data, index=f":{args.n}")
 z_table = tools.AtomicNumberTable([14])
 configs = [data.config_from_atoms(a) for a in frames]
 atomic = [data.AtomicData.from_config(c, z_table=z_table, cutoff=args.cutoff) for c in configs]
-batch = next(iter(torch_geometric.dataloader.DataLoader(atomic, batch_size=len(atomic), shuffle=False))).to_dict()
+micro = args.micro or len(atomic)
+passes = [b.to_dict() for b in torch_geometric.dataloader.DataLoader(atomic, batch_size=micro, shuffle=False)]
 single = next(iter(torch_geometric.dataloader.DataLoader(atomic[:1], batch_size=1, shuffle=False))).to_dict()
-energy = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float32)
-forces = torch.tensor(np.concatenate([a.get_forces() for a in frames]), dtype=torch.float32)
+groups = [frames[i : i + micro] for i in range(0, len(frames), micro)]   # the structures of each pass
+energy = [torch.tensor([a.get_potential_energy() for a in g], dtype=torch.float32) for g in groups]
+forces = [torch.tensor(np.concatenate([a.get_forces() for a in g]), dtype=torch.float32) for g in groups]
+n_forces = sum(f.numel() for f in forces)
 
 model = modules.ScaleShiftMACE(
     atomic_inter_scale=1.0, atomic_inter_shift=0.0,
@@ -54,10 +61,11 @@ opt = torch.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
 
 
 def step():
-    out = model(batch, training=True, compute_force=True)
-    loss = torch.mean((out["energy"] - energy) ** 2) + 100 * torch.mean((out["forces"] - forces) ** 2)
     opt.zero_grad()
-    loss.backward()
+    for batch, e, f in zip(passes, energy, forces, strict=True):   # means over the whole n, as one pass of n
+        out = model(batch, training=True, compute_force=True)
+        loss = ((out["energy"] - e) ** 2).sum() / len(frames) + 100 * ((out["forces"] - f) ** 2).sum() / n_forces
+        loss.backward()
     opt.step()
 
 
@@ -70,4 +78,5 @@ train_step_s = best_time(step, args.repeats)
 model.requires_grad_(False)   # inference with frozen parameters, as MACECalculator runs it
 print(json.dumps({"train_step_s": train_step_s, "inference_s": best_time(infer, 5),
                   "n_parameters": sum(p.numel() for p in model.parameters()), "hidden_irreps": args.hidden,
-                  "n_structures": args.n, "mace_version": __import__("mace").__version__}))
+                  "n_structures": args.n, "micro_batch": micro, "mace_version": __import__("mace").__version__,
+                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))

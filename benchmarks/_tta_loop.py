@@ -36,7 +36,8 @@ def train_timed(
 ) -> list[dict]:
     """Train until ``budget_s`` seconds of training time (or val F RMSE <= ``threshold``).
 
-    ``loss_of(model, indices)`` -> scalar loss of a batch; ``evaluate(ema_model)`` -> (val E RMSE
+    ``loss_of(model, indices)`` -> scalar loss of a batch, or an iterable of the losses of its passes (each
+    backpropagated before the next is computed; they add up to the batch's loss); ``evaluate(ema_model)`` -> (val E RMSE
     meV/atom, val F RMSE eV/Å). ``setup_s``: seconds already spent preparing the model (e.g. fitting an
     initial energy shift), counted as training time. ``warmup_steps``: learning rate rises linearly
     to ``lr`` over that many steps (Adam's first steps move every weight by ~lr and throw the energy off by
@@ -53,9 +54,12 @@ def train_timed(
         order = torch.randperm(n_train, generator=gen).tolist()
         for start in range(0, n_train - batch_size + 1, batch_size):
             t = time.perf_counter()
-            loss = loss_of(model, order[start : start + batch_size])
             opt.zero_grad()
-            loss.backward()
+            losses = loss_of(model, order[start : start + batch_size])
+            loss = 0.0
+            for part in [losses] if isinstance(losses, torch.Tensor) else losses:   # one pass, or several
+                part.backward()
+                loss += float(part.detach())
             opt.step()
             if sched is not None:
                 sched.step()
@@ -66,7 +70,7 @@ def train_timed(
                 since_eval = 0.0
                 e, f = evaluate(ema.module)
                 history.append({"step": step, "epoch": epoch + start / n_train, "train_seconds": train_s,
-                                "val_rmse_e_mev_atom": e, "val_rmse_f_ev_a": f, "loss": float(loss.detach())})
+                                "val_rmse_e_mev_atom": e, "val_rmse_f_ev_a": f, "loss": loss})
                 log(f"step {step:5d}  {train_s:7.0f} s  val E {e:8.2f} meV/atom  F {f:.4f} eV/Å")
                 if (threshold is not None and f <= threshold) or train_s >= budget_s:
                     return history

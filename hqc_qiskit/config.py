@@ -157,6 +157,11 @@ class SchedulerConfig(_Strict):
 
 class TrainConfig(_Strict):
     batch_size: int = Field(20, ge=1)
+    micro_batch_size: Optional[int] = Field(
+        None, ge=1, description="structures per forward/backward pass: each optimizer batch is trained in passes of "
+        "this many and their gradients added up (the same step as one pass, up to float rounding), and validation "
+        "predicts in batches of this size. Less memory, and faster on a CPU for wide models (the paper's config: "
+        "about 2x at 4; docs/performance.md section 11); null: the whole batch in one pass")
     max_epochs: int = Field(100, ge=1)
     lr: float = Field(0.01, gt=0)
     amsgrad: bool = True

@@ -8,6 +8,7 @@ summary.json. Same config + seed gives the same numbers; a resumed run continues
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gc
@@ -189,16 +190,43 @@ def predict(model: HQCPotential, graphs: list[dict], batch_size: int, device, dt
     return result
 
 
-def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, stress_weight: float = 0.0) -> torch.Tensor:
+@dataclass(frozen=True)
+class LossCounts:
+    """How many terms each mean of the loss averages over in one optimizer batch: structures (energy), force
+    components, stress components of the labelled structures. A batch trained in several passes
+    (``train.micro_batch_size``) divides every pass's sums by the whole batch's counts, so the passes' losses and
+    gradients add up to the whole batch's."""
+
+    structures: int
+    force_components: int
+    stress_components: int
+
+    @classmethod
+    def of_graphs(cls, graphs: list[dict]) -> "LossCounts":
+        """Counts of the structures ``graphs`` (atoms_to_graph dicts with labels)."""
+        return cls(len(graphs), sum(g[K.FORCES].numel() for g in graphs if K.FORCES in g),
+                   9 * sum(K.STRESS in g for g in graphs))
+
+    @classmethod
+    def of_batch(cls, batch: dict) -> "LossCounts":
+        """Counts of one collated batch."""
+        stress = int(batch[K.STRESS_MASK].sum()) * 9 if K.STRESS in batch else 0
+        return cls(int(batch[K.N_STRUCTURES]), batch[K.FORCES].numel() if K.FORCES in batch else 0, stress)
+
+
+def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, stress_weight: float = 0.0,
+            counts: LossCounts | None = None) -> torch.Tensor:
     """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)
     + w_S * MSE(stress per component, (eV/Å^3)^2) over the structures of the batch that carry a stress label
-    (none: no stress term)."""
-    loss = energy_weight * torch.mean((out["energy"] - batch[K.ENERGY]) ** 2)
+    (none: no stress term). ``counts``: the means' denominators when ``batch`` is one pass of a larger optimizer
+    batch (default: this batch's own counts, i.e. plain means)."""
+    counts = counts if counts is not None else LossCounts.of_batch(batch)
+    loss = energy_weight * ((out["energy"] - batch[K.ENERGY]) ** 2).sum() / counts.structures
     if forces_weight:
-        loss = loss + forces_weight * torch.mean((out["forces"] - batch[K.FORCES]) ** 2)
+        loss = loss + forces_weight * ((out["forces"] - batch[K.FORCES]) ** 2).sum() / counts.force_components
     if stress_weight and K.STRESS in batch:   # collate adds STRESS only when a structure carries a label
-        sq, n = stress_squared_error(out["stress"], batch)
-        loss = loss + stress_weight * sq / n
+        sq, _ = stress_squared_error(out["stress"], batch)
+        loss = loss + stress_weight * sq / counts.stress_components
     return loss
 
 
@@ -456,12 +484,23 @@ class Trainer:
         grad_norms = []
         for start in range(0, len(order), t.batch_size):
             idx = self.dist.shard(order[start : start + t.batch_size])
-            batch = to_device(collate([self.graphs.train[i] for i in idx]), self.device, self.dtype)
-            out = self.ddp_model(batch, compute_forces=t.forces_weight > 0, compute_stress=t.stress_weight > 0,
-                                 create_graph=t.forces_weight > 0 or t.stress_weight > 0)
-            loss = loss_fn(out, batch, t.energy_weight, t.forces_weight, t.stress_weight)
+            graphs = [self.graphs.train[i] for i in idx]
+            counts = LossCounts.of_graphs(graphs)
+            size = t.micro_batch_size or len(graphs)
+            passes = range(0, len(graphs), size)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss = 0.0
+            for k, first in enumerate(passes):
+                batch = to_device(collate(graphs[first : first + size]), self.device, self.dtype)
+                # DDP all-reduces the gradients once per optimizer step, after the last pass
+                sync = k == len(passes) - 1 or not self.dist.enabled
+                with contextlib.nullcontext() if sync else self.ddp_model.no_sync():
+                    out = self.ddp_model(batch, compute_forces=t.forces_weight > 0, compute_stress=t.stress_weight > 0,
+                                         create_graph=t.forces_weight > 0 or t.stress_weight > 0)
+                    loss = loss_fn(out, batch, t.energy_weight, t.forces_weight, t.stress_weight, counts)
+                    loss.backward()
+                batch_loss += loss.item()
+                self._add_pass_errors(sums, out, batch)
             if t.grad_clip_norm is not None:   # returns the norm before clipping
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip_norm)
             else:
@@ -472,18 +511,7 @@ class Trainer:
                 self.warmup.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            with torch.no_grad():
-                n = batch[K.N_STRUCTURES]
-                sums[0] += loss.item() * n
-                sums[1] += (((out["energy"] - batch[K.ENERGY]) / batch[K.N_ATOMS]) ** 2).sum().item()
-                sums[3] += n
-                if "forces" in out:
-                    sums[2] += ((out["forces"] - batch[K.FORCES]) ** 2).sum().item()
-                    sums[4] += batch[K.FORCES].numel()
-                if "stress" in out and K.STRESS in batch:
-                    sq, count = stress_squared_error(out["stress"], batch)
-                    sums[5] += sq.item()
-                    sums[6] += count.item()
+            sums[0] += batch_loss * len(graphs)
             if progress is not None:
                 progress.advance(task, len(idx) * self.dist.world)
         sums = self.dist.all_sum(sums)
@@ -496,13 +524,27 @@ class Trainer:
             "grad_norm_max": float(np.max(grad_norms)) if grad_norms else float("nan"),
         }
 
+    @staticmethod
+    @torch.no_grad()
+    def _add_pass_errors(sums: list[float], out: dict, batch: dict) -> None:
+        """Add one pass's squared errors and counts to train_epoch's running sums (all but the loss, sums[0])."""
+        sums[1] += (((out["energy"] - batch[K.ENERGY]) / batch[K.N_ATOMS]) ** 2).sum().item()
+        sums[3] += batch[K.N_STRUCTURES]
+        if "forces" in out:
+            sums[2] += ((out["forces"] - batch[K.FORCES]) ** 2).sum().item()
+            sums[4] += batch[K.FORCES].numel()
+        if "stress" in out and K.STRESS in batch:
+            sq, count = stress_squared_error(out["stress"], batch)
+            sums[5] += sq.item()
+            sums[6] += count.item()
+
     def validate(self) -> dict:
         t = self.config.train
         if not self.graphs.val:
             return {}
         model = self.eval_model()
         model.eval()
-        pred = predict(model, self.graphs.val, t.batch_size, self.device, self.dtype, forces=True,
+        pred = predict(model, self.graphs.val, t.micro_batch_size or t.batch_size, self.device, self.dtype, forces=True,
                        stress=t.stress_weight > 0 and bool(self._val_stress_labels[0].any()))
         m = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         e_mse = np.mean((pred["e_pred"] - pred["e_ref"]) ** 2)
@@ -673,7 +715,8 @@ class Trainer:
 
         if self.graphs.test and (self.run_dir / BEST).exists():
             model = load_model(self.run_dir / BEST).to(self.device)
-            pred = predict(model, self.graphs.test, self.config.train.batch_size, self.device, self.dtype)
+            t = self.config.train
+            pred = predict(model, self.graphs.test, t.micro_batch_size or t.batch_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         self.redraw_learning_curve()
         atomic_write_json(summary, self.run_dir / "summary.json")

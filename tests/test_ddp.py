@@ -85,9 +85,12 @@ def _epoch_rows(run_dir):
         return [{k: float(v) for k, v in row.items() if "seconds" not in k} for row in csv.DictReader(fh)]
 
 
-def test_torchrun_training_matches_single_process_and_exits(tiny_config, tmp_path):
+@pytest.mark.parametrize("micro", [None, 1], ids=["one_pass", "micro_batches"])
+def test_torchrun_training_matches_single_process_and_exits(tiny_config, tmp_path, micro):
     """`torchrun --nproc_per_node 2 ... train` (docs/training.md) gives the single-process losses and RMSEs
-    of every epoch (each rank takes half of each batch of equal-sized structures), and both ranks exit."""
+    of every epoch (each rank takes half of each batch of equal-sized structures), and both ranks exit. With
+    ``train.micro_batch_size: 1`` each rank trains its half in two passes and DDP syncs only after the second
+    (``no_sync`` for the first): still the single-process numbers."""
     import subprocess
     import sys
 
@@ -97,7 +100,8 @@ def test_torchrun_training_matches_single_process_and_exits(tiny_config, tmp_pat
     single = tiny_config(train__max_epochs=2, output_dir=str(tmp_path / "single"))
     Trainer(single, progress=False).fit()
     config = tmp_path / "ddp.yaml"
-    save_config(tiny_config(train__max_epochs=2, train__num_threads=1, output_dir=str(tmp_path / "ddp")), config)
+    save_config(tiny_config(train__max_epochs=2, train__num_threads=1, train__micro_batch_size=micro,
+                            output_dir=str(tmp_path / "ddp")), config)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "hqc_qiskit.cli", "train", str(config), "--no-progress"]
     try:

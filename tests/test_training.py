@@ -16,6 +16,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hqc_qiskit.config import load_config
 from hqc_qiskit.errors import ConfigError, EngineError
+from tests.conftest import DATA
 from hqc_qiskit.train import Trainer
 
 
@@ -492,7 +493,7 @@ def test_training_on_stress_labels(tiny_config, tmp_path, capsys):
     from hqc_qiskit.calculator import HQCCalculator
     from hqc_qiskit.data.dataset import read_structures, write_structures
     from hqc_qiskit.model.potential import build_model
-    from tests.conftest import DATA, TINY_MODEL
+    from tests.conftest import TINY_MODEL
 
     torch.manual_seed(7)
     teacher = HQCCalculator(model=build_model(dict(TINY_MODEL, dtype="float64")))
@@ -532,7 +533,6 @@ def test_stress_term_covers_only_the_labelled_frames():
     from hqc_qiskit.data.dataset import read_structures
     from hqc_qiskit.data.graph import atoms_to_graph, collate
     from hqc_qiskit.train import loss_fn
-    from tests.conftest import DATA
 
     frames = read_structures(DATA / "si_liquid_3000K.val.extxyz.gz", index=":3")
     rng = np.random.default_rng(0)
@@ -563,7 +563,6 @@ def test_training_on_partly_stress_labelled_data(tiny_config, tmp_path, capsys):
     how many are labelled, and reports the stress RMSE over those; validation without any stress label gives
     no stress RMSE (empty column), not an error."""
     from hqc_qiskit.data.dataset import read_structures, write_structures
-    from tests.conftest import DATA
 
     train = read_structures(DATA / "si_liquid_3000K.val.extxyz.gz", index=":8")
     for k, atoms in enumerate(train):
@@ -615,3 +614,47 @@ def test_loading_a_model_again_copies_the_built_one_and_gives_the_same_numbers(r
     for model in (second, load_model(ROOT / run)):
         e, f = energy_forces(model)
         assert e == e_ref and np.array_equal(f, f_ref)
+
+
+def test_micro_batches_give_the_whole_batch_step(tiny_config, tmp_path):
+    """train.micro_batch_size: a batch of 8 trained in passes of 3, 3 and 2 structures takes the same optimizer steps
+    as one pass of 8 (float64; loss on E, F and stress with only some frames labelled, so every mean's denominator
+    must be the whole batch's): same metrics rows and the same weights after 2 epochs, up to float rounding. Also
+    the loss of the passes adds up to the whole batch's loss, and a batch of one pass per structure as well."""
+    from hqc_qiskit.data.dataset import read_structures, write_structures
+    from hqc_qiskit.data.graph import collate
+    from hqc_qiskit.train import LossCounts, loss_fn
+
+    train = read_structures(DATA / "si_liquid_3000K.val.extxyz.gz", index=":8")
+    for k, atoms in enumerate(train):
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if k in (0, 5):
+            results["stress"] = np.array([1.0, 0.5, 1.0, 0.1, 0.0, -0.2]) * 1e-2
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    write_structures(tmp_path / "train.extxyz", train)
+    runs = {}
+    for micro in (None, 3):
+        cfg = tiny_config(data__train=str(tmp_path / "train.extxyz"), model__dtype="float64", train__batch_size=8,
+                          train__max_epochs=2, train__stress_weight=10.0, train__micro_batch_size=micro,
+                          output_dir=str(tmp_path / f"micro_{micro}"))
+        trainer = Trainer(cfg, progress=False)
+        trainer.fit()
+        runs[micro] = (trainer, _rows(trainer.run_dir))
+    (whole, rows_whole), (micro, rows_micro) = runs[None], runs[3]
+    for ra, rb in zip(rows_whole, rows_micro, strict=True):
+        for key in ("train_loss", "train_rmse_e_mev_atom", "train_rmse_f_ev_a", "train_rmse_stress_gpa",
+                    "grad_norm_max", "val_loss", "val_rmse_f_ev_a"):
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-9), key
+    for (name, a), b in zip(whole.model.state_dict().items(), micro.model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12, msg=name)
+    # the loss itself: passes of 1 structure with the whole batch's counts add up to the whole batch's loss
+    model, graphs = whole.model, whole.graphs.train
+    counts = LossCounts.of_graphs(graphs)
+    assert counts == LossCounts(8, 8 * 64 * 3, 18)
+
+    def loss_of(part):
+        batch = collate(part)
+        out = model(batch, compute_forces=True, compute_stress=True)
+        return loss_fn(out, batch, 1.0, 100.0, 10.0, counts).item()
+
+    assert sum(loss_of([g]) for g in graphs) == pytest.approx(loss_of(graphs), rel=1e-12)
