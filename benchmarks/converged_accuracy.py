@@ -17,8 +17,9 @@ summary.json, written by the trainer at each stop) and, per pair, fast / paper f
 target is at most 1.10 for both. A ratio from a run that has not converged is printed as
 provisional. benchmarks/results/<out>.json has everything.
 
-The paper configs need thousands of 20-second steps on a 2-core CPU (docs/results.md, "The paper's
-architecture"): run this on a GPU, e.g. --device cuda.
+The paper configs need thousands of epochs of about 5 minutes each on a 2-core CPU (docs/results.md, "The
+paper's architecture"): run this on a GPU, e.g. --device cuda (their configs train in passes of 4, which helps on a
+CPU; on a GPU one pass may be faster, not measured).
 """
 
 from __future__ import annotations
