@@ -184,8 +184,10 @@ def test_train_then_evaluate_json(tmp_path):
     from tests.conftest import DATA
 
     cfg = _tiny_cli_config(tmp_path)
-    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'run'}", "--no-progress"])
+    result = runner.invoke(app, ["train", str(cfg), "-o", f"output_dir={tmp_path / 'run'}", "-o", "train.micro_batch_size=1",
+                                 "--no-progress"])
     assert result.exit_code == 0, result.output
+    assert "structures;batch2inpassesof1;device" in squashed(result.output)   # the start line says how it trains
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())   # where and with what it trained
     assert summary["hardware"]["cpu_count"] >= 1 and summary["versions"]["torch"] == torch.__version__
     out = tmp_path / "m.json"
