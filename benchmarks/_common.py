@@ -33,6 +33,26 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "versions": package_versions()}
 
 
+def mace_env() -> dict:
+    """The environment of a worker in the mace venv: its e3nn 0.4.4 loads its constants with pickle, which torch
+    >= 2.6 refuses unless told."""
+    return {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+
+def run_json_worker(cmd: list[str], env: dict | None = None, live_stderr: bool = False) -> dict:
+    """Run a benchmark worker process and return the last line of its output that is a JSON object; exit with the
+    tail of its stderr (or a pointer to the live log above, ``live_stderr``) when it fails or prints none."""
+    import json
+    import subprocess
+
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if live_stderr else subprocess.PIPE, text=True,
+                         env=env, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"{Path(cmd[1]).name} failed" + (" (see its log above)" if live_stderr else f":\n{out.stderr[-3000:]}"))
+    return json.loads(lines[-1])
+
+
 def write_results(name: str, payload: dict) -> Path:
     from hqc_qiskit.checkpoint import atomic_write_json  # not at the top: the MACE worker imports this module
 

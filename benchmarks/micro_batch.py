@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import mace_env, run_json_worker, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "si_liquid_3000K" / "si_liquid_3000K.train.extxyz.gz"
@@ -59,13 +57,6 @@ def worker(config: str, micro: int, repeats: int, threads: int) -> dict:
             "minor_page_faults_per_step": faults / repeats}
 
 
-def _run(cmd: list[str], env: dict | None = None) -> dict:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", default="cmlp,hqc_cz,small_cmlp,small_l2_hqc_cz")
@@ -86,7 +77,6 @@ def main() -> None:
         sys.exit("--micro must include 0 (the whole batch), the reference of the ratios")
     jobs = {(c, m): [sys.executable, __file__, "--worker", c, str(m), "--repeats", str(a.repeats), "--threads",
                      str(a.threads)] for c in a.configs.split(",") for m in sizes}
-    mace_env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
     if a.mace_python:
         for m in (0, 4):
             jobs[("mace_default", m)] = [a.mace_python, str(ROOT / "benchmarks" / "_mace_worker.py"), "--data", str(DATA),
@@ -95,7 +85,7 @@ def main() -> None:
     runs: dict[tuple, list[dict]] = {key: [] for key in jobs}
     for r in range(a.rounds):
         for key, cmd in jobs.items():
-            out = _run(cmd, mace_env if key[0] == "mace_default" else None)
+            out = run_json_worker(cmd, env=mace_env() if key[0] == "mace_default" else None)
             out["step_s"] = out.get("step_s", out.get("train_step_s"))
             runs[key].append(out)
             faults = (f"  {out['minor_page_faults_per_step'] / 1e6:.2f} M minor page faults per step"
@@ -105,11 +95,10 @@ def main() -> None:
     results = {}
     for config in dict.fromkeys(c for c, _ in jobs):
         rows = {m: runs[(c, m)] for c, m in jobs if c == config}
-        whole = statistics.median(x["step_s"] for x in rows[0])
         losses = [x["first_loss"] for rs in rows.values() for x in rs if "first_loss" in x]
+        medians = {m: statistics.median(x["step_s"] for x in rs) for m, rs in rows.items()}
         results[config] = {
-            "sizes": {str(m or BATCH): {"step_s": statistics.median(x["step_s"] for x in rs),
-                                        "ratio_to_one_pass": statistics.median(x["step_s"] for x in rs) / whole,
+            "sizes": {str(m or BATCH): {"step_s": medians[m], "ratio_to_one_pass": medians[m] / medians[0],
                                         "peak_rss_gb": max(x["peak_rss_gb"] for x in rs), "runs": rs}
                       for m, rs in rows.items()},
             "first_loss_max_rel_diff": (max(abs(x / losses[0] - 1) for x in losses) if losses else None),

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_results  # noqa: E402
+from _common import RESULTS, mace_env, run_json_worker, write_results  # noqa: E402
 from _tta_loop import time_to, train_timed  # noqa: E402
 
 from hqc_qiskit.config import load_config  # noqa: E402
@@ -48,7 +46,8 @@ from hqc_qiskit.data.graph import atoms_to_graph, collate, to_device  # noqa: E4
 from hqc_qiskit.metrics import energy_force_metrics  # noqa: E402
 from hqc_qiskit.model.potential import build_model  # noqa: E402
 from hqc_qiskit.train import (  # noqa: E402
-    RESIDUAL_FIT_STRUCTURES, LossCounts, fit_reference_energies, fit_residual_reference_energies, loss_fn, predict)
+    RESIDUAL_FIT_STRUCTURES, LossCounts, fit_reference_energies, fit_residual_reference_energies, loss_fn, predict,
+    split_passes)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "si_liquid_3000K"
@@ -56,16 +55,11 @@ TRAIN, VAL = DATA / "si_liquid_3000K.train.extxyz.gz", DATA / "si_liquid_3000K.v
 
 
 def run_mace(python: str, e0: float, a) -> dict:
-    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
     cmd = [python, str(ROOT / "benchmarks" / "_mace_tta_worker.py"), "--train", str(TRAIN), "--val", str(VAL),
            "--e0", repr(e0), "--threads", str(a.threads), "--budget", str(a.budget), "--eval-every", str(a.eval_every),
            "--initial-shift", a.initial_shift, "--residual-structures", str(RESIDUAL_FIT_STRUCTURES),
            "--warmup-steps", str(a.warmup_steps)] + (["--ema-warmup"] if a.ema_warmup else [])
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)   # stderr: live log
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit("MACE worker failed (see its log above)")
-    return json.loads(lines[-1])
+    return run_json_worker(cmd, env=mace_env(), live_stderr=True)   # stderr: MACE's training log, live
 
 
 def run_ours(name: str, train, val, threshold: float, a) -> dict:
@@ -87,8 +81,8 @@ def run_ours(name: str, train, val, threshold: float, a) -> dict:
     def loss_of(m, idx):
         graphs = [train_graphs[i] for i in idx]
         counts = LossCounts.of_graphs(graphs)
-        for first in range(0, len(graphs), micro or len(graphs)):   # lazily: each pass is backpropagated first
-            batch = to_device(collate(graphs[first : first + (micro or len(graphs))]), "cpu", torch.float32)
+        for part in split_passes(graphs, micro):   # lazily: each pass is backpropagated before the next
+            batch = to_device(collate(part), "cpu", torch.float32)
             yield loss_fn(m(batch, compute_forces=True, create_graph=True), batch, 1.0, 100.0, counts=counts)
 
     def evaluate(m):

@@ -14,16 +14,13 @@ Output: benchmarks/results/vs_mace.json with ours/MACE ratios (target: <= 1.0 fo
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time, write_results  # noqa: E402
+from _common import best_time, mace_env, run_json_worker, write_results  # noqa: E402
 
 from hqc_qiskit.config import load_config  # noqa: E402
 from hqc_qiskit.data.dataset import load_labelled  # noqa: E402
@@ -60,14 +57,8 @@ def time_ours(config_name: str, frames, repeats: int) -> dict:
 
 
 def time_mace(python: str, n: int, threads: int, repeats: int) -> dict:
-    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # e3nn 0.4.4 loads constants with pickle
-    out = subprocess.run([python, str(ROOT / "benchmarks" / "_mace_worker.py"), "--data", str(DATA), "--n", str(n),
-                          "--threads", str(threads), "--repeats", str(repeats)],
-                         capture_output=True, text=True, env=env, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit(f"MACE worker failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return run_json_worker([python, str(ROOT / "benchmarks" / "_mace_worker.py"), "--data", str(DATA), "--n", str(n),
+                            "--threads", str(threads), "--repeats", str(repeats)], env=mace_env())
 
 
 def main() -> None:

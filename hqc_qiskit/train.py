@@ -214,6 +214,12 @@ class LossCounts:
         return cls(int(batch[K.N_STRUCTURES]), batch[K.FORCES].numel() if K.FORCES in batch else 0, stress)
 
 
+def split_passes(graphs: list[dict], size: int | None) -> list[list[dict]]:
+    """``graphs`` (one optimizer batch) in consecutive passes of ``size`` structures; None: one pass."""
+    size = size or len(graphs)
+    return [graphs[first : first + size] for first in range(0, len(graphs), size)]
+
+
 def loss_fn(out: dict, batch: dict, energy_weight: float, forces_weight: float, stress_weight: float = 0.0,
             counts: LossCounts | None = None) -> torch.Tensor:
     """w_E * MSE(E per structure, eV^2) + w_F * MSE(F per component, (eV/Å)^2)
@@ -486,12 +492,11 @@ class Trainer:
             idx = self.dist.shard(order[start : start + t.batch_size])
             graphs = [self.graphs.train[i] for i in idx]
             counts = LossCounts.of_graphs(graphs)
-            size = t.micro_batch_size or len(graphs)
-            passes = range(0, len(graphs), size)
+            passes = split_passes(graphs, t.micro_batch_size)
             self.optimizer.zero_grad(set_to_none=True)
             batch_loss = 0.0
-            for k, first in enumerate(passes):
-                batch = to_device(collate(graphs[first : first + size]), self.device, self.dtype)
+            for k, part in enumerate(passes):
+                batch = to_device(collate(part), self.device, self.dtype)
                 # DDP all-reduces the gradients once per optimizer step, after the last pass
                 sync = k == len(passes) - 1 or not self.dist.enabled
                 with contextlib.nullcontext() if sync else self.ddp_model.no_sync():

@@ -16,8 +16,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hqc_qiskit.config import load_config
 from hqc_qiskit.errors import ConfigError, EngineError
-from tests.conftest import DATA
 from hqc_qiskit.train import Trainer
+from tests.conftest import DATA
 
 
 def _rows(run_dir):
@@ -619,8 +619,8 @@ def test_loading_a_model_again_copies_the_built_one_and_gives_the_same_numbers(r
 def test_micro_batches_give_the_whole_batch_step(tiny_config, tmp_path):
     """train.micro_batch_size: a batch of 8 trained in passes of 3, 3 and 2 structures takes the same optimizer steps
     as one pass of 8 (float64; loss on E, F and stress with only some frames labelled, so every mean's denominator
-    must be the whole batch's): same metrics rows and the same weights after 2 epochs, up to float rounding. Also
-    the loss of the passes adds up to the whole batch's loss, and a batch of one pass per structure as well."""
+    must be the whole batch's): same metrics rows and the same weights after 2 epochs, up to float rounding. And
+    the losses of one pass per structure, divided by the whole batch's counts, add up to the whole batch's loss."""
     from hqc_qiskit.data.dataset import read_structures, write_structures
     from hqc_qiskit.data.graph import collate
     from hqc_qiskit.train import LossCounts, loss_fn
