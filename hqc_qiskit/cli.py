@@ -280,7 +280,7 @@ def train(
         trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty(), overwrite=overwrite)
         if trainer.dist.is_main:
             t = cfg.train
-            passes = f" in passes of {t.micro_batch_size}" if (t.micro_batch_size or t.batch_size) < t.batch_size else ""
+            passes = f" in passes of {t.micro_batch_size}" if t.pass_size < t.batch_size else ""
             console.print(f"run directory: {trainer.run_dir}  (train {len(trainer.graphs.train)}, val "
                           f"{len(trainer.graphs.val)}, test {len(trainer.graphs.test)} structures; batch {t.batch_size}"
                           f"{passes}; device {trainer.device})")

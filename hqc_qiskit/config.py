@@ -201,6 +201,12 @@ class TrainConfig(_Strict):
             raise ValueError("energy_weight, forces_weight and stress_weight are all 0: nothing to train on")
         return self
 
+    @property
+    def pass_size(self) -> int:
+        """Structures per forward/backward pass (and per validation/test prediction batch): micro_batch_size, at
+        most batch_size; batch_size when it is unset."""
+        return min(self.micro_batch_size or self.batch_size, self.batch_size)
+
 
 class RunConfig(_Strict):
     name: str

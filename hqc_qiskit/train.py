@@ -549,7 +549,7 @@ class Trainer:
             return {}
         model = self.eval_model()
         model.eval()
-        pred = predict(model, self.graphs.val, t.micro_batch_size or t.batch_size, self.device, self.dtype, forces=True,
+        pred = predict(model, self.graphs.val, t.pass_size, self.device, self.dtype, forces=True,
                        stress=t.stress_weight > 0 and bool(self._val_stress_labels[0].any()))
         m = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         e_mse = np.mean((pred["e_pred"] - pred["e_ref"]) ** 2)
@@ -721,7 +721,7 @@ class Trainer:
         if self.graphs.test and (self.run_dir / BEST).exists():
             model = load_model(self.run_dir / BEST).to(self.device)
             t = self.config.train
-            pred = predict(model, self.graphs.test, t.micro_batch_size or t.batch_size, self.device, self.dtype)
+            pred = predict(model, self.graphs.test, t.pass_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         self.redraw_learning_curve()
         atomic_write_json(summary, self.run_dir / "summary.json")
