@@ -14,6 +14,7 @@ import torch
 from .errors import HQCError
 from .model.potential import HQCPotential, build_model
 from .quantum.noisy_readout import STATE_SUFFIXES
+from .torch_device import flush_denormals as _flush_denormals
 
 CHECKPOINT = "checkpoint.pt"   # latest state (resume)
 BEST = "best_model.pt"         # EMA weights with the best validation loss
@@ -97,10 +98,15 @@ def read_model_payload(path: str | Path, which: str = "best", map_location="cpu"
     return path, payload
 
 
-def load_model(path: str | Path, which: str = "best", map_location="cpu") -> HQCPotential:
+def load_model(path: str | Path, which: str = "best", map_location="cpu", flush_denormals: bool = True) -> HQCPotential:
     """Model from a checkpoint file, or from a run directory (``which``: 'best' or 'last'), for inference:
     in eval mode with frozen parameters (forces still work; the exact quantum readouts then build their
-    circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further."""
+    circuit unitary once instead of per call). Call ``model.requires_grad_(True)`` to train it further.
+    ``flush_denormals``: on a CPU, make the process treat subnormal floats as zero (hqc_qiskit.torch_device.
+    flush_denormals: a trained model's energy and forces can be much slower with them, benchmarks/denormals.py);
+    False leaves the process's floating-point mode alone."""
+    if flush_denormals and isinstance(map_location, (str, torch.device)) and torch.device(map_location).type == "cpu":
+        _flush_denormals()
     path, payload = read_model_payload(path, which, map_location)
     config = dict(payload["model_config"])
     if config.get("tensor_product") == "split":

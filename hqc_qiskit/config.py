@@ -190,6 +190,10 @@ class TrainConfig(_Strict):
         5.0, ge=0, description="redraw learning_curve.png during training at most this often (0: every epoch; "
         "null: only at the end)")
     num_threads: Optional[int] = Field(None, ge=1)
+    flush_denormals: bool = Field(
+        True, description="on a CPU, treat subnormal floats (below 1.2e-38 in float32) as zero for the whole process: "
+        "trained models produce them in their backward pass, and x86 CPUs are many times slower on them "
+        "(benchmarks/denormals.py); false: IEEE subnormals")
     init_from: Optional[Path] = Field(
         None, description="start from the weights of this run directory's best model (or a .pt checkpoint) instead "
         "of a random initialisation; same architecture; reference energies are kept (fine-tuning, noise-aware "

@@ -1,7 +1,9 @@
-"""Torch device names ('auto', 'cpu', 'cuda', 'cuda:1') -> torch.device, with errors that say what is missing."""
+"""Torch device names ('auto', 'cpu', 'cuda', 'cuda:1') -> torch.device, with errors that say what is missing;
+the CPU's handling of subnormal floats."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -24,3 +26,16 @@ def resolve_device(name: str) -> torch.device:
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r}: MPS is not available here; use cpu or auto")
     return device
+
+
+def flush_denormals() -> bool:
+    """Make this process's CPU arithmetic treat subnormal floats (below 1.2e-38 in float32, 2.2e-308 in float64) as
+    zero (FTZ/DAZ), for the calling thread and the threads it starts from now on (torch's intra-op threads included
+    when they start later); returns whether the CPU supports it.
+
+    Why (session 44): after a few epochs the paper CMLP's training step produced subnormals in its backward pass
+    and took 2.5x as long (benchmarks/denormals.py); x86 CPUs compute with them in microcode. Flushing them changes
+    only values below those bounds, far under the float32 resolution of any energy, force or gradient here."""
+    # numpy works out its float limits once, on first use; under FTZ that prints warnings, so do it before
+    np.finfo(np.float32), np.finfo(np.float64)
+    return torch.set_flush_denormal(True)

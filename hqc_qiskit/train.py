@@ -38,7 +38,7 @@ from .metrics import energy_force_metrics
 from .model.potential import HQCPotential, build_model
 from .progress import stderr_line
 from .quantum.noisy_readout import build_noisy_readouts, check_trainable_noisy_readouts
-from .torch_device import resolve_device
+from .torch_device import flush_denormals, resolve_device
 
 #: after this many epochs, a training force RMSE still within 1% of the RMS of the training forces means
 #: the model predicts almost no forces: a warning says so (see PlateauWarning)
@@ -317,6 +317,8 @@ class Trainer:
         self.dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
         self.dist = _Distributed(self.device)
         self.progress = progress and self.dist.is_main
+        if config.train.flush_denormals and self.device.type == "cpu":
+            flush_denormals()   # before torch starts its intra-op threads, so that they inherit it
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         torch.manual_seed(config.seed)

@@ -658,3 +658,30 @@ def test_micro_batches_give_the_whole_batch_step(tiny_config, tmp_path):
         return loss_fn(out, batch, 1.0, 100.0, 10.0, counts).item()
 
     assert sum(loss_of([g]) for g in graphs) == pytest.approx(loss_of(graphs), rel=1e-12)
+
+
+@pytest.fixture
+def ieee_subnormals():
+    """The process in torch's default floating-point mode (subnormals kept) before and after the test."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
+def _flushes_subnormals() -> bool:
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_and_loading_on_a_cpu_flush_subnormals_unless_told(tiny_config, ieee_subnormals, flush):
+    """train.flush_denormals (default true) and load_model's flush_denormals: a trained model's backward pass makes
+    subnormal floats, which x86 CPUs compute many times slower (benchmarks/denormals.py)."""
+    from hqc_qiskit.checkpoint import load_model
+    from tests.conftest import ROOT
+
+    assert not _flushes_subnormals()
+    Trainer(tiny_config(train__flush_denormals=flush, train__device="cpu"), progress=False)
+    assert _flushes_subnormals() is flush
+    torch.set_flush_denormal(False)
+    load_model(ROOT / "runs" / "small_cmlp_long", flush_denormals=flush)
+    assert _flushes_subnormals() is flush
