@@ -50,7 +50,7 @@ def worker(run: Path, flush: bool, threads: int, repeats: int) -> dict:
         tiny = torch.finfo(torch.float32).tiny
         subnormal = sum(int(((p.grad != 0) & (p.grad.abs() < tiny)).sum()) for p in trainer.model.parameters()
                         if p.grad is not None)
-        model, graphs = load_model(run), trainer.graphs.test[:N_INFER]
+        model, graphs = load_model(run, flush_denormals=flush), trainer.graphs.test[:N_INFER]
         infer = []
         for _ in range(repeats + 1):
             t = time.perf_counter()
