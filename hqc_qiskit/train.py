@@ -721,8 +721,9 @@ class Trainer:
         from .checkpoint import load_model
 
         if self.graphs.test and (self.run_dir / BEST).exists():
-            model = load_model(self.run_dir / BEST).to(self.device)
             t = self.config.train
+            # the test model flushes subnormals only as train.flush_denormals says (load_model's default would always)
+            model = load_model(self.run_dir / BEST, flush_denormals=t.flush_denormals and self.device.type == "cpu").to(self.device)
             pred = predict(model, self.graphs.test, t.pass_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         self.redraw_learning_curve()

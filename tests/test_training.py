@@ -680,7 +680,9 @@ def test_training_and_loading_on_a_cpu_flush_subnormals_unless_told(tiny_config,
     from tests.conftest import ROOT
 
     assert not _flushes_subnormals()
-    Trainer(tiny_config(train__flush_denormals=flush, train__device="cpu"), progress=False)
+    trainer = Trainer(tiny_config(train__flush_denormals=flush, train__device="cpu", train__max_epochs=1), progress=False)
+    assert _flushes_subnormals() is flush
+    trainer.fit()   # its test evaluation loads the best model: that too as the setting says
     assert _flushes_subnormals() is flush
     torch.set_flush_denormal(False)
     load_model(ROOT / "runs" / "small_cmlp_long", flush_denormals=flush)
