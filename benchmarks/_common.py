@@ -53,6 +53,13 @@ def run_json_worker(cmd: list[str], env: dict | None = None, live_stderr: bool =
     return json.loads(lines[-1])
 
 
+def repo_path(path: str | Path) -> str:
+    """``path`` relative to the repository when inside it, else as given resolved: what results JSONs name (no
+    machine's absolute checkout path in committed results)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(RESULTS.parents[1])) if path.is_relative_to(RESULTS.parents[1]) else str(path)
+
+
 def write_results(name: str, payload: dict) -> Path:
     from hqc_qiskit.checkpoint import atomic_write_json  # not at the top: the MACE worker imports this module
 

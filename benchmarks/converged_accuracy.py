@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import repo_path, write_results  # noqa: E402
 
 from hqc_qiskit.config import load_config  # noqa: E402
 from hqc_qiskit.train import Trainer  # noqa: E402
@@ -58,10 +58,10 @@ def overrides(a, run_dir: Path) -> list[str]:
 def train(config: str, run_dir: Path, a) -> None:
     summary = run_dir / "summary.json"
     if summary.exists() and json.loads(summary.read_text())["stop_reason"] == "early_stopping":
-        print(f"{config}: converged already ({shown(run_dir)})")
+        print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
-    print(f"{config}: {'resuming' if resume else 'starting'} in {shown(run_dir)}", flush=True)
+    print(f"{config}: {'resuming' if resume else 'starting'} in {repo_path(run_dir)}", flush=True)
     # paths relative to the current directory, so that the run's config.yaml names its data relative to itself
     cfg = load_config(Path(os.path.relpath(ROOT / "runs" / f"{config}.yaml")), overrides(a, Path(os.path.relpath(run_dir))))
     Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
@@ -79,19 +79,13 @@ def recent_gain(run_dir: Path, epochs: int = 10) -> float | None:
     return (before - now) / before
 
 
-def shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (what the results JSON and the printout name)."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def report(config: str, run_dir: Path) -> dict:
     path = run_dir / "summary.json"
     if not path.exists():
-        return {"config": config, "run_dir": shown(run_dir), "trained": False}
+        return {"config": config, "run_dir": repo_path(run_dir), "trained": False}
     s = json.loads(path.read_text())
     test = s.get("test", {})
-    return {"config": config, "run_dir": shown(run_dir), "trained": True, "epochs": s["epochs"],
+    return {"config": config, "run_dir": repo_path(run_dir), "trained": True, "epochs": s["epochs"],
             "train_hours": s["train_seconds"] / 3600, "device": s["device"], "n_parameters": s["n_parameters"],
             "stop_reason": s["stop_reason"], "converged": s["stop_reason"] == "early_stopping",
             "val_f_gain_last_10_epochs": recent_gain(run_dir),
@@ -162,7 +156,7 @@ def main() -> None:
     for r in rows:
         ratios = "" if "ratio_e" not in r else f"E {r['ratio_e']:.3f}, F {r['ratio_f']:.3f}; "
         print(f"{r['fast']} / {r['paper']}: {ratios}target <= {TARGET}: {r['verdict']}")
-    write_results(a.out, {"recipe": overrides(a, Path(shown(a.runs_dir)) / "<config>"), "target": TARGET, "runs": list(runs.values()),
+    write_results(a.out, {"recipe": overrides(a, Path(repo_path(a.runs_dir)) / "<config>"), "target": TARGET, "runs": list(runs.values()),
                           "pairs": rows})
 
 

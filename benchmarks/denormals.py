@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_json_worker, write_results  # noqa: E402
+from _common import repo_path, run_json_worker, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_INFER = 20, 10
@@ -99,9 +99,7 @@ def main() -> None:
         res = results[str(threads)]
         print(f"threads {threads}: step {med[(0, 'step_s')]:.2f} -> {med[(1, 'step_s')]:.2f} s (x{res['step_ratio']:.2f})  "
               f"inference {med[(0, 'inference_s')]:.2f} -> {med[(1, 'inference_s')]:.2f} s (x{res['inference_ratio']:.2f})")
-    run = a.run.resolve()
-    write_results(a.out, {"command": " ".join(sys.argv), "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT)
-                          else str(run), "n_train": N_TRAIN, "n_inference": N_INFER, "rounds": a.rounds,
+    write_results(a.out, {"command": " ".join(sys.argv), "run": repo_path(a.run), "n_train": N_TRAIN, "n_inference": N_INFER, "rounds": a.rounds,
                           "repeats": a.repeats, "results": results})
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time, write_results  # noqa: E402
+from _common import best_time, repo_path, write_results  # noqa: E402
 
 from hqc_qiskit.checkpoint import load_model  # noqa: E402
 from hqc_qiskit.data import keys as K  # noqa: E402
@@ -110,7 +110,7 @@ def main() -> None:
     metrics_path = Path(a.run) / "test_metrics.json"
     model_errors = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     write_results("mixed_precision" + ("_cuda" if a.device == "cuda" else ""), {
-        "run": str(Path(a.run).resolve().relative_to(ROOT)) if Path(a.run).resolve().is_relative_to(ROOT) else a.run,
+        "run": repo_path(a.run),
         "n_structures": a.n, "device": a.device, "repeats": a.repeats, "float64": timing["float64"], "variants": rows,
         "model_test_rmse_e_mev_atom": model_errors.get("rmse_e_mev_atom"), "model_test_rmse_f_ev_a": model_errors.get("rmse_f_ev_a")})
 
