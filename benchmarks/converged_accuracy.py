@@ -1,14 +1,17 @@
 """Test accuracy at convergence: the fastest named configs against the paper's architecture (issue 7).
 
-    python benchmarks/converged_accuracy.py [--pairs cmlp:small_cmlp,hqc_cz:small_hqc_cz] [--patience 50]
+    python benchmarks/converged_accuracy.py [--pairs cmlp:small_cmlp,hqc_cz:small_hqc_cz] [--patience-periods 10]
         [--max-minutes M] [--threads N] [--device auto|cpu|cuda] [--runs-dir runs/converged]
         [--train-only small_cmlp,...] [--report-only] [--out converged_accuracy]
 
 Every config of the pairs (paper config : fast named config) trains on all 900 training structures
 with the same recipe: the config's own model, optimizer and scheduler, plus the fast start of
 docs/training.md (learning-rate warmup over 20 steps, EMA warmup, per-atom shift fitted to the
-residual), until early stopping: no better validation loss for --patience epochs. That stop is what
-"converged" means here. Runs live in <runs-dir>/<config> and resume from their checkpoints, so a
+residual), until early stopping: no better validation loss for --patience-periods times the config's own
+train.scheduler.patience epochs (10 x 5 = 50 for small_cmlp, 10 x 50 = 500 for the paper configs), so that every
+config's learning-rate schedule gets the same number of chances to lower the rate before its run counts as flat; a
+fixed count of epochs would stop a config whose scheduler waits as long (the paper's 50) before it ever lowered its
+rate. That stop is what "converged" means here. Runs live in <runs-dir>/<config> and resume from their checkpoints, so a
 training that does not fit in one sitting (--max-minutes per config and invocation) continues on the
 next invocation; --train-only trains some configs now, --report-only trains none.
 
@@ -45,9 +48,15 @@ RECIPE = ["train.warmup_steps=20", "train.ema_warmup=true", "model.reference_ene
 TARGET = 1.10
 
 
-def overrides(a, run_dir: Path) -> list[str]:
+def patience(config: str, periods: int) -> int:
+    """Early-stopping patience of ``config`` (epochs): ``periods`` of its own scheduler's patience (at least 1)."""
+    return periods * max(1, load_config(ROOT / "runs" / f"{config}.yaml").train.scheduler.patience)
+
+
+def overrides(a, run_dir: Path, config: str | None = None) -> list[str]:
+    stop = patience(config, a.patience_periods) if config else f"{a.patience_periods} x train.scheduler.patience"
     out = RECIPE + [f"data.max_train={a.max_train or 'null'}", f"output_dir={run_dir}", "train.max_epochs=100000",
-                    f"train.early_stopping_patience={a.patience}", f"train.device={a.device}"]
+                    f"train.early_stopping_patience={stop}", f"train.device={a.device}"]
     if a.max_minutes:
         out.append(f"train.max_minutes={a.max_minutes}")
     if a.threads:
@@ -55,15 +64,32 @@ def overrides(a, run_dir: Path) -> list[str]:
     return out
 
 
-def train(config: str, run_dir: Path, a) -> None:
+def epochs_since_best(run_dir: Path) -> int | None:
+    """Epochs after the one with the lowest validation loss in the run's metrics.csv (None without one)."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    loss = [float(r["val_loss"]) for r in csv.DictReader(path.open()) if r.get("val_loss")]
+    return len(loss) - 1 - loss.index(min(loss)) if loss else None
+
+
+def converged(run_dir: Path, needed: int) -> bool:
+    """Stopped early after at least ``needed`` epochs without a better validation loss (a run stopped early with a
+    smaller patience than this benchmark's is not converged in its sense, and resuming trains it on)."""
     summary = run_dir / "summary.json"
-    if summary.exists() and json.loads(summary.read_text())["stop_reason"] == "early_stopping":
+    return (summary.exists() and json.loads(summary.read_text())["stop_reason"] == "early_stopping"
+            and (epochs_since_best(run_dir) or 0) >= needed)
+
+
+def train(config: str, run_dir: Path, a) -> None:
+    if converged(run_dir, patience(config, a.patience_periods)):
         print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
     print(f"{config}: {'resuming' if resume else 'starting'} in {repo_path(run_dir)}", flush=True)
     # paths relative to the current directory, so that the run's config.yaml names its data relative to itself
-    cfg = load_config(Path(os.path.relpath(ROOT / "runs" / f"{config}.yaml")), overrides(a, Path(os.path.relpath(run_dir))))
+    cfg = load_config(Path(os.path.relpath(ROOT / "runs" / f"{config}.yaml")),
+                      overrides(a, Path(os.path.relpath(run_dir)), config))
     Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
 
 
@@ -79,15 +105,17 @@ def recent_gain(run_dir: Path, epochs: int = 10) -> float | None:
     return (before - now) / before
 
 
-def report(config: str, run_dir: Path) -> dict:
+def report(config: str, run_dir: Path, periods: int) -> dict:
     path = run_dir / "summary.json"
     if not path.exists():
         return {"config": config, "run_dir": repo_path(run_dir), "trained": False}
     s = json.loads(path.read_text())
     test = s.get("test", {})
+    needed = patience(config, periods)
     return {"config": config, "run_dir": repo_path(run_dir), "trained": True, "epochs": s["epochs"],
             "train_hours": s["train_seconds"] / 3600, "device": s["device"], "n_parameters": s["n_parameters"],
-            "stop_reason": s["stop_reason"], "converged": s["stop_reason"] == "early_stopping",
+            "stop_reason": s["stop_reason"], "early_stopping_patience": needed,
+            "epochs_since_best": epochs_since_best(run_dir), "converged": converged(run_dir, needed),
             "val_f_gain_last_10_epochs": recent_gain(run_dir),
             "test_rmse_e_mev_atom": test.get("rmse_e_mev_atom"), "test_rmse_f_ev_a": test.get("rmse_f_ev_a")}
 
@@ -122,7 +150,8 @@ def compare(paper: dict, fast: dict) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", default="cmlp:small_cmlp,hqc_cz:small_hqc_cz", help="paper:fast config names (runs/*.yaml)")
-    p.add_argument("--patience", type=int, default=50, help="early stopping: epochs without a better validation loss")
+    p.add_argument("--patience-periods", type=int, default=10, help="early stopping: epochs without a better "
+                   "validation loss, in units of the config's train.scheduler.patience")
     p.add_argument("--max-minutes", type=float, default=None, help="per config and invocation (resumable)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-train", type=int, default=None, help="fewer training structures (to try the script; "
@@ -143,12 +172,13 @@ def main() -> None:
     now = [] if a.report_only else (a.train_only.split(",") if a.train_only else configs)
     for c in now:
         train(c, a.runs_dir / c, a)
-    runs = {c: report(c, a.runs_dir / c) for c in configs}
+    runs = {c: report(c, a.runs_dir / c, a.patience_periods) for c in configs}
     rows = [compare(runs[paper], runs[fast]) for paper, fast in pairs]
     for r in runs.values():
         if r["trained"]:
             gain = r["val_f_gain_last_10_epochs"]
-            print(f"{r['config']:>14}: {r['epochs']} epochs, {r['train_hours']:.2f} h on {r['device']}, {r['stop_reason']}; "
+            print(f"{r['config']:>14}: {r['epochs']} epochs, {r['train_hours']:.2f} h on {r['device']}, {r['stop_reason']}, "
+                  f"{r['epochs_since_best']} of {r['early_stopping_patience']} epochs without a better validation loss; "
                   f"test E {r['test_rmse_e_mev_atom']:.2f} meV/atom, F {r['test_rmse_f_ev_a']:.4f} eV/Å; "
                   f"val F best fell {'n/a' if gain is None else f'{100 * gain:.2f}%'} in the last 10 epochs")
         else:

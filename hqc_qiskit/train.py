@@ -366,6 +366,12 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.scheduler.factor, patience=t.scheduler.patience
         )
+        if t.early_stopping_patience is not None and t.early_stopping_patience <= t.scheduler.patience and self.dist.is_main:
+            # the scheduler lowers the rate after patience + 1 epochs without a better loss, early stopping stops after
+            # early_stopping_patience: a run that stops here has plateaued at its first learning rate, not converged
+            stderr_line(f"warning: train.early_stopping_patience ({t.early_stopping_patience}) is not above "
+                        f"train.scheduler.patience ({t.scheduler.patience}): a plateau stops the run before it lowers "
+                        "the learning rate even once")
         # linear warm-up per step; after warmup_steps LinearLR leaves the (plateau-reduced) lr alone
         self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0 / t.warmup_steps, 1.0, t.warmup_steps)
                        if t.warmup_steps else None)

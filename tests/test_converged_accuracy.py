@@ -36,3 +36,28 @@ def test_the_verdict_says_what_convergence_settles(paper_done, fast_done, fast_e
 def test_an_untrained_run_is_named_and_gives_no_ratio():
     row = compare(run("cmlp", 10.0, 0.30, False), {"config": "small_cmlp", "trained": False})
     assert row["verdict"] == "not measured: small_cmlp not trained" and "ratio_e" not in row
+
+
+def _stopped_run(run_dir, val_losses, stop_reason):
+    run_dir.mkdir()
+    rows = ["epoch,val_loss"] + [f"{i + 1},{v}" for i, v in enumerate(val_losses)]
+    (run_dir / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run_dir / "summary.json").write_text(f'{{"stop_reason": "{stop_reason}"}}')
+    return run_dir
+
+
+def test_converged_means_stopped_early_after_the_benchmarks_own_patience(tmp_path):
+    """Epochs since the best validation loss come from metrics.csv (a tie is not better); a run that stopped
+    early with a smaller patience than the benchmark asks is not converged, and neither is one stopped otherwise."""
+    run = _stopped_run(tmp_path / "a", [5.0, 3.0, 4.0, 3.0, 3.5], "early_stopping")
+    assert converged_accuracy.epochs_since_best(run) == 3
+    assert converged_accuracy.converged(run, 3) and not converged_accuracy.converged(run, 4)
+    assert not converged_accuracy.converged(_stopped_run(tmp_path / "b", [5.0, 3.0, 4.0, 4.0], "max_minutes"), 1)
+    assert converged_accuracy.epochs_since_best(tmp_path / "none") is None
+
+
+def test_each_configs_patience_is_periods_of_its_own_scheduler():
+    """Every config gets the same number of its scheduler's periods: small_cmlp waits 5 epochs per reduction, the
+    paper's CMLP 50 (the paper's code), so 10 periods are 50 and 500 epochs."""
+    assert converged_accuracy.patience("small_cmlp", 10) == 50
+    assert converged_accuracy.patience("cmlp", 10) == 500

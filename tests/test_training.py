@@ -79,6 +79,16 @@ def test_weight_decay_mode_reaches_the_optimizer(tiny_config, decoupled):
     torch.testing.assert_close(p.detach(), torch.full_like(p, expected), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("stop", "warned"), [(3, True), (4, False), (None, False)])
+def test_early_stopping_that_cannot_follow_a_learning_rate_reduction_is_warned(tiny_config, capsys, stop, warned):
+    """The scheduler lowers the rate after patience + 1 epochs without improvement; early stopping at or below
+    its patience would end every plateau at the first learning rate."""
+    Trainer(tiny_config(train__early_stopping_patience=stop, train__scheduler={"patience": 3}), progress=False)
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("train.early_stopping_patience (3) is not above train.scheduler.patience (3)" in err) is warned
+    assert ("is not above train.scheduler.patience" in err) is warned
+
+
 def test_plateau_warning_when_forces_are_not_learned(tiny_config, monkeypatch):
     """A model that has not moved (lr ~ 0) still predicts ~zero forces: the trainer says so, once, with
     the hint that fits the optimizer settings, and records it in summary.json."""
