@@ -53,8 +53,8 @@ def patience(config: str, periods: int) -> int:
     return periods * max(1, load_config(ROOT / "runs" / f"{config}.yaml").train.scheduler.patience)
 
 
-def overrides(a, run_dir: Path, config: str | None = None) -> list[str]:
-    stop = patience(config, a.patience_periods) if config else f"{a.patience_periods} x train.scheduler.patience"
+def overrides(a, run_dir: Path, stop: int | str) -> list[str]:
+    """The recipe's overrides for a run in ``run_dir`` stopping early after ``stop`` epochs (the JSON names the rule)."""
     out = RECIPE + [f"data.max_train={a.max_train or 'null'}", f"output_dir={run_dir}", "train.max_epochs=100000",
                     f"train.early_stopping_patience={stop}", f"train.device={a.device}"]
     if a.max_minutes:
@@ -82,14 +82,15 @@ def converged(run_dir: Path, needed: int) -> bool:
 
 
 def train(config: str, run_dir: Path, a) -> None:
-    if converged(run_dir, patience(config, a.patience_periods)):
+    stop = patience(config, a.patience_periods)
+    if converged(run_dir, stop):
         print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
     print(f"{config}: {'resuming' if resume else 'starting'} in {repo_path(run_dir)}", flush=True)
     # paths relative to the current directory, so that the run's config.yaml names its data relative to itself
     cfg = load_config(Path(os.path.relpath(ROOT / "runs" / f"{config}.yaml")),
-                      overrides(a, Path(os.path.relpath(run_dir)), config))
+                      overrides(a, Path(os.path.relpath(run_dir)), stop))
     Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
 
 
@@ -186,7 +187,8 @@ def main() -> None:
     for r in rows:
         ratios = "" if "ratio_e" not in r else f"E {r['ratio_e']:.3f}, F {r['ratio_f']:.3f}; "
         print(f"{r['fast']} / {r['paper']}: {ratios}target <= {TARGET}: {r['verdict']}")
-    write_results(a.out, {"recipe": overrides(a, Path(repo_path(a.runs_dir)) / "<config>"), "target": TARGET, "runs": list(runs.values()),
+    write_results(a.out, {"recipe": overrides(a, Path(repo_path(a.runs_dir)) / "<config>",
+                                              f"{a.patience_periods} x train.scheduler.patience"), "target": TARGET, "runs": list(runs.values()),
                           "pairs": rows})
 
 

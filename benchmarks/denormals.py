@@ -92,8 +92,8 @@ def main() -> None:
         med = {(flush, what): statistics.median(x[what] for x in runs[(threads, flush)])
                for flush in (0, 1) for what in ("step_s", "inference_s")}
         results[str(threads)] = {
-            "not_flushed": {"step_s": med[(0, "step_s")], "inference_s": med[(0, "inference_s")], "runs": runs[(threads, 0)]},
-            "flushed": {"step_s": med[(1, "step_s")], "inference_s": med[(1, "inference_s")], "runs": runs[(threads, 1)]},
+            **{name: {"step_s": med[(flush, "step_s")], "inference_s": med[(flush, "inference_s")],
+                      "runs": runs[(threads, flush)]} for name, flush in (("not_flushed", 0), ("flushed", 1))},
             "step_ratio": med[(1, "step_s")] / med[(0, "step_s")],
             "inference_ratio": med[(1, "inference_s")] / med[(0, "inference_s")]}
         res = results[str(threads)]

@@ -317,7 +317,8 @@ class Trainer:
         self.dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
         self.dist = _Distributed(self.device)
         self.progress = progress and self.dist.is_main
-        if config.train.flush_denormals and self.device.type == "cpu":
+        self.flushes_denormals = config.train.flush_denormals and self.device.type == "cpu"
+        if self.flushes_denormals:
             flush_denormals()   # before torch starts its intra-op threads, so that they inherit it
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
@@ -728,8 +729,8 @@ class Trainer:
 
         if self.graphs.test and (self.run_dir / BEST).exists():
             t = self.config.train
-            # the test model flushes subnormals only as train.flush_denormals says (load_model's default would always)
-            model = load_model(self.run_dir / BEST, flush_denormals=t.flush_denormals and self.device.type == "cpu").to(self.device)
+            # the test model flushes subnormals only as the run does (load_model's default would always)
+            model = load_model(self.run_dir / BEST, flush_denormals=self.flushes_denormals).to(self.device)
             pred = predict(model, self.graphs.test, t.pass_size, self.device, self.dtype)
             summary["test"] = energy_force_metrics(pred["e_pred"], pred["e_ref"], pred["n_atoms"], pred["f_pred"], pred["f_ref"])
         self.redraw_learning_curve()
