@@ -64,26 +64,39 @@ def overrides(a, run_dir: Path, stop: int | str) -> list[str]:
     return out
 
 
-def epochs_since_best(run_dir: Path) -> int | None:
-    """Epochs after the one with the lowest validation loss in the run's metrics.csv (None without one)."""
+def validation(run_dir: Path) -> tuple[list[float], list[float]]:
+    """Validation loss and validation F RMSE (eV/Å) per epoch from the run's metrics.csv, read once (empty lists
+    without the file; an epoch without a value is left out of its list)."""
     path = run_dir / "metrics.csv"
     if not path.exists():
-        return None
-    loss = [float(r["val_loss"]) for r in csv.DictReader(path.open()) if r.get("val_loss")]
-    return len(loss) - 1 - loss.index(min(loss)) if loss else None
+        return [], []
+    rows = list(csv.DictReader(path.open()))
+    return ([float(r["val_loss"]) for r in rows if r.get("val_loss")],
+            [float(r["val_rmse_f_ev_a"]) for r in rows if r.get("val_rmse_f_ev_a")])
 
 
-def converged(run_dir: Path, needed: int) -> bool:
-    """Stopped early after at least ``needed`` epochs without a better validation loss (a run stopped early with a
-    smaller patience than this benchmark's is not converged in its sense, and resuming trains it on)."""
-    summary = run_dir / "summary.json"
-    return (summary.exists() and json.loads(summary.read_text())["stop_reason"] == "early_stopping"
-            and (epochs_since_best(run_dir) or 0) >= needed)
+def summary(run_dir: Path) -> dict | None:
+    """The run's summary.json (the trainer writes it at each stop), None before its first stop."""
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def epochs_since_best(val_loss: list[float]) -> int | None:
+    """Epochs after the one with the lowest validation loss (a tie is not better; None without any epoch)."""
+    return len(val_loss) - 1 - val_loss.index(min(val_loss)) if val_loss else None
+
+
+def converged(stopped: dict | None, val_loss: list[float], needed: int) -> bool:
+    """Stopped early (``stopped``: the run's summary) after at least ``needed`` epochs without a better validation
+    loss (a run stopped early with a smaller patience than this benchmark's is not converged in its sense, and
+    resuming trains it on)."""
+    return (stopped is not None and stopped["stop_reason"] == "early_stopping"
+            and (epochs_since_best(val_loss) or 0) >= needed)
 
 
 def train(config: str, run_dir: Path, a) -> None:
     stop = patience(config, a.patience_periods)
-    if converged(run_dir, stop):
+    if converged(summary(run_dir), validation(run_dir)[0], stop):
         print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
@@ -94,30 +107,27 @@ def train(config: str, run_dir: Path, a) -> None:
     Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
 
 
-def recent_gain(run_dir: Path, epochs: int = 10) -> float | None:
-    """Relative fall of the best validation F RMSE over the last ``epochs`` epochs (how far from flat)."""
-    path = run_dir / "metrics.csv"
-    if not path.exists():
+def recent_gain(val_f: list[float], epochs: int = 10) -> float | None:
+    """Relative fall of the best validation F RMSE over the last ``epochs`` epochs (how far from flat; None with
+    ``epochs`` or fewer)."""
+    if len(val_f) <= epochs:
         return None
-    f = [float(r["val_rmse_f_ev_a"]) for r in csv.DictReader(path.open()) if r.get("val_rmse_f_ev_a")]
-    if len(f) <= epochs:
-        return None
-    before, now = min(f[:-epochs]), min(f)
+    before, now = min(val_f[:-epochs]), min(val_f)
     return (before - now) / before
 
 
 def report(config: str, run_dir: Path, periods: int) -> dict:
-    path = run_dir / "summary.json"
-    if not path.exists():
+    s = summary(run_dir)
+    if s is None:
         return {"config": config, "run_dir": repo_path(run_dir), "trained": False}
-    s = json.loads(path.read_text())
+    val_loss, val_f = validation(run_dir)
     test = s.get("test", {})
     needed = patience(config, periods)
     return {"config": config, "run_dir": repo_path(run_dir), "trained": True, "epochs": s["epochs"],
             "train_hours": s["train_seconds"] / 3600, "device": s["device"], "n_parameters": s["n_parameters"],
             "stop_reason": s["stop_reason"], "early_stopping_patience": needed,
-            "epochs_since_best": epochs_since_best(run_dir), "converged": converged(run_dir, needed),
-            "val_f_gain_last_10_epochs": recent_gain(run_dir),
+            "epochs_since_best": epochs_since_best(val_loss), "converged": converged(s, val_loss, needed),
+            "val_f_gain_last_10_epochs": recent_gain(val_f),
             "test_rmse_e_mev_atom": test.get("rmse_e_mev_atom"), "test_rmse_f_ev_a": test.get("rmse_f_ev_a")}
 
 

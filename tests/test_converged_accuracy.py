@@ -49,11 +49,22 @@ def _stopped_run(run_dir, val_losses, stop_reason):
 def test_converged_means_stopped_early_after_the_benchmarks_own_patience(tmp_path):
     """Epochs since the best validation loss come from metrics.csv (a tie is not better); a run that stopped
     early with a smaller patience than the benchmark asks is not converged, and neither is one stopped otherwise."""
+    ca = converged_accuracy
     run = _stopped_run(tmp_path / "a", [5.0, 3.0, 4.0, 3.0, 3.5], "early_stopping")
-    assert converged_accuracy.epochs_since_best(run) == 3
-    assert converged_accuracy.converged(run, 3) and not converged_accuracy.converged(run, 4)
-    assert not converged_accuracy.converged(_stopped_run(tmp_path / "b", [5.0, 3.0, 4.0, 4.0], "max_minutes"), 1)
-    assert converged_accuracy.epochs_since_best(tmp_path / "none") is None
+    loss, val_f = ca.validation(run)
+    assert loss == [5.0, 3.0, 4.0, 3.0, 3.5] and val_f == []
+    assert ca.epochs_since_best(loss) == 3
+    assert ca.converged(ca.summary(run), loss, 3) and not ca.converged(ca.summary(run), loss, 4)
+    other = _stopped_run(tmp_path / "b", [5.0, 3.0, 4.0, 4.0], "max_minutes")
+    assert not ca.converged(ca.summary(other), ca.validation(other)[0], 1)
+    assert ca.validation(tmp_path / "none") == ([], []) and ca.summary(tmp_path / "none") is None
+    assert ca.epochs_since_best([]) is None and not ca.converged(None, [], 0)
+
+
+def test_recent_gain_is_the_fall_of_the_best_validation_f():
+    """Best of all epochs against the best before the last ``epochs``: 0.5 -> 0.4 is a 20% fall; too short: None."""
+    assert converged_accuracy.recent_gain([0.6, 0.5, 0.55, 0.4], epochs=2) == pytest.approx(0.2)
+    assert converged_accuracy.recent_gain([0.6, 0.5], epochs=2) is None
 
 
 def test_each_configs_patience_is_periods_of_its_own_scheduler():
