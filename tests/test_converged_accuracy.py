@@ -72,3 +72,22 @@ def test_each_configs_patience_is_periods_of_its_own_scheduler():
     paper's CMLP 50 (the paper's code), so 10 periods are 50 and 500 epochs."""
     assert converged_accuracy.patience("small_cmlp", 10) == 50
     assert converged_accuracy.patience("cmlp", 10) == 500
+
+
+def test_the_third_pair_differs_in_architecture_alone():
+    """runs/cmlp_small_recipe.yaml is the paper's CMLP model (cmlp.yaml's model section, unchanged) trained with
+    small_cmlp's optimizer, scheduler, batch and loss weights; from cmlp.yaml it differs only in the decay mode and the
+    scheduler's patience, so the pair cmlp_small_recipe:small_cmlp compares architectures, and its patience is 50."""
+    from hqc_qiskit.config import load_config
+
+    cfg = {name: load_config(ROOT / "runs" / f"{name}.yaml") for name in ("cmlp", "cmlp_small_recipe", "small_cmlp")}
+    assert cfg["cmlp_small_recipe"].model == cfg["cmlp"].model
+    same_step = ("batch_size", "lr", "amsgrad", "weight_decay", "decoupled_weight_decay", "scheduler", "ema_decay",
+                 "energy_weight", "forces_weight", "stress_weight", "grad_clip_norm")
+    for key in same_step:
+        assert getattr(cfg["cmlp_small_recipe"].train, key) == getattr(cfg["small_cmlp"].train, key), key
+    paper, ours = cfg["cmlp"].train.model_dump(), cfg["cmlp_small_recipe"].train.model_dump()
+    assert {k for k in paper if paper[k] != ours[k]} == {"decoupled_weight_decay", "scheduler"}
+    assert paper["scheduler"] | {"patience": 5} == ours["scheduler"]
+    assert converged_accuracy.patience("cmlp_small_recipe", 10) == 50
+    assert "cmlp_small_recipe:small_cmlp" in converged_accuracy.DEFAULT_PAIRS.split(",")
