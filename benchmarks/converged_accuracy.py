@@ -36,8 +36,8 @@ CPU; on a GPU one pass may be faster, not measured).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import repo_path, write_results  # noqa: E402
 
 from hqc_qiskit.config import load_config  # noqa: E402
+from hqc_qiskit.plots import _read_csv  # noqa: E402
 from hqc_qiskit.train import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +79,9 @@ def validation(run_dir: Path) -> tuple[list[float], list[float]]:
     path = run_dir / "metrics.csv"
     if not path.exists():
         return [], []
-    rows = list(csv.DictReader(path.open()))
-    return ([float(r["val_loss"]) for r in rows if r.get("val_loss")],
-            [float(r["val_rmse_f_ev_a"]) for r in rows if r.get("val_rmse_f_ev_a")])
+    cols = _read_csv(path)   # the trainer's metrics.csv column reader (an empty cell is nan)
+    loss, val_f = (cols.get(key, []) for key in ("val_loss", "val_rmse_f_ev_a"))
+    return [float(v) for v in loss if not math.isnan(v)], [float(v) for v in val_f if not math.isnan(v)]
 
 
 def summary(run_dir: Path) -> dict | None:
@@ -168,8 +169,7 @@ def compare(paper: dict, fast: dict) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs", default=DEFAULT_PAIRS,
-                   help="reference:fast config names (runs/*.yaml)")
+    p.add_argument("--pairs", default=DEFAULT_PAIRS, help="reference:fast config names (runs/*.yaml)")
     p.add_argument("--patience-periods", type=int, default=10, help="early stopping: epochs without a better "
                    "validation loss, in units of the config's train.scheduler.patience")
     p.add_argument("--max-minutes", type=float, default=None, help="per config and invocation (resumable)")
