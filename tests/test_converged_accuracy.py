@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,48 @@ def test_the_third_pair_differs_in_architecture_alone():
     assert paper["scheduler"] | {"patience": 5} == ours["scheduler"]
     assert converged_accuracy.patience("cmlp_small_recipe", 10) == 50
     assert "cmlp_small_recipe:small_cmlp" in converged_accuracy.DEFAULT_PAIRS.split(",")
+
+
+def test_the_fourth_pair_shares_the_third_pairs_optimizer():
+    """small_l2_cmlp, the fast config set against cmlp_small_recipe in the fourth default pair, trains with the same
+    optimizer, scheduler, batch and loss weights (so that pair, too, compares architectures), and on its own
+    small architecture, not the paper's."""
+    from hqc_qiskit.config import load_config
+
+    ref, fast = (load_config(ROOT / "runs" / f"{name}.yaml") for name in ("cmlp_small_recipe", "small_l2_cmlp"))
+    same_step = ("batch_size", "lr", "amsgrad", "weight_decay", "decoupled_weight_decay", "scheduler", "ema_decay",
+                 "energy_weight", "forces_weight", "stress_weight", "grad_clip_norm")
+    assert {key for key in same_step if getattr(ref.train, key) != getattr(fast.train, key)} == set()
+    assert fast.model.hidden_irreps != ref.model.hidden_irreps
+    assert "cmlp_small_recipe:small_l2_cmlp" in converged_accuracy.DEFAULT_PAIRS.split(",")
+
+
+@pytest.mark.parametrize("run_dir", sorted(p.parent for p in (ROOT / "runs" / "converged").glob("*/config.yaml")),
+                         ids=lambda p: p.name)
+def test_each_converged_run_trained_with_the_benchmarks_settings(run_dir):
+    """Some runs under runs/converged began as longer runs of the same config and were copied there (README): their
+    config.yaml must be what the benchmark builds for that config (the config's own settings plus the fast-start
+    recipe, all training data), apart from where the run is written, when it stops, its device and its threads."""
+    from hqc_qiskit.config import load_config
+
+    class Args:   # the benchmark's command line as far as the training settings go
+        max_train, device, max_minutes, threads = None, "auto", None, None
+
+    def flat(raw: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in raw.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return out
+
+    def settings(cfg) -> dict:
+        values = flat(cfg.model_dump(mode="json"))
+        for key in ("data.train", "data.val", "data.test"):   # loaded relative to the current directory
+            values[key] = str(Path(values[key]).resolve()) if values[key] else None
+        return values
+
+    ours = settings(load_config(run_dir / "config.yaml"))
+    bench = settings(load_config(ROOT / "runs" / f"{run_dir.name}.yaml",
+                                 converged_accuracy.overrides(Args, run_dir, converged_accuracy.patience(run_dir.name, 10))))
+    free = {"output_dir", "train.max_epochs", "train.max_minutes", "train.early_stopping_patience", "train.device",
+            "train.num_threads"}
+    assert {k for k in ours.keys() | bench.keys() if ours.get(k) != bench.get(k)} <= free
