@@ -13,6 +13,9 @@ spec = importlib.util.spec_from_file_location("converged_accuracy", ROOT / "benc
 converged_accuracy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(converged_accuracy)
 compare = converged_accuracy.compare
+# the training settings that make two configs' steps the same apart from the model
+SAME_STEP = ("batch_size", "lr", "amsgrad", "weight_decay", "decoupled_weight_decay", "scheduler", "ema_decay",
+             "energy_weight", "forces_weight", "stress_weight", "grad_clip_norm")
 
 
 def run(config: str, e: float, f: float, converged: bool) -> dict:
@@ -83,9 +86,7 @@ def test_the_third_pair_differs_in_architecture_alone():
 
     cfg = {name: load_config(ROOT / "runs" / f"{name}.yaml") for name in ("cmlp", "cmlp_small_recipe", "small_cmlp")}
     assert cfg["cmlp_small_recipe"].model == cfg["cmlp"].model
-    same_step = ("batch_size", "lr", "amsgrad", "weight_decay", "decoupled_weight_decay", "scheduler", "ema_decay",
-                 "energy_weight", "forces_weight", "stress_weight", "grad_clip_norm")
-    for key in same_step:
+    for key in SAME_STEP:
         assert getattr(cfg["cmlp_small_recipe"].train, key) == getattr(cfg["small_cmlp"].train, key), key
     paper, ours = cfg["cmlp"].train.model_dump(), cfg["cmlp_small_recipe"].train.model_dump()
     assert {k for k in paper if paper[k] != ours[k]} == {"decoupled_weight_decay", "scheduler"}
@@ -101,9 +102,7 @@ def test_the_fourth_pair_shares_the_third_pairs_optimizer():
     from hqc_qiskit.config import load_config
 
     ref, fast = (load_config(ROOT / "runs" / f"{name}.yaml") for name in ("cmlp_small_recipe", "small_l2_cmlp"))
-    same_step = ("batch_size", "lr", "amsgrad", "weight_decay", "decoupled_weight_decay", "scheduler", "ema_decay",
-                 "energy_weight", "forces_weight", "stress_weight", "grad_clip_norm")
-    assert {key for key in same_step if getattr(ref.train, key) != getattr(fast.train, key)} == set()
+    assert {key for key in SAME_STEP if getattr(ref.train, key) != getattr(fast.train, key)} == set()
     assert fast.model.hidden_irreps != ref.model.hidden_irreps
     assert "cmlp_small_recipe:small_l2_cmlp" in converged_accuracy.DEFAULT_PAIRS.split(",")
 
