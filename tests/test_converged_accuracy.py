@@ -113,7 +113,7 @@ def test_each_converged_run_trained_with_the_benchmarks_settings(run_dir):
     """Some runs under runs/converged began as longer runs of the same config and were copied there (README): their
     config.yaml must be what the benchmark builds for that config (the config's own settings plus the fast-start
     recipe, all training data), apart from where the run is written, when it stops, its device and its threads."""
-    from hqc_qiskit.config import load_config
+    from hqc_qiskit.config import _map_paths, load_config
 
     class Args:   # the benchmark's command line as far as the training settings go
         max_train, device, max_minutes, threads = None, "auto", None, None
@@ -125,10 +125,9 @@ def test_each_converged_run_trained_with_the_benchmarks_settings(run_dir):
         return out
 
     def settings(cfg) -> dict:
-        values = flat(cfg.model_dump(mode="json"))
-        for key in ("data.train", "data.val", "data.test"):   # loaded relative to the current directory
-            values[key] = str(Path(values[key]).resolve()) if values[key] else None
-        return values
+        raw = cfg.model_dump(mode="json")
+        _map_paths(raw, lambda value: str(Path(value).resolve()))   # every path field, loaded relative to the cwd
+        return flat(raw)
 
     ours = settings(load_config(run_dir / "config.yaml"))
     bench = settings(load_config(ROOT / "runs" / f"{run_dir.name}.yaml",
