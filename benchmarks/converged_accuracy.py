@@ -2,7 +2,7 @@
 
     python benchmarks/converged_accuracy.py [--pairs cmlp:small_cmlp,hqc_cz:small_hqc_cz,cmlp_small_recipe:small_cmlp,...]
         [--patience-periods 10] [--max-minutes M] [--threads N] [--device auto|cpu|cuda] [--runs-dir runs/converged]
-        [--train-only small_cmlp,...] [--report-only] [--out converged_accuracy]
+        [--train-only small_cmlp,...] [--report-only] [--restart-from-best] [--out converged_accuracy]
 
 Every config of the pairs (reference config : fast named config; the JSON calls the reference "paper") trains on
 all 900 training structures with the same recipe: the config's own model, optimizer and scheduler, plus the fast
@@ -13,7 +13,9 @@ config's learning-rate schedule gets the same number of chances to lower the rat
 fixed count of epochs would stop a config whose scheduler waits as long (the paper's 50) before it ever lowered its
 rate. That stop is what "converged" means here. Runs live in <runs-dir>/<config> and resume from their checkpoints, so a
 training that does not fit in one sitting (--max-minutes per config and invocation) continues on the
-next invocation; --train-only trains some configs now, --report-only trains none.
+next invocation; --train-only trains some configs now, --report-only trains none. A run whose checkpoint.pt is not
+there (the large ones are not committed) continues from its best_model.pt with --restart-from-best, with a fresh
+optimizer (docs/training.md, "Lost checkpoint"); the report lists such restarts per run.
 
 Output: the test RMSE of E (meV/atom) and F (eV/Å) of each run's best EMA model (from its
 summary.json, written by the trainer at each stop) and, per pair, fast / paper for E and F; the
@@ -112,11 +114,14 @@ def train(config: str, run_dir: Path, a) -> None:
         print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
-    print(f"{config}: {'resuming' if resume else 'starting'} in {repo_path(run_dir)}", flush=True)
+    # checkpoint.pt of a large run is not committed (20 MB a version): a fresh checkout continues from best_model.pt
+    restart = not resume and a.restart_from_best and (run_dir / "best_model.pt").exists()
+    how = "resuming" if resume else "restarting from best_model.pt" if restart else "starting"
+    print(f"{config}: {how} in {repo_path(run_dir)}", flush=True)
     # paths relative to the current directory, so that the run's config.yaml names its data relative to itself
     cfg = load_config(Path(os.path.relpath(ROOT / "runs" / f"{config}.yaml")),
                       overrides(a, Path(os.path.relpath(run_dir)), stop))
-    Trainer(cfg, resume=resume, progress=sys.stderr.isatty()).fit()
+    Trainer(cfg, resume=resume, restart_from_best=restart, progress=sys.stderr.isatty()).fit()
 
 
 def recent_gain(val_f: list[float], epochs: int = 10) -> float | None:
@@ -140,6 +145,8 @@ def report(config: str, run_dir: Path, periods: int) -> dict:
             "stop_reason": s["stop_reason"], "early_stopping_patience": needed,
             "epochs_since_best": epochs_since_best(val_loss), "converged": converged(s, val_loss, needed),
             "val_f_gain_last_10_epochs": recent_gain(val_f),
+            # continuations from best_model.pt after a lost checkpoint (--restart-from-best): epochs, learning rates
+            "restarts": s.get("restarts", []),
             "test_rmse_e_mev_atom": test.get("rmse_e_mev_atom"), "test_rmse_f_ev_a": test.get("rmse_f_ev_a")}
 
 
@@ -183,6 +190,8 @@ def main() -> None:
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "converged")
     p.add_argument("--train-only", default=None, help="comma-separated configs to train now (default: all)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report the runs as they are")
+    p.add_argument("--restart-from-best", action="store_true", help="a run with a best_model.pt but no checkpoint.pt "
+                   "continues from the best model with a fresh optimizer (hqc-qiskit train --restart-from-best)")
     p.add_argument("--out", default="converged_accuracy")
     a = p.parse_args()
     pairs = [tuple(pair.split(":")) for pair in a.pairs.split(",")]

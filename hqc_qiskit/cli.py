@@ -266,6 +266,9 @@ def train(
     resume: bool = typer.Option(False, help="continue from <run_dir>/checkpoint.pt exactly where it stopped"),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="start over in a run directory that already holds a run (its checkpoints are replaced)"),
+    restart_from_best: bool = typer.Option(
+        False, "--restart-from-best", help="continue a run whose checkpoint.pt is lost from its best_model.pt: "
+        "its weights, epoch and learning rate, a fresh optimizer (not exact; recorded in summary.json 'restarts')"),
     progress: bool = typer.Option(True, help="show progress bars"),
 ):
     """Train a potential; writes the run directory (config, metrics.csv, checkpoints, plots, summary)."""
@@ -277,7 +280,8 @@ def train(
     try:
         cfg = load_config(config, override)
         refuse_resume_with_overwrite(resume, overwrite)
-        trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty(), overwrite=overwrite)
+        trainer = Trainer(cfg, resume=resume, progress=progress and sys.stderr.isatty(), overwrite=overwrite,
+                          restart_from_best=restart_from_best)
         if trainer.dist.is_main:
             t = cfg.train
             passes = f" in passes of {t.micro_batch_size}" if t.pass_size < t.batch_size else ""

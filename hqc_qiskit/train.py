@@ -304,15 +304,20 @@ class Trainer:
 
     A fresh run (``resume=False``) refuses a run directory that already holds a checkpoint or a best
     model, so that a forgotten ``--resume`` does not overwrite hours of training; ``overwrite=True``
-    starts over there anyway.
+    starts over there anyway. ``restart_from_best=True`` continues a run whose checkpoint.pt is lost from its
+    best_model.pt (:meth:`_restart_from_best`: not exact, and recorded as a restart).
     """
 
     def __init__(self, config: RunConfig, resume: bool = False, progress: bool = True, splits: tuple | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, restart_from_best: bool = False):
         self.config = config
         self.run_dir = Path(config.run_dir())
-        if not resume and not overwrite:
+        if sum((resume, overwrite, restart_from_best)) > 1:
+            raise ConfigError("resume, overwrite and restart-from-best exclude each other: continue the run exactly, "
+                              "start it over, or continue it from its best model")
+        if not (resume or overwrite or restart_from_best):
             refuse_finished_run(self.run_dir)
+        continuing = resume or restart_from_best
         self.device = resolve_device(config.train.device)
         self.dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
         self.dist = _Distributed(self.device)
@@ -337,7 +342,7 @@ class Trainer:
 
         self.model = build_model(config.model)
         check_trainable_noisy_readouts(self.model, log=stderr_line if self.dist.is_main else None)
-        if config.train.init_from is not None and not resume:
+        if config.train.init_from is not None and not continuing:
             # fine-tuning: the source's weights and reference energies; noisy readouts simulate their coefficients
             initialise_from(self.model, config.train.init_from)
             build_noisy_readouts(self.model, progress=self.progress, log=stderr_line if self.dist.is_main else None)
@@ -345,7 +350,7 @@ class Trainer:
         fresh = config.train.init_from is None   # a fine-tuned model keeps its source's reference energies
         if fresh and config.model.reference_energies == "fit":
             self.model.reference_energies.copy_(fit_reference_energies(train, species))
-        elif fresh and config.model.reference_energies == "fit_residual" and not resume:
+        elif fresh and config.model.reference_energies == "fit_residual" and not continuing:
             self.model.reference_energies.copy_(
                 fit_residual_reference_energies(self.model, self.graphs.train, species, self.device, self.dtype))
         if config.train.stress_weight:
@@ -382,8 +387,11 @@ class Trainer:
         self.epochs_since_best = 0
         self._spiking = False   # inside a divergence episode (SpikeWarning said so once)
         self.wall_offset = 0.0
+        self.restarts: list[dict] = []   # continuations from best_model.pt (_restart_from_best), kept in checkpoints
         if resume:
             self._load_checkpoint()
+        elif restart_from_best:
+            self._restart_from_best()
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             for stale in (CHECKPOINT, BEST, "summary.json"):   # an overwritten run's state must not mix with this one's
@@ -406,6 +414,7 @@ class Trainer:
             "wall_seconds": self.wall_offset,
             "torch_rng": torch.get_rng_state(),
             "run_config": self.config.model_dump(mode="json"),
+            "restarts": self.restarts,
         }
         if self.ema is not None:
             state["ema_averaged"] = self.ema.state_dict()
@@ -416,12 +425,7 @@ class Trainer:
         if not path.exists():
             raise ConfigError(f"{path}: nothing to resume (no checkpoint in the run directory)")
         state = read_checkpoint(path, self.device)
-        try:
-            self.model.load_state_dict(state["model_state"])
-        except (KeyError, RuntimeError) as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            raise ConfigError(f"{path}: written by another model than this config builds; resume with the run's own "
-                              f"config ({self.run_dir / 'config.yaml'}); first difference: {lines[min(1, len(lines) - 1)][:300]}") from None
+        self._load_weights(path, state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.warmup is not None and state.get("warmup") is not None:
@@ -431,8 +435,77 @@ class Trainer:
         self.epoch, self.best_val = state["epoch"], state["best_val"]
         self.epochs_since_best, self.wall_offset = state["epochs_since_best"], state["wall_seconds"]
         torch.set_rng_state(state["torch_rng"])
+        self.restarts = list(state.get("restarts", []))
         if self.dist.is_main:
             self._truncate_metrics(self.epoch)
+
+    def _load_weights(self, path: Path, state: dict) -> None:
+        """The model weights of checkpoint ``path`` (its payload ``state``); ConfigError naming the file and the
+        first difference when another architecture wrote it."""
+        try:
+            self.model.load_state_dict(state["model_state"])
+        except (KeyError, RuntimeError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            raise ConfigError(f"{path}: written by another model than this config builds; resume with the run's own "
+                              f"config ({self.run_dir / 'config.yaml'}); first difference: {lines[min(1, len(lines) - 1)][:300]}") from None
+
+    def _restart_from_best(self) -> None:
+        """Continue a run whose checkpoint.pt is lost (say, left out of a copy) from its best_model.pt.
+
+        Kept: the best model's (EMA) weights, as both the trained and the averaged weights; its epoch and
+        validation loss; the EMA's update count (so its decay stays where it was); the learning rate and wall
+        time of that epoch's row in metrics.csv, whose later rows are dropped (their state is gone). Lost: the
+        optimizer's moments, which start afresh behind a new warm-up of train.warmup_steps, and the scheduler's
+        count of epochs without a better loss (0 from here). So this is not the exact continuation ``resume``
+        gives: it is recorded in ``restarts`` (checkpoints, summary.json) with the epoch it restarted at."""
+        best, checkpoint = self.run_dir / BEST, self.run_dir / CHECKPOINT
+        if checkpoint.exists():
+            raise ConfigError(f"{checkpoint} exists: continue the run exactly with --resume instead")
+        if not best.exists():
+            raise ConfigError(f"{best}: no best model to restart from (nothing was trained in {self.run_dir})")
+        state = read_checkpoint(best, self.device)
+        if "epoch" not in state or "val_loss" not in state:
+            raise ConfigError(f"{best}: holds no epoch / val_loss (not a best model the trainer wrote)")
+        self._load_weights(best, state)
+        epoch = int(state["epoch"])
+        row = self._metrics_row(epoch)
+        self.epoch, self.best_val, self.epochs_since_best = epoch, float(state["val_loss"]), 0
+        self.wall_offset, lr = float(row["wall_seconds"]), float(row["lr"])
+        t = self.config.train
+        for group in self.optimizer.param_groups:   # schedulers built on this optimizer start from this rate
+            group["lr"] = group["initial_lr"] = lr
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=t.scheduler.factor, patience=t.scheduler.patience)
+        self.scheduler.best = self.best_val
+        self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0 / t.warmup_steps, 1.0, t.warmup_steps)
+                       if t.warmup_steps else None)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.model.state_dict())
+            steps_per_epoch = math.ceil(len(self.graphs.train) / t.batch_size)
+            self.ema.n_averaged.fill_(epoch * steps_per_epoch)
+        self.restarts = [*self.restarts, {"epoch": epoch, "from": BEST, "lr": lr,
+                                          "lost": "optimizer moments, scheduler's epochs without a better loss"}]
+        if self.dist.is_main:
+            self._truncate_metrics(epoch)
+            stderr_line(f"restarting {self.run_dir} at epoch {epoch} from {BEST} (lr {lr:g}): no {CHECKPOINT}, so the "
+                        "optimizer's moments start afresh after a new warm-up; recorded in summary.json 'restarts'")
+            if t.amsgrad:
+                # measured (docs/training.md, "Lost checkpoint"): a long run's running maximum of the second moments
+                # is several times their current value, so a fresh one takes larger steps than the lost run did
+                stderr_line("warning: AMSGrad's running maximum of the second moments is lost too, so the steps are "
+                            "larger than the run's were; watch for a spike in the first epochs (docs/training.md)")
+
+    def _metrics_row(self, epoch: int) -> dict:
+        """Row ``epoch`` of this run's metrics.csv (dict of strings); ConfigError naming the file when absent."""
+        path = self.run_dir / "metrics.csv"
+        rows = []
+        if path.exists():
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        found = [r for r in rows if r.get("epoch") and int(r["epoch"]) == epoch]
+        if not found or not found[-1].get("lr") or not found[-1].get("wall_seconds"):
+            raise ConfigError(f"{path}: no row with lr and wall_seconds for epoch {epoch}, the epoch of {BEST}")
+        return found[-1]
 
     def _metrics_header(self) -> list[str]:
         """The columns of this run's metrics.csv: its own header when resuming a run with an older one."""
@@ -650,6 +723,8 @@ class Trainer:
                    "training_coverage": self.coverage}
         if self.warnings:
             summary["warnings"] = self.warnings
+        if self.restarts:
+            summary["restarts"] = self.restarts
         if self.dist.is_main:
             self.finish(summary)
         return summary

@@ -63,6 +63,62 @@ def test_same_seed_same_numbers_and_resume_identical(tiny_config, tmp_path, reci
         assert ra["train_loss"] == rb["train_loss"] and ra["val_rmse_f_ev_a"] == rb["val_rmse_f_ev_a"]
 
 
+def test_restart_from_best_continues_a_run_whose_checkpoint_is_lost(tiny_config):
+    """checkpoint.pt gone (a fresh checkout has only the committed best_model.pt): the run goes on from the best
+    model's weights, epoch, learning rate and wall time with a fresh optimizer, and says so in summary.json."""
+    cfg = tiny_config(train__max_epochs=3, **FAST_START)
+    Trainer(cfg, progress=False).fit()
+    run = cfg.run_dir()
+    best = torch.load(run / "best_model.pt", weights_only=False)
+    with open(run / "metrics.csv", "a") as fh:   # a row after the best epoch: its state is lost with the checkpoint
+        fh.write(f"{best['epoch'] + 1},0.01,999,999,999,999,999,999,999,1,1\n")
+    with pytest.raises(ConfigError, match="checkpoint.pt exists: continue the run exactly with --resume"):
+        Trainer(tiny_config(train__max_epochs=5, **FAST_START), restart_from_best=True, progress=False)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        Trainer(tiny_config(train__max_epochs=5, **FAST_START), resume=True, restart_from_best=True, progress=False)
+    (run / "checkpoint.pt").unlink()
+    row = {r["epoch"]: r for r in _rows(run)}[str(best["epoch"])]
+
+    trainer = Trainer(tiny_config(train__max_epochs=best["epoch"] + 2, **FAST_START), restart_from_best=True,
+                      progress=False)
+    assert trainer.epoch == best["epoch"] and trainer.best_val == best["val_loss"]
+    for key, value in best["model_state"].items():
+        torch.testing.assert_close(trainer.model.state_dict()[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(trainer.ema.module.state_dict()[key], value, rtol=0, atol=0)
+    steps = math.ceil(len(trainer.graphs.train) / trainer.config.train.batch_size)
+    assert int(trainer.ema.n_averaged) == best["epoch"] * steps   # the EMA's decay goes on where it was
+    # a new warm-up towards the learning rate of the best epoch's row
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(float(row["lr"]) / 5)
+    assert trainer.scheduler.best == best["val_loss"]
+    summary = trainer.fit()
+
+    rows = _rows(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, best["epoch"] + 3))   # the lost epoch's row is gone
+    assert float(rows[best["epoch"]]["wall_seconds"]) > float(row["wall_seconds"])
+    assert summary["epochs"] == best["epoch"] + 2
+    assert [r["epoch"] for r in summary["restarts"]] == [best["epoch"]]
+    assert json.loads((run / "summary.json").read_text())["restarts"] == summary["restarts"]
+    # resuming exactly afterwards keeps the record of the restart
+    resumed = Trainer(tiny_config(train__max_epochs=best["epoch"] + 3, **FAST_START), resume=True, progress=False)
+    assert resumed.fit()["restarts"] == summary["restarts"]
+    # docs/evidence/amsgrad_memory.py reads what the restart lost: the running maximum is never below the average
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("amsgrad_memory", Path(__file__).parents[1] / "docs" / "evidence"
+                                                  / "amsgrad_memory.py")
+    memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory)
+    steps, quantiles = memory.ratio_quantiles(str(run / "checkpoint.pt"))
+    assert steps == resumed.epoch * math.ceil(len(resumed.graphs.train) / resumed.config.train.batch_size) - \
+        best["epoch"] * math.ceil(len(resumed.graphs.train) / resumed.config.train.batch_size)   # since the restart
+    assert all(q >= 1.0 for q in quantiles) and quantiles == sorted(quantiles)
+
+
+def test_restart_from_best_without_a_best_model_is_clear(tiny_config):
+    with pytest.raises(ConfigError, match="best_model.pt: no best model to restart from"):
+        Trainer(tiny_config(), restart_from_best=True, progress=False)
+
+
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_weight_decay_mode_reaches_the_optimizer(tiny_config, decoupled):
     """Coupled L2 (the paper's code) by default; decoupled (AdamW) on request. One step with a zero loss
