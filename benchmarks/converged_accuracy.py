@@ -14,7 +14,7 @@ fixed count of epochs would stop a config whose scheduler waits as long (the pap
 rate. That stop is what "converged" means here. Runs live in <runs-dir>/<config> and resume from their checkpoints, so a
 training that does not fit in one sitting (--max-minutes per config and invocation) continues on the
 next invocation; --train-only trains some configs now, --report-only trains none. A run whose checkpoint.pt is not
-there (the large ones are not committed) continues from its best_model.pt with --restart-from-best, with a fresh
+there (runs/converged/cmlp's was git-ignored and is lost) continues from its best_model.pt with --restart-from-best, with a fresh
 optimizer (docs/training.md, "Lost checkpoint"); the report lists such restarts per run.
 
 Output: the test RMSE of E (meV/atom) and F (eV/Å) of each run's best EMA model (from its
@@ -114,7 +114,7 @@ def train(config: str, run_dir: Path, a) -> None:
         print(f"{config}: converged already ({repo_path(run_dir)})")
         return
     resume = (run_dir / "checkpoint.pt").exists()
-    # checkpoint.pt of a large run is not committed (20 MB a version): a fresh checkout continues from best_model.pt
+    # a run whose checkpoint.pt was lost (git-ignored on another machine) can go on only from its best_model.pt
     restart = not resume and a.restart_from_best and (run_dir / "best_model.pt").exists()
     how = "resuming" if resume else "restarting from best_model.pt" if restart else "starting"
     print(f"{config}: {how} in {repo_path(run_dir)}", flush=True)

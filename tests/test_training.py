@@ -85,8 +85,8 @@ def test_restart_from_best_continues_a_run_whose_checkpoint_is_lost(tiny_config)
     for key, value in best["model_state"].items():
         torch.testing.assert_close(trainer.model.state_dict()[key], value, rtol=0, atol=0)
         torch.testing.assert_close(trainer.ema.module.state_dict()[key], value, rtol=0, atol=0)
-    steps = math.ceil(len(trainer.graphs.train) / trainer.config.train.batch_size)
-    assert int(trainer.ema.n_averaged) == best["epoch"] * steps   # the EMA's decay goes on where it was
+    per_epoch = math.ceil(len(trainer.graphs.train) / trainer.config.train.batch_size)   # optimizer steps
+    assert int(trainer.ema.n_averaged) == best["epoch"] * per_epoch   # the EMA's decay goes on where it was
     # a new warm-up towards the learning rate of the best epoch's row
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(float(row["lr"]) / 5)
     assert trainer.scheduler.best == best["val_loss"]
@@ -109,8 +109,7 @@ def test_restart_from_best_continues_a_run_whose_checkpoint_is_lost(tiny_config)
     memory = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(memory)
     steps, quantiles = memory.ratio_quantiles(str(run / "checkpoint.pt"))
-    assert steps == resumed.epoch * math.ceil(len(resumed.graphs.train) / resumed.config.train.batch_size) - \
-        best["epoch"] * math.ceil(len(resumed.graphs.train) / resumed.config.train.batch_size)   # since the restart
+    assert steps == (resumed.epoch - best["epoch"]) * per_epoch   # the fresh optimizer's steps since the restart
     assert all(q >= 1.0 for q in quantiles) and quantiles == sorted(quantiles)
 
 
